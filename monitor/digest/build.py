@@ -1,0 +1,130 @@
+"""The manager's daily digest: what changed, what is overdue, what praise to pass on.
+
+Data is gathered into a plain dict (easy to test), then rendered to HTML
+(Jinja2 with autoescape: mention text is hostile) and Markdown (text escaped
+for Markdown so a review cannot inject links or HTML).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from monitor.escaping import safe_url
+from monitor.store import latest_crawl_runs
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
+
+
+def markdown_escape(text: Any) -> str:
+    """Escape Markdown (and inline HTML) syntax; collapse newlines so a mention stays one bullet."""
+    value = "" if text is None else str(text)
+    value = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    value = re.sub(r"\s+", " ", value).strip()
+    return _MD_SPECIAL.sub(r"\\\1", value)
+
+
+def _count_labels(db: sqlite_utils.Database, start: str, end: str) -> dict[str, int]:
+    rows = db.query(
+        "select coalesce(c.label, 'unclassified') as label, count(*) as n from mentions m "
+        "left join classifications c on c.mention_id = m.id "
+        "where coalesce(m.posted_at, m.first_seen_at) >= ? and coalesce(m.posted_at, m.first_seen_at) < ? "
+        "group by 1",
+        [start, end],
+    )
+    return {row["label"]: row["n"] for row in rows}
+
+
+def _excerpt(text: str | None, limit: int = 280) -> str:
+    text = re.sub(r"\s+", " ", text or "").strip()
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def gather_digest(db: sqlite_utils.Database, day: date, brand: str = "") -> dict[str, Any]:
+    """Everything the digest for ``day`` (a UTC calendar day) shows."""
+    start = datetime.combine(day, time(), tzinfo=UTC)
+    end = start + timedelta(days=1)
+    prev = start - timedelta(days=1)
+    iso = lambda d: d.isoformat()  # noqa: E731
+    today = _count_labels(db, iso(start), iso(end))
+    yesterday = _count_labels(db, iso(prev), iso(start))
+
+    def mentions(label: str, limit: int) -> list[dict[str, Any]]:
+        rows = db.query(
+            "select m.id, m.source, m.author, m.title, m.text, m.rating, m.url, m.location, m.posted_at, "
+            "c.score, c.topics from mentions m join classifications c on c.mention_id = m.id "
+            "where c.label = ? and coalesce(m.posted_at, m.first_seen_at) >= ? "
+            "and coalesce(m.posted_at, m.first_seen_at) < ? order by c.score desc limit ?",
+            [label, iso(start), iso(end), limit],
+        )
+        return [
+            {**row, "excerpt": _excerpt(row["text"] or row["title"]), "topics": json.loads(row["topics"] or "[]")}
+            for row in rows
+        ]
+
+    topics: dict[str, int] = {}
+    for row in db.query(
+        "select c.topics from mentions m join classifications c on c.mention_id = m.id where c.label = 'complaint' "
+        "and coalesce(m.posted_at, m.first_seen_at) >= ? and coalesce(m.posted_at, m.first_seen_at) < ?",
+        [iso(start), iso(end)],
+    ):
+        for topic in json.loads(row["topics"] or "[]"):
+            topics[topic] = topics.get(topic, 0) + 1
+
+    now = datetime.now(UTC).isoformat()
+    overdue = [
+        {**row, "excerpt": _excerpt(row["text"] or row["title"], 160)}
+        for row in db.query(
+            "select q.id, q.sla_due_at, q.state, q.assignee, m.source, m.author, m.title, m.text, m.url "
+            "from queue_items q join mentions m on m.id = q.mention_id "
+            "where q.state in ('new', 'assigned') and q.sla_due_at < ? order by q.sla_due_at limit 20",
+            [now],
+        )
+    ]
+    open_count = db.execute("select count(*) from queue_items where state in ('new', 'assigned')").fetchone()[0]
+    return {
+        "day": day.isoformat(),
+        "brand": brand,
+        "generated_at": datetime.now(UTC).replace(microsecond=0).isoformat(),
+        "counts": today,
+        "previous": yesterday,
+        "total": sum(today.values()),
+        "previous_total": sum(yesterday.values()),
+        "complaints": mentions("complaint", 10),
+        "praise": mentions("praise", 5),
+        "topics": sorted(topics.items(), key=lambda kv: (-kv[1], kv[0])),
+        "overdue": overdue,
+        "open_items": open_count,
+        "sources": latest_crawl_runs(db),
+    }
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=PackageLoader("monitor.digest", "templates"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["md"] = markdown_escape
+    env.filters["safe_url"] = safe_url
+    return env
+
+
+def render_digest(data: dict[str, Any], fmt: str = "html") -> str:
+    template = {"html": "digest.html", "md": "digest.md"}[fmt]
+    return _environment().get_template(template).render(**data)
+
+
+def write_digest(db: sqlite_utils.Database, output: Path, day: date, brand: str = "") -> Path:
+    """Render the digest to ``output`` (.html, or .md for Markdown)."""
+    fmt = "md" if output.suffix.lower() in {".md", ".markdown"} else "html"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render_digest(gather_digest(db, day, brand), fmt), encoding="utf-8")
+    return output

@@ -1,0 +1,345 @@
+"""The embedded store: SQLite through sqlite-utils, WAL mode, forward migrations.
+
+Every stage reads and writes through these functions. Values always travel as
+SQL parameters; mention text is never formatted into SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+MENTION_FIELDS = (
+    "url",
+    "kind",
+    "author",
+    "author_reach",
+    "title",
+    "text",
+    "rating",
+    "lang",
+    "posted_at",
+    "experienced_at",
+    "location",
+    "brand",
+    "parent_id",
+)
+# Changes to these fields are kept as revisions (an edited review is a signal).
+REVISED_FIELDS = ("title", "text", "rating")
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+def open_db(path: str | Path, migrate: bool = True) -> sqlite_utils.Database:
+    """Open (and by default create/migrate) the database at ``path``."""
+    path = Path(path)
+    if str(path) != ":memory:":
+        path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+    db = sqlite_utils.Database(conn)
+    if str(path) != ":memory:":
+        db.enable_wal()
+    db.execute("PRAGMA foreign_keys = ON")
+    db.execute("PRAGMA busy_timeout = 30000")
+    if migrate:
+        migrate_db(db)
+    return db
+
+
+# ---------------------------------------------------------------- migrations
+
+
+def _m001_initial(db: sqlite_utils.Database) -> None:
+    db["mentions"].create(
+        {
+            "id": int,
+            "source": str,
+            "external_id": str,
+            "url": str,
+            "kind": str,
+            "author": str,
+            "author_reach": int,
+            "title": str,
+            "text": str,
+            "rating": float,
+            "lang": str,
+            "posted_at": str,
+            "experienced_at": str,
+            "location": str,
+            "brand": str,
+            "parent_id": str,
+            "first_seen_at": str,
+            "updated_at": str,
+            "raw": str,
+        },
+        pk="id",
+        not_null={"source", "external_id"},
+    )
+    db["mentions"].create_index(["source", "external_id"], unique=True)
+    db["mentions"].create_index(["posted_at"])
+    db["mentions"].create_index(["brand", "posted_at"])
+    db["mentions"].enable_fts(["title", "text"], create_triggers=True, tokenize="unicode61")
+
+    db["mention_revisions"].create(
+        {
+            "id": int,
+            "mention_id": int,
+            "seen_at": str,
+            "title_before": str,
+            "title_after": str,
+            "text_before": str,
+            "text_after": str,
+            "rating_before": float,
+            "rating_after": float,
+        },
+        pk="id",
+        foreign_keys=[("mention_id", "mentions", "id")],
+    )
+    db["mention_revisions"].create_index(["mention_id"])
+
+    db["classifications"].create(
+        {
+            "mention_id": int,
+            "label": str,
+            "score": float,
+            "probs": str,
+            "text_label": str,
+            "topics": str,
+            "urgency": str,
+            "lang": str,
+            "model": str,
+            "classified_at": str,
+        },
+        pk="mention_id",
+        foreign_keys=[("mention_id", "mentions", "id")],
+    )
+    db["classifications"].create_index(["label"])
+
+    db["queue_items"].create(
+        {
+            "id": int,
+            "mention_id": int,
+            "state": str,
+            "priority": float,
+            "reason": str,
+            "sla_due_at": str,
+            "assignee": str,
+            "suggested_reply": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        foreign_keys=[("mention_id", "mentions", "id")],
+    )
+    db["queue_items"].create_index(["mention_id"], unique=True)
+    db["queue_items"].create_index(["state", "priority"])
+
+    db["queue_events"].create(
+        {"id": int, "queue_item_id": int, "at": str, "actor": str, "action": str, "detail": str},
+        pk="id",
+        foreign_keys=[("queue_item_id", "queue_items", "id")],
+    )
+    db["queue_events"].create_index(["queue_item_id"])
+
+    db["replies"].create(
+        {
+            "id": int,
+            "queue_item_id": int,
+            "text": str,
+            "replied_by": str,
+            "replied_at": str,
+            "channel": str,
+            "external_id": str,
+        },
+        pk="id",
+        foreign_keys=[("queue_item_id", "queue_items", "id")],
+    )
+
+    db["crawl_runs"].create(
+        {
+            "id": int,
+            "source": str,
+            "started_at": str,
+            "finished_at": str,
+            "status": str,
+            "new": int,
+            "updated": int,
+            "unchanged": int,
+            "errors": int,
+            "messages": str,
+        },
+        pk="id",
+    )
+    db["crawl_runs"].create_index(["source", "started_at"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    if not db["meta"].exists():
+        return 0
+    row = db.execute("select value from meta where key = 'schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate_db(db: sqlite_utils.Database) -> list[int]:
+    """Apply pending forward migrations; return the versions applied."""
+    if not db["meta"].exists():
+        db["meta"].create({"key": str, "value": str}, pk="key")
+    current = schema_version(db)
+    if current > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"database schema version {current} is newer than this monitor ({SCHEMA_VERSION}); upgrade monitor"
+        )
+    applied = []
+    for version in range(current + 1, SCHEMA_VERSION + 1):
+        with db.atomic():
+            MIGRATIONS[version - 1](db)
+            db["meta"].upsert({"key": "schema_version", "value": str(version)}, pk="key")
+        applied.append(version)
+    return applied
+
+
+# ------------------------------------------------------------------ mentions
+
+
+@dataclass
+class UpsertCounts:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    mention_ids: list[int] = field(default_factory=list)
+
+    def add(self, other: UpsertCounts) -> None:
+        self.new += other.new
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.mention_ids.extend(other.mention_ids)
+
+
+def _clean(mention: dict[str, Any]) -> dict[str, Any]:
+    row = {key: mention.get(key) for key in MENTION_FIELDS}
+    if row["rating"] is not None:
+        row["rating"] = float(row["rating"])
+    if row["author_reach"] is not None:
+        row["author_reach"] = int(row["author_reach"])
+    raw = mention.get("raw")
+    row["raw"] = raw if isinstance(raw, str) or raw is None else json.dumps(raw, ensure_ascii=False, default=str)
+    return row
+
+
+def record_mentions(db: sqlite_utils.Database, source: str, mentions: Iterable[dict[str, Any]]) -> UpsertCounts:
+    """Upsert ``mentions`` for ``source`` by ``external_id``; keep edits as revisions.
+
+    Returns counts of new, updated (title/text/rating changed) and unchanged
+    rows. Runs in one transaction: either the whole batch is stored or none.
+    """
+    counts = UpsertCounts()
+    now = utcnow()
+    with db.atomic():
+        for mention in mentions:
+            external_id = str(mention["external_id"])
+            row = _clean(mention)
+            existing = db.execute(
+                "select id, title, text, rating from mentions where source = ? and external_id = ?",
+                [source, external_id],
+            ).fetchone()
+            if existing is None:
+                cursor = db.execute(
+                    "insert into mentions (source, external_id, {cols}, first_seen_at, updated_at) "
+                    "values (?, ?, {marks}, ?, ?)".format(
+                        cols=", ".join([*MENTION_FIELDS, "raw"]), marks=", ".join("?" * (len(MENTION_FIELDS) + 1))
+                    ),
+                    [source, external_id, *(row[k] for k in MENTION_FIELDS), row["raw"], now, now],
+                )
+                counts.new += 1
+                counts.mention_ids.append(cursor.lastrowid)
+                continue
+            mention_id, title, text, rating = existing
+            before = {"title": title, "text": text, "rating": rating}
+            changed = any(before[k] != row[k] for k in REVISED_FIELDS)
+            if changed:
+                db.execute(
+                    "insert into mention_revisions (mention_id, seen_at, title_before, title_after, "
+                    "text_before, text_after, rating_before, rating_after) values (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [mention_id, now, title, row["title"], text, row["text"], rating, row["rating"]],
+                )
+                # The old classification no longer describes the text.
+                db.execute("delete from classifications where mention_id = ?", [mention_id])
+                counts.updated += 1
+            else:
+                counts.unchanged += 1
+            # Other fields (reach, url, raw) refresh silently; updated_at marks real edits only.
+            assignments = ", ".join(f"{k} = ?" for k in (*MENTION_FIELDS, "raw"))
+            db.execute(
+                f"update mentions set {assignments}" + (", updated_at = ?" if changed else "") + " where id = ?",
+                [*(row[k] for k in MENTION_FIELDS), row["raw"], *([now] if changed else []), mention_id],
+            )
+            counts.mention_ids.append(mention_id)
+    return counts
+
+
+def get_mention(db: sqlite_utils.Database, mention_id: int) -> dict[str, Any] | None:
+    rows = list(db.query("select * from mentions where id = ?", [mention_id]))
+    return rows[0] if rows else None
+
+
+def mention_revisions(db: sqlite_utils.Database, mention_id: int) -> list[dict[str, Any]]:
+    return list(db.query("select * from mention_revisions where mention_id = ? order by id", [mention_id]))
+
+
+def search_mentions(db: sqlite_utils.Database, query: str, limit: int = 50) -> list[dict[str, Any]]:
+    """Full-text search over title and text (SQLite FTS5, query escaped as plain terms)."""
+    return list(db["mentions"].search(query, limit=limit, quote=True))
+
+
+# ---------------------------------------------------------------- crawl runs
+
+
+def start_crawl_run(db: sqlite_utils.Database, source: str) -> int:
+    with db.atomic():
+        cursor = db.execute(
+            "insert into crawl_runs (source, started_at, status, new, updated, unchanged, errors, messages) "
+            "values (?, ?, 'running', 0, 0, 0, 0, '[]')",
+            [source, utcnow()],
+        )
+    return cursor.lastrowid
+
+
+def finish_crawl_run(db: sqlite_utils.Database, run_id: int, counts: UpsertCounts, errors: list[str]) -> None:
+    status = "ok" if not errors else ("partial" if counts.new or counts.updated or counts.unchanged else "failed")
+    with db.atomic():
+        db.execute(
+            "update crawl_runs set finished_at = ?, status = ?, new = ?, updated = ?, unchanged = ?, "
+            "errors = ?, messages = ? where id = ?",
+            [
+                utcnow(),
+                status,
+                counts.new,
+                counts.updated,
+                counts.unchanged,
+                len(errors),
+                json.dumps(errors[:50], ensure_ascii=False),
+                run_id,
+            ],
+        )
+
+
+def latest_crawl_runs(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """The most recent run of every source (for source health)."""
+    return list(
+        db.query(
+            "select * from crawl_runs where id in (select max(id) from crawl_runs group by source) order by source"
+        )
+    )

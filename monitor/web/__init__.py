@@ -1,0 +1,1 @@
+"""The triage inbox web app."""

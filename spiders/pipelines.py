@@ -1,0 +1,141 @@
+"""Store pipeline: scraped mentions go to SQLite in batches, with one crawl run per source.
+
+Every crawler in a :mod:`spiders.run` process crawls one source and gets its own
+pipeline instance. Problems from anywhere in the crawl (HTTP errors after
+retries, pages without reviews, exceptions in callbacks or in this pipeline)
+arrive as signals and end up as messages in the source's ``crawl_runs`` row.
+Batches are written as they fill, so a failure late in a crawl never loses
+what was already stored.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from scrapy import signals
+from scrapy.crawler import Crawler
+from scrapy.exceptions import DropItem
+from twisted.python.failure import Failure
+
+from monitor.store import UpsertCounts, finish_crawl_run, open_db, record_mentions, start_crawl_run
+
+logger = logging.getLogger(__name__)
+
+# Sent by spiders with ``message=...`` for a problem that is not an exception
+# (a page without reviews, an unparseable JSON-LD block, an HTTP error).
+crawl_problem = object()
+
+MAX_MESSAGE_CHARS = 500
+
+
+def source_name_of(spider: Any) -> str:
+    """The config source a spider crawls (spiders carry it; fall back to the spider name)."""
+    source = getattr(spider, "source", None)
+    return getattr(source, "name", None) or spider.name
+
+
+class StorePipeline:
+    """Buffer items and write them with :func:`monitor.store.record_mentions`."""
+
+    def __init__(self, crawler: Crawler, db_path: str, batch_size: int = 200) -> None:
+        self.crawler = crawler
+        self.db_path = db_path
+        self.batch_size = batch_size
+        self.db: Any = None
+        self.run_id: int | None = None
+        self.source = ""
+        self.buffer: list[dict[str, Any]] = []
+        self.counts = UpsertCounts()
+        self.errors: list[str] = []
+        self._finished = False
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> StorePipeline:
+        db_path = crawler.settings.get("MONITOR_DB_PATH")
+        if not db_path:
+            raise RuntimeError("MONITOR_DB_PATH is not set; run crawls through spiders.run or monitor.crawl")
+        pipeline = cls(crawler, str(db_path), crawler.settings.getint("MONITOR_BATCH_SIZE", 200))
+        crawler.signals.connect(pipeline.spider_error, signal=signals.spider_error)
+        crawler.signals.connect(pipeline.item_error, signal=signals.item_error)
+        crawler.signals.connect(pipeline.problem, signal=crawl_problem)
+        crawler.signals.connect(pipeline.spider_closed, signal=signals.spider_closed)
+        return pipeline
+
+    # ------------------------------------------------------------ lifecycle
+
+    def open_spider(self) -> None:
+        self.source = source_name_of(self.crawler.spider)
+        self.db = open_db(self.db_path)
+        self.run_id = start_crawl_run(self.db, self.source)
+
+    def process_item(self, item: Any) -> Any:
+        mention = dict(item)
+        if not mention.get("external_id"):
+            raise DropItem(f"source {self.source!r}: item without external_id from {mention.get('url')}")
+        self.buffer.append(mention)
+        if len(self.buffer) >= self.batch_size:
+            self.flush()
+        return item
+
+    def close_spider(self) -> None:
+        self.flush()
+
+    def spider_closed(self, spider: Any, reason: str) -> None:
+        # Finished here rather than in close_spider: only the signal knows why the spider closed.
+        if reason != "finished":
+            self.add_error(f"crawl ended early ({reason})")
+        self.finish()
+
+    # --------------------------------------------------------------- errors
+
+    def add_error(self, message: str, log: bool = True) -> None:
+        message = " ".join(str(message).split())[:MAX_MESSAGE_CHARS]
+        if log:
+            logger.warning("source %r: %s", self.source, message)
+        self.errors.append(message)
+
+    def problem(self, message: str, spider: Any = None) -> None:
+        self.add_error(message, log=False)  # the spider has logged it already
+
+    def spider_error(self, failure: Failure, response: Any, spider: Any) -> None:
+        url = getattr(response, "url", "?")
+        self.add_error(f"error while parsing {url}: {failure.type.__name__}: {failure.getErrorMessage()}")
+
+    def item_error(self, item: Any, response: Any, spider: Any, failure: Failure) -> None:
+        url = getattr(response, "url", "?")
+        self.add_error(f"could not store an item from {url}: {failure.getErrorMessage()}")
+
+    # -------------------------------------------------------------- storage
+
+    def flush(self) -> None:
+        if not self.buffer or self.db is None:
+            return
+        batch, self.buffer = self.buffer, []
+        try:
+            self.counts.add(record_mentions(self.db, self.source, batch))
+        except Exception as exc:  # noqa: BLE001 - one bad item must not cost the whole batch
+            logger.warning("source %r: batch of %d failed (%s); storing items one by one", self.source, len(batch), exc)
+            for mention in batch:
+                try:
+                    self.counts.add(record_mentions(self.db, self.source, [mention]))
+                except Exception as item_exc:  # noqa: BLE001
+                    self.add_error(f"could not store {mention.get('external_id')!r}: {item_exc}")
+
+    def finish(self) -> None:
+        if self._finished or self.db is None or self.run_id is None:
+            return
+        self._finished = True
+        self.flush()
+        try:
+            finish_crawl_run(self.db, self.run_id, self.counts, self.errors)
+        finally:
+            self.db.conn.close()
+        logger.info(
+            "source %r: %d new, %d updated, %d unchanged, %d errors",
+            self.source,
+            self.counts.new,
+            self.counts.updated,
+            self.counts.unchanged,
+            len(self.errors),
+        )

@@ -1,0 +1,40 @@
+"""Scrapy settings shared by every mention-monitor crawler.
+
+:mod:`spiders.run` loads this module and then applies per-source values
+(user agent, robots.txt) and any ``--setting KEY=VALUE`` overrides.
+"""
+
+BOT_NAME = "mention-monitor"
+SPIDER_MODULES = ["spiders"]
+
+# --- Politeness: we read other people's sites, so behave like a good citizen.
+ROBOTSTXT_OBEY = True
+AUTOTHROTTLE_ENABLED = True
+AUTOTHROTTLE_START_DELAY = 1.0
+AUTOTHROTTLE_MAX_DELAY = 30.0
+AUTOTHROTTLE_TARGET_CONCURRENCY = 1.0
+CONCURRENT_REQUESTS = 8
+CONCURRENT_REQUESTS_PER_DOMAIN = 2
+DOWNLOAD_DELAY = 0.5
+COOKIES_ENABLED = False
+
+# --- Resilience: transient failures are retried; what still fails becomes a crawl-run message.
+RETRY_ENABLED = True
+RETRY_TIMES = 2
+RETRY_HTTP_CODES = [429, 500, 502, 503, 504, 522, 524, 408]
+DOWNLOAD_TIMEOUT = 30
+# A review page is small; anything huge is not what we came for.
+DOWNLOAD_MAXSIZE = 16 * 1024 * 1024
+DOWNLOAD_WARNSIZE = 4 * 1024 * 1024
+
+# --- Process hygiene: the crawl runs unattended from the scheduler.
+TELNETCONSOLE_ENABLED = False
+LOG_LEVEL = "INFO"
+# Scrapy 2.19 no longer has REQUEST_FINGERPRINTER_IMPLEMENTATION; its default fingerprinter is current.
+
+# --- Storage: every item goes to SQLite through the store pipeline.
+ITEM_PIPELINES = {"spiders.pipelines.StorePipeline": 300}
+# Items are written in batches of this size (and when the spider closes).
+MONITOR_BATCH_SIZE = 200
+# Set by spiders.run from the config's [storage] path.
+MONITOR_DB_PATH = None

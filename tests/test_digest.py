@@ -1,0 +1,52 @@
+from datetime import UTC, datetime
+
+from monitor.config import QueueConfig
+from monitor.digest.build import gather_digest, markdown_escape, render_digest, write_digest
+from monitor.queue.items import refresh_queue
+from monitor.store import finish_crawl_run, record_mentions, start_crawl_run
+
+from .helpers import XSS, add_classified
+
+
+def seed(db):
+    add_classified(db, "reviews", "1", f"Waited an hour {XSS}", "complaint", rating=1, topics=["wait_time"],
+                   url="javascript:alert(1)", hours_ago=0.1)  # fmt: skip
+    add_classified(db, "reviews", "2", "Best flat white in town [click](http://evil.example)", "praise",
+                   probs={"complaint": 0.01, "neutral": 0.04, "praise": 0.95}, hours_ago=0.1)  # fmt: skip
+    add_classified(db, "reddit", "3", "overdue thing", "complaint", kind="post", hours_ago=0.2)
+    # Make one queue item overdue regardless of when the test runs.
+    refresh_queue(db, QueueConfig())
+    db.execute("update queue_items set sla_due_at = '2000-01-01T00:00:00+00:00' where mention_id = 3")
+    run = start_crawl_run(db, "reviews")
+    finish_crawl_run(db, run, record_mentions(db, "reviews", []), [])
+
+
+def test_digest_data(fresh_db):
+    seed(fresh_db)
+    data = gather_digest(fresh_db, datetime.now(UTC).date(), brand="Acme")
+    assert data["counts"] == {"complaint": 2, "praise": 1}
+    assert data["topics"] == [("wait_time", 1)]
+    assert [o["excerpt"] for o in data["overdue"]] == ["overdue thing"]
+    assert [s["source"] for s in data["sources"]] == ["reviews"]
+
+
+def test_html_digest_escapes_mention_text_and_unsafe_links(fresh_db):
+    seed(fresh_db)
+    html = render_digest(gather_digest(fresh_db, datetime.now(UTC).date()), "html")
+    assert "<script>alert" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
+    assert "javascript:" not in html
+    assert "Best flat white" in html
+
+
+def test_markdown_digest_escapes_markup(fresh_db, tmp_path):
+    seed(fresh_db)
+    path = write_digest(fresh_db, tmp_path / "d.md", datetime.now(UTC).date(), "Acme")
+    text = path.read_text()
+    assert "<script>" not in text and "[click](http" not in text
+    assert "\\[click\\]\\(http://evil\\.example\\)" in text
+    assert text.startswith("# Acme — daily digest")
+
+
+def test_markdown_escape():
+    assert markdown_escape("*bold* <b>\nnext") == "\\*bold\\* &lt;b&gt; next"
