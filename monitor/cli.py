@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -120,12 +120,14 @@ def classify(ctx: click.Context) -> None:
     """
     from monitor.classify.stage import classifier_from_config, classify_pending
     from monitor.queue.items import refresh_queue
+    from monitor.shifts.stage import estimate_and_attribute
     from monitor.store import open_db
 
     config = get_config(ctx)
     db = open_db(config.storage_path)
     counts = classify_pending(db, classifier_from_config(config))
     queued = refresh_queue(db, config.queue)
+    estimate_and_attribute(db, config)
     labels = ", ".join(f"{k} {v}" for k, v in sorted(counts.by_label.items())) or "nothing new"
     click.echo(f"classified {counts.classified} mentions ({labels}); {queued.created} new queue items")
 
@@ -299,6 +301,70 @@ def queue_dismiss(ctx, item_id: int, reason: str) -> None:
     click.echo(f"#{item_id} dismissed")
 
 
+def _parse_day(value: str | None, option: str) -> date | None:
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"expected YYYY-MM-DD, got {value!r}", param_hint=option) from None
+
+
+@cli.command()
+@click.option("--since", default=None, help="First shift date YYYY-MM-DD (default 30 days before --until).")
+@click.option("--until", default=None, help="Last shift date YYYY-MM-DD (default today).")
+@click.option("--location", default=None, help="Only this [[locations]] id.")
+@click.option("--incidents", is_flag=True, help="List incidents (clusters of complaints) instead of shift rates.")
+@click.option("--heatmap", type=click.Path(dir_okay=False), default=None,
+              help="Also write a weekday x hour PNG of complaints by estimated incident time.")  # fmt: skip
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.pass_context
+@handle_errors
+def shifts(ctx, since, until, location, incidents, heatmap, fmt) -> None:
+    """Complaint rate per location and shift, with 95% intervals and flags; or incidents.
+
+    Estimates and attributes any mention not yet placed on a shift first.
+
+    \b
+    Example:
+        monitor shifts --since 2026-11-01 --location downtown --heatmap complaints.png
+        monitor shifts --incidents --format json
+    """
+    from monitor.shifts.incidents import list_incidents
+    from monitor.shifts.png import write_heatmap_png
+    from monitor.shifts.report import (
+        INCIDENT_COLUMNS,
+        complaint_heatmap,
+        date_range,
+        format_csv,
+        format_incidents,
+        format_table,
+        shift_report,
+    )
+    from monitor.shifts.stage import estimate_and_attribute
+    from monitor.store import open_db
+
+    config = get_config(ctx)
+    first, last = date_range(_parse_day(since, "--since"), _parse_day(until, "--until"))
+    db = open_db(config.storage_path)
+    estimate_and_attribute(db, config)
+    if incidents:
+        start = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
+        rows = list_incidents(db, start, datetime.combine(last, datetime.min.time(), tzinfo=UTC) + timedelta(days=1),
+                              location)  # fmt: skip
+        render = {"table": format_incidents, "csv": lambda r: format_csv(r, INCIDENT_COLUMNS)}
+    else:
+        rows = shift_report(db, config, first, last, location)
+        render = {"table": format_table, "csv": format_csv}
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+    else:
+        click.echo(render[fmt](rows).rstrip("\n"))
+    if heatmap:
+        path = write_heatmap_png(complaint_heatmap(db, config, first, last, location), Path(heatmap))
+        click.echo(f"heatmap written to {path}", err=True)
+
+
 @cli.command()
 @click.option("--date", "day", default=None, help="UTC day YYYY-MM-DD (default today).")
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="File to write (.html or .md).")
@@ -321,7 +387,7 @@ def digest(ctx, day: str | None, output: str | None) -> None:
     except ValueError:
         raise click.BadParameter(f"expected YYYY-MM-DD, got {day!r}", param_hint="--date") from None
     path = Path(output) if output else default_digest_path(config, when)
-    write_digest(open_db(config.storage_path), path, when, config.digest.brand)
+    write_digest(open_db(config.storage_path), path, when, config.digest.brand, config)
     click.echo(f"digest written to {path}")
 
 

@@ -142,6 +142,12 @@ def _cron(key: str, value: Any) -> str:
     return value
 
 
+def _overlap(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(key, f"expected a whole number of items (0 or more), got {value!r}")
+    return value
+
+
 def _timezone(key: str, value: Any) -> str:
     value = _nonempty_str(key, value)
     try:
@@ -168,6 +174,45 @@ def _lang_models(key: str, value: Any) -> dict[str, str]:
             raise ConfigError(f"{key}.{lang}", "expected an ISO 639-1 language code like en or zh")
         _nonempty_str(f"{key}.{lang}", model)
     return dict(value)
+
+
+_CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _clock(key: str, value: Any) -> int:
+    """Parse "HH:MM" into minutes after midnight."""
+    match = _CLOCK.match(value) if isinstance(value, str) else None
+    if not match:
+        raise ConfigError(key, f'expected "HH:MM", got {value!r}')
+    return int(match.group(1)) * 60 + int(match.group(2))
+
+
+def _weekdays(key: str, value: Any) -> tuple[int, ...]:
+    """["mon", "tue"] -> (0, 1), Monday = 0 like ``date.weekday()``; full names are accepted too."""
+    items = _str_list(key, value)
+    if not items:
+        raise ConfigError(key, "must list at least one weekday")
+    full = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+    days = set()
+    for i, item in enumerate(items):
+        word = item.strip().lower()
+        if word in WEEKDAYS:
+            days.add(WEEKDAYS.index(word))
+        elif word in full:
+            days.add(full.index(word))
+        else:
+            raise ConfigError(f"{key}[{i}]", f"expected one of {', '.join(WEEKDAYS)}, got {item!r}")
+    return tuple(sorted(days))
+
+
+def _count_at_least(minimum: int):
+    def check(key: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ConfigError(key, f"expected an integer >= {minimum}, got {value!r}")
+        return value
+
+    return check
 
 
 def _host(key: str, value: Any) -> str:
@@ -207,12 +252,32 @@ SECTIONS: dict[str, dict[str, tuple[Any, Any, str]]] = {
         "host": (_host, "127.0.0.1", "address the inbox binds to"),
         "port": (_port, 8080, "port the inbox listens on"),
     },
+    "shifts": {
+        "default_visit_lag": (_duration, timedelta(hours=2), "assumed time from visit to post when nothing says"),
+        "incident_min_complaints": (_count_at_least(2), 3, "complaints at one location that make an incident"),
+        "incident_window": (_duration, timedelta(hours=3), "time span those complaints must fall within"),
+        "min_shift_mentions": (_count_at_least(1), 20, "mentions a shift needs before it can be flagged"),
+        "min_shift_complaints": (_count_at_least(1), 5, "complaints a shift needs before it can be flagged"),
+        "alpha": (None, 0.05, "significance level of the flag test, Bonferroni-corrected per location"),
+        "roster": (_str, "", "optional CSV of who worked which shift (date, location, shift, staff)"),
+    },
 }
 
 LOCATION_KEYS: dict[str, tuple[Any, Any, str]] = {
     "id": (_nonempty_str, REQUIRED, "identifier used by sources' location key"),
     "name": (_nonempty_str, None, "display name (default: the id)"),
     "timezone": (_timezone, REQUIRED, "IANA time zone, e.g. America/New_York"),
+    "sources": (_str_list, [], "sources whose mentions belong here (besides those naming it as location)"),
+    "business_ids": (_str_list, [], "platform business / place ids of this location, matched in URLs and raw data"),
+    "keywords": (_str_list, [], "words that place a mention without a location here, e.g. terminal 4"),
+}
+# A location's [[locations.shifts]] tables are checked against SHIFT_KEYS by _check_shifts.
+
+SHIFT_KEYS: dict[str, tuple[Any, Any, str]] = {
+    "name": (_nonempty_str, REQUIRED, "shift name, unique within the location"),
+    "start": (_clock, REQUIRED, 'local start time "HH:MM"'),
+    "end": (_clock, REQUIRED, 'local end time "HH:MM"; at or before start means the next day'),
+    "weekdays": (_weekdays, tuple(range(7)), 'days the shift starts on, e.g. ["mon", "tue"] (default all)'),
 }
 
 SOURCE_KEYS: dict[str, tuple[Any, Any, str]] = {
@@ -223,6 +288,9 @@ SOURCE_KEYS: dict[str, tuple[Any, Any, str]] = {
     "cron": (_cron, None, 'crawl schedule as a cron expression, e.g. "*/15 * * * *"'),
     "brand": (_str, "", "own brand or a competitor's name"),
     "location": (_str, "", "a [[locations]] id"),
+    "visit_lag": (_duration, None, "assumed time from visit to post for this source (default [shifts])"),
+    "exclude": (_str_list, [], "drop mentions containing any of these words or phrases (cuts noise)"),
+    "require": (_str_list, [], "keep only mentions containing at least one of these (empty: keep all)"),
     "user_agent": (_nonempty_str, "mention-monitor/0.1 (+https://github.com/mention-monitor)", "User-Agent sent"),
 }
 
@@ -239,6 +307,64 @@ SOURCE_TYPES: dict[str, dict[str, tuple[Any, Any, str]]] = {
         "refresh_token_env": (_env_name, "REDDIT_REFRESH_TOKEN", "env var with an OAuth refresh token (replying)"),
         "username_env": (_env_name, "REDDIT_USERNAME", "env var with the account name (replying, script apps)"),
         "password_env": (_env_name, "REDDIT_PASSWORD", "env var with the account password (replying, script apps)"),
+    },
+    "app_store": {
+        "app_ids": (_str_list, REQUIRED, 'numeric App Store ids, e.g. ["284882215"]'),
+        "countries": (_str_list, ["us"], "two-letter storefront codes; each has its own ~500 recent reviews"),
+        "base_url": (_url, "https://itunes.apple.com", "API host (override only for tests)"),
+        "max_pages": (_positive_int, 10, "pages of 50 reviews per app and country (Apple serves at most 10)"),
+        "overlap": (_overlap, 20, "already-seen reviews read past before paging stops (catches edits)"),
+    },
+    "google_places": {
+        "place_ids": (_str_list, REQUIRED, "Google place ids"),
+        "api_key_env": (_env_name, "GOOGLE_PLACES_API_KEY", "environment variable holding the API key"),
+        "language": (_str, "", "languageCode for review text (empty: the reviews' own language)"),
+        "base_url": (_url, "https://places.googleapis.com", "API host (override only for tests)"),
+    },
+    "yelp": {
+        "business_ids": (_str_list, REQUIRED, "Yelp business ids or aliases"),
+        "api_key_env": (_env_name, "YELP_API_KEY", "environment variable holding the Fusion API key"),
+        "locale": (_str, "", "review locale, e.g. en_US (empty: Yelp's default)"),
+        "base_url": (_url, "https://api.yelp.com", "API host (override only for tests)"),
+        # Yelp's time_created is the business's local wall time, with no offset.
+        "timezone": (
+            lambda key, value: _timezone(key, value) if value != "" else "",
+            "",
+            "IANA time zone of the businesses, for Yelp's local review times (empty: read as UTC)",
+        ),
+    },
+    "trustpilot": {
+        "business_unit_ids": (_str_list, REQUIRED, "Trustpilot business unit ids"),
+        "api_key_env": (_env_name, "TRUSTPILOT_API_KEY", "environment variable holding the API key"),
+        "base_url": (_url, "https://api.trustpilot.com", "API host (override only for tests)"),
+        "max_pages": (_positive_int, 20, "pages of reviews read per crawl"),
+        "overlap": (_overlap, 20, "already-seen reviews read past before paging stops (catches edits)"),
+    },
+    "hackernews": {
+        "search": (_str_list, REQUIRED, "Algolia search queries (stories and comments)"),
+        "base_url": (_url, "https://hn.algolia.com", "API host (override only for tests)"),
+        "max_pages": (_positive_int, 5, "result pages read per query per crawl"),
+        "overlap": (_overlap, 20, "already-seen items read past before paging stops"),
+    },
+    "mastodon": {
+        "base_url": (_url, REQUIRED, "the instance, e.g. https://mastodon.social"),
+        "tags": (_str_list, [], "hashtags (without #) whose public timelines are read"),
+        "search": (_str_list, [], "full-text search queries (needs an access token on most instances)"),
+        "access_token_env": (_env_name, "MASTODON_ACCESS_TOKEN", "environment variable holding an access token"),
+        "max_pages": (_positive_int, 5, "pages read per tag or query per crawl"),
+        "overlap": (_overlap, 20, "already-seen posts read past before paging stops"),
+    },
+    "bluesky": {
+        "search": (_str_list, REQUIRED, "app.bsky.feed.searchPosts queries"),
+        "base_url": (_url, "https://public.api.bsky.app", "AppView host for searchPosts"),
+        "auth_url": (_url, "https://bsky.social", "PDS host for app-password login"),
+        "handle_env": (_env_name, "BLUESKY_HANDLE", "environment variable holding the account handle"),
+        "app_password_env": (_env_name, "BLUESKY_APP_PASSWORD", "environment variable holding an app password"),
+        "max_pages": (_positive_int, 5, "pages read per query per crawl"),
+        "overlap": (_overlap, 20, "already-seen posts read past before paging stops"),
+    },
+    "feed": {
+        "urls": (_url_list, REQUIRED, "RSS or Atom feed URLs (news alerts, blogs)"),
     },
     "schema_org": {
         "urls": (_url_list, REQUIRED, "pages with schema.org Review markup"),
@@ -282,10 +408,41 @@ class WebConfig:
 
 
 @dataclass
+class Shift:
+    name: str
+    start: int  # minutes after local midnight
+    end: int  # minutes after local midnight; <= start means it ends the next day
+    weekdays: tuple[int, ...] = tuple(range(7))  # of the start date, Monday = 0
+
+    @property
+    def overnight(self) -> bool:
+        return self.end <= self.start
+
+    @property
+    def hours(self) -> str:
+        return f"{self.start // 60:02d}:{self.start % 60:02d}-{self.end // 60:02d}:{self.end % 60:02d}"
+
+
+@dataclass
 class Location:
     id: str
     timezone: str
     name: str | None = None
+    sources: list[str] = field(default_factory=list)
+    business_ids: list[str] = field(default_factory=list)
+    keywords: list[str] = field(default_factory=list)
+    shifts: list[Shift] = field(default_factory=list)
+
+
+@dataclass
+class ShiftsConfig:
+    default_visit_lag: timedelta = timedelta(hours=2)
+    incident_min_complaints: int = 3
+    incident_window: timedelta = timedelta(hours=3)
+    min_shift_mentions: int = 20
+    min_shift_complaints: int = 5
+    alpha: float = 0.05
+    roster: str = ""
 
 
 @dataclass
@@ -297,6 +454,9 @@ class SourceConfig:
     cron: str | None = None
     brand: str = ""
     location: str = ""
+    visit_lag: timedelta | None = None
+    exclude: list[str] = field(default_factory=list)
+    require: list[str] = field(default_factory=list)
     user_agent: str = ""
     options: dict[str, Any] = field(default_factory=dict)
     index: int = 0
@@ -316,6 +476,7 @@ class Config:
     web: WebConfig
     locations: list[Location]
     sources: list[SourceConfig]
+    shifts: ShiftsConfig = field(default_factory=ShiftsConfig)
 
     @property
     def base_dir(self) -> Path:
@@ -324,6 +485,13 @@ class Config:
     def resolve(self, relative: str) -> Path:
         path = Path(relative)
         return path if path.is_absolute() else self.base_dir / path
+
+    def location(self, location_id: str) -> Location:
+        for location in self.locations:
+            if location.id == location_id:
+                return location
+        known = ", ".join(loc.id for loc in self.locations) or "none"
+        raise ConfigError("locations", f"no location {location_id!r} (configured: {known})")
 
     def source(self, name: str) -> SourceConfig:
         for source in self.sources:
@@ -367,6 +535,40 @@ def _threshold(key: str, value: Any) -> float:
 
 
 SECTIONS["queue"]["complaint_threshold"] = (_threshold, 0.5, SECTIONS["queue"]["complaint_threshold"][2])
+SECTIONS["shifts"]["alpha"] = (_threshold, 0.05, SECTIONS["shifts"]["alpha"][2])
+
+
+def _weekly_spans(shift: Shift) -> list[tuple[int, int]]:
+    """The shift as minute intervals of a week starting Monday 00:00 (wrapping Sunday night into Monday)."""
+    week = 7 * 1440
+    length = (shift.end - shift.start) % 1440 or 1440
+    spans = []
+    for day in shift.weekdays:
+        start = day * 1440 + shift.start
+        end = start + length
+        spans.append((start, min(end, week)))
+        if end > week:
+            spans.append((0, end - week))
+    return spans
+
+
+def _check_shifts(path: str, value: Any) -> list[Shift]:
+    if not isinstance(value, list):
+        raise ConfigError(path, "expected [[locations.shifts]] tables")
+    shifts: list[Shift] = []
+    for j, table in enumerate(value):
+        key = f"{path}[{j}]"
+        shift = Shift(**_check_table(key, table, SHIFT_KEYS))
+        if shift.name == "off-shift":
+            raise ConfigError(f"{key}.name", '"off-shift" is reserved for mentions outside every shift')
+        for other in shifts:
+            if other.name == shift.name:
+                raise ConfigError(f"{key}.name", f"duplicate shift name {shift.name!r}")
+            # A moment in two shifts would be counted twice; managers can split a shift instead.
+            if any(a < d and c < b for a, b in _weekly_spans(shift) for c, d in _weekly_spans(other)):
+                raise ConfigError(f"{key}.start", f"shift {shift.name!r} overlaps shift {other.name!r}")
+        shifts.append(shift)
+    return shifts
 
 
 def validate(raw: dict[str, Any], path: Path) -> Config:
@@ -381,7 +583,12 @@ def validate(raw: dict[str, Any], path: Path) -> Config:
     if not isinstance(raw_locations, list):
         raise ConfigError("locations", "expected [[locations]] tables")
     for i, table in enumerate(raw_locations):
+        if not isinstance(table, dict):
+            raise ConfigError(f"locations[{i}]", f"expected a table, got {_type_name(table)}")
+        table = dict(table)
+        raw_shifts = table.pop("shifts", [])
         values = _check_table(f"locations[{i}]", table, LOCATION_KEYS)
+        values["shifts"] = _check_shifts(f"locations[{i}].shifts", raw_shifts)
         if any(loc.id == values["id"] for loc in locations):
             raise ConfigError(f"locations[{i}].id", f"duplicate location id {values['id']!r}")
         locations.append(Location(**values))
@@ -411,10 +618,18 @@ def validate(raw: dict[str, Any], path: Path) -> Config:
             raise ConfigError(f"{key}.location", f"unknown location {values['location']!r} (locations: {known})")
         if any(s.name == values["name"] for s in sources):
             raise ConfigError(f"{key}.name", f"duplicate source name {values['name']!r}")
+        if source_type == "mastodon" and not values["tags"] and not values["search"]:
+            raise ConfigError(f"{key}.tags", "a mastodon source needs tags or search queries")
         if source_type == "reddit" and not values["search"] and not values["subreddits"]:
             raise ConfigError(f"{key}.search", "a reddit source needs search terms or subreddits")
         common = {k: values.pop(k) for k in SOURCE_KEYS}
         sources.append(SourceConfig(**common, options=values, index=i))
+    source_names = {s.name for s in sources}
+    for i, location in enumerate(locations):
+        for j, name in enumerate(location.sources):
+            if name not in source_names:
+                known = ", ".join(sorted(source_names)) or "none defined"
+                raise ConfigError(f"locations[{i}].sources[{j}]", f"unknown source {name!r} (sources: {known})")
 
     storage = sections["storage"]
     config = Config(
@@ -426,6 +641,7 @@ def validate(raw: dict[str, Any], path: Path) -> Config:
         web=WebConfig(**sections["web"]),
         locations=locations,
         sources=sources,
+        shifts=ShiftsConfig(**sections["shifts"]),
     )
     config.storage_path = config.resolve(storage["path"])
     return config
@@ -460,6 +676,7 @@ def all_documented_keys() -> list[str]:
     """Every config key as a dotted path, for the documentation tests."""
     keys = [f"{section}.{key}" for section, schema in SECTIONS.items() for key in schema]
     keys += [f"locations.{key}" for key in LOCATION_KEYS]
+    keys += [f"locations.shifts.{key}" for key in SHIFT_KEYS]
     keys += [f"sources.{key}" for key in SOURCE_KEYS]
     keys += [f"sources.{key}" for schema in SOURCE_TYPES.values() for key in schema]
     return sorted(set(keys))

@@ -25,7 +25,7 @@ from monitor.config import Config, SourceConfig
 from monitor.store import UpsertCounts, finish_crawl_run, open_db, start_crawl_run
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SCRAPY_TYPES = frozenset({"schema_org"})
+
 DEFAULT_TIMEOUT = 3600.0
 STDERR_TAIL = 800
 

@@ -1,4 +1,4 @@
-"""One pass through the pipeline: crawl → store → classify → queue → digest.
+"""One pass through the pipeline: crawl → store → classify → queue → shifts → digest.
 
 Each stage is also its own CLI command; this module only strings them
 together in data-flow order. A failing source is reported, never fatal.
@@ -16,11 +16,11 @@ from monitor.classify.stage import Classifier, ClassifyCounts, classifier_from_c
 from monitor.config import Config, ConfigError, SourceConfig
 from monitor.digest.build import write_digest
 from monitor.queue.items import QueueCounts, refresh_queue
+from monitor.shifts.stage import ShiftsCounts, estimate_and_attribute
 from monitor.store import UpsertCounts, finish_crawl_run, open_db, start_crawl_run
+from spiders.registry import SCRAPY_TYPES
 
 log = logging.getLogger(__name__)
-
-SCRAPY_TYPES = {"schema_org"}
 
 
 def select_sources(config: Config, names: list[str] | None = None) -> list[SourceConfig]:
@@ -75,6 +75,7 @@ class CycleReport:
     crawl: dict[str, dict[str, Any]] = field(default_factory=dict)
     classified: ClassifyCounts | None = None
     queue: QueueCounts | None = None
+    shifts: ShiftsCounts | None = None
     digest_path: Path | None = None
 
 
@@ -90,8 +91,9 @@ def run_cycle(config: Config, classifier: Classifier | None = None, names: list[
     try:
         report.classified = classify_pending(db, classifier or classifier_from_config(config))
         report.queue = refresh_queue(db, config.queue)
+        report.shifts = estimate_and_attribute(db, config)
         day = datetime.now(UTC).date()
-        report.digest_path = write_digest(db, default_digest_path(config, day), day, config.digest.brand)
+        report.digest_path = write_digest(db, default_digest_path(config, day), day, config.digest.brand, config)
     finally:
         db.conn.close()
     return report

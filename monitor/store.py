@@ -182,7 +182,58 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
     db["crawl_runs"].create_index(["source", "started_at"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial]
+def _m002_shifts(db: sqlite_utils.Database) -> None:
+    """Incident-time estimates, their shift attributions, and detected incidents (monitor/shifts/)."""
+    db["incident_estimates"].create(
+        {
+            "mention_id": int,
+            "location": str,
+            "window_start": str,
+            "window_end": str,
+            "basis": str,
+            "detail": str,
+            "estimated_at": str,
+        },
+        pk="mention_id",
+        foreign_keys=[("mention_id", "mentions", "id")],
+    )
+    db["incident_estimates"].create_index(["location", "window_start"])
+    db["shift_attributions"].create(
+        {"mention_id": int, "location": str, "shift": str, "shift_date": str, "weight": float},
+        pk=("mention_id", "shift", "shift_date"),
+        foreign_keys=[("mention_id", "mentions", "id")],
+    )
+    db["shift_attributions"].create_index(["location", "shift_date"])
+    db["incidents"].create(
+        {
+            "id": int,
+            "location": str,
+            "window_start": str,
+            "window_end": str,
+            "shift": str,
+            "shift_date": str,
+            "complaints": int,
+            "sources": str,
+            "topic": str,
+            "detected_at": str,
+        },
+        pk="id",
+    )
+    db["incidents"].create_index(["location", "window_start"], unique=True)
+    db["incident_mentions"].create(
+        {"incident_id": int, "mention_id": int},
+        pk=("incident_id", "mention_id"),
+        foreign_keys=[("incident_id", "incidents", "id"), ("mention_id", "mentions", "id")],
+    )
+    db["incident_mentions"].create_index(["mention_id"])
+
+
+def _m003_source_state(db: sqlite_utils.Database) -> None:
+    # Per-source cursors / watermarks for incremental crawls.
+    db["source_state"].create({"source": str, "key": str, "value": str, "updated_at": str}, pk=("source", "key"))
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial, _m002_shifts, _m003_source_state]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -302,6 +353,40 @@ def mention_revisions(db: sqlite_utils.Database, mention_id: int) -> list[dict[s
 def search_mentions(db: sqlite_utils.Database, query: str, limit: int = 50) -> list[dict[str, Any]]:
     """Full-text search over title and text (SQLite FTS5, query escaped as plain terms)."""
     return list(db["mentions"].search(query, limit=limit, quote=True))
+
+
+# --------------------------------------------------------- incremental crawls
+
+
+def get_source_state(db: sqlite_utils.Database, source: str, key: str) -> str | None:
+    """A source's saved cursor or watermark (e.g. the newest item time seen), or None."""
+    row = db.execute("select value from source_state where source = ? and key = ?", [source, key]).fetchone()
+    return row[0] if row else None
+
+
+def set_source_state(db: sqlite_utils.Database, source: str, key: str, value: str) -> None:
+    with db.atomic():
+        db.execute(
+            "insert into source_state (source, key, value, updated_at) values (?, ?, ?, ?) "
+            "on conflict (source, key) do update set value = excluded.value, updated_at = excluded.updated_at",
+            [source, key, value, utcnow()],
+        )
+
+
+def known_external_ids(db: sqlite_utils.Database, source: str, external_ids: Iterable[str]) -> set[str]:
+    """Which of ``external_ids`` are already stored for ``source`` (lets a crawl stop paging)."""
+    ids = [str(i) for i in external_ids]
+    found: set[str] = set()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        found.update(
+            row[0]
+            for row in db.execute(
+                f"select external_id from mentions where source = ? and external_id in ({marks})", [source, *chunk]
+            )
+        )
+    return found
 
 
 # ---------------------------------------------------------------- crawl runs

@@ -18,6 +18,8 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import DropItem
 from twisted.python.failure import Failure
 
+from monitor.config import SourceConfig
+from monitor.keywords import passes_keyword_rules
 from monitor.store import UpsertCounts, finish_crawl_run, open_db, record_mentions, start_crawl_run
 
 logger = logging.getLogger(__name__)
@@ -49,6 +51,7 @@ class StorePipeline:
         self.counts = UpsertCounts()
         self.errors: list[str] = []
         self._finished = False
+        self.filtered = 0  # dropped by the source's exclude / require rules
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> StorePipeline:
@@ -73,6 +76,10 @@ class StorePipeline:
         mention = dict(item)
         if not mention.get("external_id"):
             raise DropItem(f"source {self.source!r}: item without external_id from {mention.get('url')}")
+        source = getattr(self.crawler.spider, "source", None)
+        if isinstance(source, SourceConfig) and not passes_keyword_rules(source, mention):
+            self.filtered += 1
+            return item
         self.buffer.append(mention)
         if len(self.buffer) >= self.batch_size:
             self.flush()

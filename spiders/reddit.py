@@ -26,6 +26,7 @@ from praw.models.base import PRAWBase
 from praw.models.reddit.base import RedditBase
 
 from monitor.config import ConfigError, SourceConfig, secret_from_env
+from monitor.keywords import passes_keyword_rules
 from monitor.store import UpsertCounts, finish_crawl_run, record_mentions, start_crawl_run
 
 log = logging.getLogger(__name__)
@@ -290,6 +291,7 @@ def run_reddit_source(db: sqlite_utils.Database, source: SourceConfig) -> dict[s
     counts, errors = UpsertCounts(), []
     try:
         mentions, errors = collect_reddit(source)
+        mentions = [m for m in mentions if passes_keyword_rules(source, m)]
         counts = record_mentions(db, source.name, mentions)
     except Exception as exc:  # the run must still be closed with a message
         log.exception("%s: storing Reddit mentions failed", source.name)

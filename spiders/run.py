@@ -18,9 +18,7 @@ from scrapy.settings import Settings
 
 from monitor.config import Config, ConfigError, SourceConfig, load_config
 from monitor.store import UpsertCounts, finish_crawl_run, open_db, start_crawl_run
-from spiders.schema_org import SchemaOrgSpider
-
-SPIDERS = {"schema_org": SchemaOrgSpider}
+from spiders.registry import SCRAPY_TYPES, spider_class
 
 
 def parse_setting(text: str) -> tuple[str, str]:
@@ -71,7 +69,7 @@ def run(config: Config, names: Sequence[str], overrides: Sequence[tuple[str, str
             print(f"spiders.run: {exc}", file=sys.stderr)
             _record_failure(config, name, str(exc))
             continue
-        spider_cls = SPIDERS.get(source.type)
+        spider_cls = spider_class(source.type) if source.type in SCRAPY_TYPES else None
         if spider_cls is None:
             failed += 1
             message = f"{source.key}.type: source {name!r} has type {source.type!r}, not crawled by Scrapy here"
@@ -90,7 +88,7 @@ def run(config: Config, names: Sequence[str], overrides: Sequence[tuple[str, str
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m spiders.run",
-        description="Crawl schema_org sources with Scrapy and store their mentions.",
+        description="Crawl Scrapy-based sources (every type but reddit) and store their mentions.",
         epilog="example: python -m spiders.run --config config.toml acme-reviews",
     )
     parser.add_argument("--config", required=True, help="path to config.toml")

@@ -22,6 +22,16 @@ COOKIES_ENABLED = False
 RETRY_ENABLED = True
 RETRY_TIMES = 2
 RETRY_HTTP_CODES = [429, 500, 502, 503, 504, 522, 524, 408]
+# Scrapy's RetryMiddleware, extended to honour Retry-After on 429 / 503 (see spiders/middlewares.py).
+DOWNLOADER_MIDDLEWARES = {
+    "scrapy.downloadermiddlewares.retry.RetryMiddleware": None,
+    "spiders.middlewares.RetryAfterMiddleware": 550,
+    # Scrapy 2.19's robots.txt check lets the 3rd+ concurrent request through unchecked; ours does not.
+    "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
+    "spiders.middlewares.SharedRobotsTxtMiddleware": 100,
+}
+# Longest Retry-After we wait out inside one crawl; longer waits are left to the next scheduled crawl.
+MONITOR_MAX_RETRY_AFTER = 300
 DOWNLOAD_TIMEOUT = 30
 # A review page is small; anything huge is not what we came for.
 DOWNLOAD_MAXSIZE = 16 * 1024 * 1024
@@ -29,6 +39,8 @@ DOWNLOAD_WARNSIZE = 4 * 1024 * 1024
 
 # --- Process hygiene: the crawl runs unattended from the scheduler.
 TELNETCONSOLE_ENABLED = False
+# Scrapy 2.19 starts a local server that runs Python code sent to it; an unattended crawler needs none.
+REMOTE_CONTROL_ENABLED = False
 LOG_LEVEL = "INFO"
 # Scrapy 2.19 no longer has REQUEST_FINGERPRINTER_IMPLEMENTATION; its default fingerprinter is current.
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import html
 import json
-import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.subprocess_server import SubprocessServer
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "schema_org"
 
@@ -122,6 +122,7 @@ class MockState:
         self.lock = threading.Lock()
         self.hits: list[str] = []
         self.edited = False
+        self.limited_hits = 0
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -158,6 +159,18 @@ class Handler(BaseHTTPRequestHandler):
                 self.send(200, file.read_bytes())
         elif path.startswith("/private"):
             self.send(200, PRIVATE)
+        elif path == "/limited":
+            # First request is rate limited with Retry-After; later ones succeed.
+            with self.state.lock:
+                first = self.state.limited_hits == 0
+                self.state.limited_hits += 1
+            if first:
+                self.send_response(429)
+                self.send_header("Retry-After", query.get("after", ["1"])[0])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+            else:
+                self.send(200, reviews_page(1))
         elif path == "/error":
             self.send(500, b"internal error")
         elif path == "/malformed":
@@ -183,24 +196,10 @@ def serve() -> None:
     server.serve_forever()
 
 
-class MockServer:
+class MockServer(SubprocessServer):
     """Context manager: start ``tests/mockserver.py`` as a subprocess, expose ``base_url``."""
 
-    def __enter__(self) -> Self:
-        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve())], stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None
-        self.base_url = self.proc.stdout.readline().strip()
-        if not self.base_url.startswith("http://"):
-            self.proc.kill()
-            raise RuntimeError("mock server did not start")
-        return self
-
-    def url(self, path: str) -> str:
-        return self.base_url + path
-
-    def __exit__(self, *exc: object) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
+    module = "tests.mockserver"
 
 
 if __name__ == "__main__":

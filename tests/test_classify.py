@@ -88,6 +88,9 @@ def test_rating_rule(probs, rating, label):
         ("昨晚的咖啡太难喝了，服务员态度很差", "zh"),
         ("Le café était froid et le serveur très désagréable ce matin, je ne reviendrai pas.", "fr"),
         ("コーヒーが冷たかった", "ja"),
+        ("El café estaba frío y el camarero fue muy grosero esta mañana, no volveré.", "es"),
+        ("Der Kaffee war kalt und der Kellner war heute Morgen sehr unhöflich, ich komme nicht wieder.", "de"),
+        ("@acme it's the third time this week that my order was wrong", "en"),
     ],
 )
 def test_language_detection(text, lang):

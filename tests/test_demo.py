@@ -30,6 +30,11 @@ def test_demo_cycle_end_to_end(tmp_path, tiny_model_dir):
     assert db.execute("select count(*) from classifications where label = 'unclassified_language'").fetchone()[0] > 0
     digest = Path(summary["digest"]).read_text(encoding="utf-8")
     assert "Source health" in digest and "reviews-airport" in digest
+    assert "Shifts, last 7 days" in digest
+    # Every located mention got an incident-time estimate and a shift.
+    located = db.execute("select count(*) from mentions where location is not null and location != ''").fetchone()[0]
+    assert db["incident_estimates"].count >= located > 0
+    assert "incident times estimated for" in output
 
     # A second cycle adds nothing new: crawls are idempotent.
     again = run_demo(tmp_path / "demo", serve_inbox=False, echo=lines.append, model=str(tiny_model_dir))

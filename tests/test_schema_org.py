@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -400,3 +401,39 @@ def test_dead_crawl_process_gives_each_source_an_error(tmp_path: Path) -> None:
         assert entry["messages"][0].startswith(f"source {name!r}: crawl process did not finish")
     db = open_db(tmp_path / "monitor.db")
     assert [r["status"] for r in db.query("select status from crawl_runs order by id")] == ["failed", "failed"]
+
+
+def test_429_with_retry_after_is_waited_out_then_retried(tmp_path: Path) -> None:
+    # A fresh server: the /limited counter is per server process.
+    with MockServer() as fresh:
+        path = write_config(
+            tmp_path, {"limited": {"urls": [fresh.url("/limited?after=2")], "follow_pagination": False}}
+        )
+        started = time.monotonic()
+        result = crawl(path)
+        waited = time.monotonic() - started
+        assert result["limited"]["status"] == "ok", result
+        assert result["limited"]["new"] > 0
+        assert [h for h in hits(fresh) if h.startswith("/limited")] == ["/limited?after=2"] * 2
+        assert waited >= 2.0  # the crawl really waited as long as Retry-After asked
+
+
+def test_retry_after_beyond_the_cap_gives_up_with_a_message(tmp_path: Path) -> None:
+    with MockServer() as fresh:
+        path = write_config(tmp_path, {"limited": {"urls": [fresh.url("/limited?after=3600")]}})
+        result = crawl(path)
+        assert result["limited"]["status"] == "failed"
+        assert any("429" in message for message in result["limited"]["messages"]), result
+        assert [h for h in hits(fresh) if h.startswith("/limited")] == ["/limited?after=3600"]
+
+
+def test_parse_retry_after() -> None:
+    from datetime import UTC, datetime
+
+    from spiders.middlewares import parse_retry_after
+
+    now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    assert parse_retry_after(b"120") == 120.0
+    assert parse_retry_after("Sun, 22 Nov 2026 12:01:30 GMT", now=now) == 90.0
+    assert parse_retry_after("Sun, 22 Nov 2026 11:00:00 GMT", now=now) == 0.0
+    assert parse_retry_after(b"soon") is None and parse_retry_after(None) is None

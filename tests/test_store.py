@@ -102,3 +102,15 @@ def test_crawl_runs_record_counts_and_errors(fresh_db):
     [latest] = latest_crawl_runs(fresh_db)
     assert (latest["status"], latest["new"], latest["errors"]) == ("partial", 1, 1)
     assert "HTTP 500" in json.loads(latest["messages"])[0]
+
+
+def test_source_state_and_known_ids(fresh_db):
+    from monitor.store import get_source_state, known_external_ids, set_source_state
+
+    assert get_source_state(fresh_db, "hn", "newest") is None
+    set_source_state(fresh_db, "hn", "newest", "2026-11-20T10:00:00+00:00")
+    set_source_state(fresh_db, "hn", "newest", "2026-11-21T10:00:00+00:00")
+    assert get_source_state(fresh_db, "hn", "newest") == "2026-11-21T10:00:00+00:00"
+    record_mentions(fresh_db, "hn", [mention(str(i)) for i in range(700)])
+    assert known_external_ids(fresh_db, "hn", ["5", "699", "700", "x"]) == {"5", "699"}
+    assert known_external_ids(fresh_db, "other", ["5"]) == set()

@@ -41,6 +41,8 @@ class Prediction:
     label: str
     score: float
     probs: dict[str, float]
+    # Topic head scores (≥ 0.5 tags the topic) when the model directory has a topic head; see topic_head.py.
+    topic_scores: dict[str, float] | None = None
 
 
 def resolve_model(spec: str, base_dir: Path | None = None) -> str:
@@ -104,6 +106,8 @@ class SentimentModel:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
+        from monitor.classify.topic_head import TopicHead
+
         # Progress bars and load reports would pollute `monitor sentiment` output.
         hf_logging.set_verbosity_error()
         hf_logging.disable_progress_bar()
@@ -125,6 +129,12 @@ class SentimentModel:
         self.max_length = min(max_length, getattr(self.tokenizer, "model_max_length", max_length) or max_length)
         self.batch_size = batch_size
         self._specials = self._special_tokens()
+        try:
+            self.topic_head = TopicHead.load(self.name) if Path(self.name).is_dir() else None
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelLoadError(f"model.default: cannot load the topic head in {self.name}: {exc}") from None
+        if self.topic_head is not None and self.topic_head.weight.shape[1] != self.model.config.hidden_size:
+            raise ModelLoadError(f"model.default: the topic head in {self.name} does not fit this model's hidden size")
 
     def _special_tokens(self) -> tuple[list[int], list[int]]:
         """The ids this tokenizer puts before and after a text (e.g. [CLS] ... [SEP], <s> ... </s>)."""
@@ -141,14 +151,13 @@ class SentimentModel:
         ids = self.tokenizer([normalise_for_model(t) for t in texts], add_special_tokens=False)["input_ids"]
         return [prefix + head_and_tail(seq, body_budget) + suffix for seq in ids]
 
-    def predict(self, texts: list[str]) -> list[Prediction]:
-        """Classify texts; batches are length-sorted so padding stays small."""
+    def _forward(self, texts: list[str], pooled: bool):
+        """Yield (text indices, logits, pooled embeddings or None) per batch; batches are length-sorted."""
         torch = self._torch
-        if not texts:
-            return []
+        from monitor.classify.topic_head import mean_pool
+
         encoded = self._encode(texts)
         order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
-        results: list[Prediction | None] = [None] * len(texts)
         pad = self.tokenizer.pad_token_id or 0
         with torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
@@ -160,15 +169,35 @@ class SentimentModel:
                     seq = encoded[i]
                     input_ids[row, : len(seq)] = torch.tensor(seq)
                     attention[row, : len(seq)] = 1
-                logits = self.model(input_ids=input_ids, attention_mask=attention).logits
-                probs = torch.softmax(logits.float(), dim=-1).tolist()
-                for row, i in enumerate(idx):
-                    results[i] = self._to_prediction(probs[row])
-        return results  # type: ignore[return-value]
+                # Hidden states cost memory, so ask for them only when something reads them.
+                out = self.model(input_ids=input_ids, attention_mask=attention, output_hidden_states=pooled)
+                yield idx, out.logits, mean_pool(out.hidden_states[-1], attention) if pooled else None
 
-    def _to_prediction(self, model_probs: list[float]) -> Prediction:
+    def predict(self, texts: list[str]) -> list[Prediction]:
+        """Classify texts (and score topics when the model has a topic head)."""
+        return self._run(texts, pooled=self.topic_head is not None)[0]
+
+    def predict_and_embed(self, texts: list[str]):
+        """Predictions plus the pooled embeddings [len(texts), hidden] the topic head reads (for training it)."""
+        return self._run(texts, pooled=True)
+
+    def _run(self, texts: list[str], pooled: bool):
+        torch = self._torch
+        results: list[Prediction | None] = [None] * len(texts)
+        embeddings = torch.zeros((len(texts), self.model.config.hidden_size)) if pooled else None
+        head = self.topic_head
+        for idx, logits, batch_pooled in self._forward(texts, pooled=pooled):
+            probs = torch.softmax(logits.float(), dim=-1).tolist()
+            topic_scores = head.scores(batch_pooled) if head is not None else [None] * len(idx)
+            if embeddings is not None:
+                embeddings[idx] = batch_pooled.float()
+            for row, i in enumerate(idx):
+                results[i] = self._to_prediction(probs[row], topic_scores[row])
+        return results, embeddings
+
+    def _to_prediction(self, model_probs: list[float], topic_scores: dict[str, float] | None = None) -> Prediction:
         probs = dict.fromkeys(OUR_LABELS, 0.0)
         for p, label in zip(model_probs, self.index_labels, strict=True):
             probs[label] += p
         label = max(probs, key=probs.get)
-        return Prediction(label=label, score=probs[label], probs=probs)
+        return Prediction(label=label, score=probs[label], probs=probs, topic_scores=topic_scores)

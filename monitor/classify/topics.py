@@ -1,12 +1,20 @@
-"""Complaint topics and urgency flags from curated phrase lists.
+"""Complaint topics and urgency flags.
 
-Phrase lists are transparent and easy for a team to extend; a trained topic
-head can replace them later behind the same function.
+Topics are the union of curated phrase lists and, when the sentiment model
+carries one, a trained topic head (``topic_head.py``) over the same forward
+pass. Phrase lists are transparent and easy for a team to extend; the head
+catches paraphrases they miss. The head covers only the topics its training
+data has (see ``models/train_topics.py``); the rest stay phrase-list only.
+Precision/recall of each: ``docs/topics.md``.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+
+# The value, not the module: importing topic_head here would pull torch into every CLI start.
+DECISION_SCORE = 0.5  # must equal topic_head.DECISION_SCORE (a test checks)
 
 TOPICS = (
     "wait_time",
@@ -140,12 +148,24 @@ _TOPIC_RE = _compile(_TOPIC_PATTERNS)
 _URGENCY_RE = _compile(_URGENCY_PATTERNS)
 
 
-def tag_topics(text: str, label: str) -> list[str]:
-    """Complaint topics mentioned in ``text`` (only complaints carry topics)."""
+def phrase_topics(text: str) -> list[str]:
+    """Topics whose phrase list matches ``text``, whatever its label."""
+    return [topic for topic, pattern in _TOPIC_RE.items() if pattern.search(text)]
+
+
+def tag_topics(text: str, label: str, head_scores: Mapping[str, float] | None = None) -> list[str]:
+    """Complaint topics mentioned in ``text`` (only complaints carry topics).
+
+    ``head_scores`` are a topic head's scores for the text (``Prediction.topic_scores``);
+    a topic is tagged when its phrase list matches or its score is ≥ ``DECISION_SCORE``.
+    ``other`` only when nothing else fires.
+    """
     if label != "complaint":
         return []
-    found = [topic for topic, pattern in _TOPIC_RE.items() if pattern.search(text)]
-    return found or ["other"]
+    found = set(phrase_topics(text))
+    if head_scores:
+        found.update(t for t, score in head_scores.items() if score >= DECISION_SCORE and t in TOPICS and t != "other")
+    return [topic for topic in TOPICS if topic in found] or ["other"]
 
 
 def urgency_flags(text: str, author_reach: int | None = None) -> list[str]:

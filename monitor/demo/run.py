@@ -32,15 +32,47 @@ brand = "Acme Coffee"
 host = "127.0.0.1"
 port = {port}
 
+[shifts]
+default_visit_lag = "2h"
+incident_min_complaints = 3
+incident_window = "3h"
+
 [[locations]]
 id = "downtown"
 name = "Acme Coffee Downtown"
 timezone = "America/New_York"
+keywords = ["downtown", "main street"]
+
+[[locations.shifts]]
+name = "morning"
+start = "06:00"
+end = "14:00"
+
+[[locations.shifts]]
+name = "evening"
+start = "14:00"
+end = "22:00"
 
 [[locations]]
 id = "airport"
 name = "Acme Coffee Airport"
 timezone = "America/New_York"
+keywords = ["airport", "terminal 4"]
+
+[[locations.shifts]]
+name = "morning"
+start = "06:00"
+end = "14:00"
+
+[[locations.shifts]]
+name = "evening"
+start = "14:00"
+end = "22:00"
+
+[[locations.shifts]]
+name = "overnight"
+start = "22:00"
+end = "06:00"
 
 [[sources]]
 name = "reviews-downtown"
@@ -63,6 +95,7 @@ name = "reddit-acme"
 type = "reddit"
 every = "15m"
 brand = "Acme Coffee"
+visit_lag = "30m"
 search = ["acme coffee"]
 subreddits = ["acmecoffee"]
 client_id_env = "{id_env}"
@@ -120,6 +153,8 @@ def run_demo(
         by_label = ", ".join(f"{k} {v}" for k, v in sorted(report.classified.by_label.items()))
         echo(f"classified {report.classified.classified} mentions ({by_label or 'none'})")
         echo(f"queued {report.queue.created} items for reply")
+        if report.shifts is not None:
+            echo(f"incident times estimated for {report.shifts.estimated} mentions; {report.shifts.incidents} incidents")
         echo(f"digest: {report.digest_path}")
         db = open_db(config.storage_path)
         summary = {

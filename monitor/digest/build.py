@@ -16,7 +16,9 @@ from typing import Any
 import sqlite_utils
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from monitor.config import Config
 from monitor.escaping import safe_url
+from monitor.shifts.summary import shifts_for_digest
 from monitor.store import latest_crawl_runs
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
@@ -46,8 +48,10 @@ def _excerpt(text: str | None, limit: int = 280) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def gather_digest(db: sqlite_utils.Database, day: date, brand: str = "") -> dict[str, Any]:
-    """Everything the digest for ``day`` (a UTC calendar day) shows."""
+def gather_digest(
+    db: sqlite_utils.Database, day: date, brand: str = "", config: Config | None = None
+) -> dict[str, Any]:
+    """Everything the digest for ``day`` (a UTC calendar day) shows; shifts and incidents need ``config``."""
     start = datetime.combine(day, time(), tzinfo=UTC)
     end = start + timedelta(days=1)
     prev = start - timedelta(days=1)
@@ -102,6 +106,7 @@ def gather_digest(db: sqlite_utils.Database, day: date, brand: str = "") -> dict
         "overdue": overdue,
         "open_items": open_count,
         "sources": latest_crawl_runs(db),
+        "shifts": shifts_for_digest(db, config, day) if config and config.locations else None,
     }
 
 
@@ -122,9 +127,11 @@ def render_digest(data: dict[str, Any], fmt: str = "html") -> str:
     return _environment().get_template(template).render(**data)
 
 
-def write_digest(db: sqlite_utils.Database, output: Path, day: date, brand: str = "") -> Path:
+def write_digest(
+    db: sqlite_utils.Database, output: Path, day: date, brand: str = "", config: Config | None = None
+) -> Path:
     """Render the digest to ``output`` (.html, or .md for Markdown)."""
     fmt = "md" if output.suffix.lower() in {".md", ".markdown"} else "html"
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render_digest(gather_digest(db, day, brand), fmt), encoding="utf-8")
+    output.write_text(render_digest(gather_digest(db, day, brand, config), fmt), encoding="utf-8")
     return output

@@ -13,12 +13,14 @@ import os
 import secrets
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Flask, abort, g, redirect, render_template, request, session, url_for
 
 from monitor.config import Config, ConfigError
 from monitor.escaping import safe_url
 from monitor.queue.items import STATES, QueueError, assign, dismiss, item_detail, list_items, mark_replied
+from monitor.shifts.stage import mention_shift
 from monitor.store import open_db
 
 SECRET_ENV = "MONITOR_SECRET_KEY"
@@ -53,6 +55,19 @@ def create_app(config: Config) -> Flask:
     app.jinja_env.filters["safe_url"] = safe_url
     app.jinja_env.filters["fromjson"] = lambda value: json.loads(value) if value else []
     app.jinja_env.globals["csrf_token"] = _csrf_token
+    zones = {loc.id: loc.timezone for loc in config.locations}
+
+    def local_time(iso: str | None, location: str | None) -> str:
+        """A UTC timestamp shown in the location's own time zone, where managers think in shifts."""
+        if not iso:
+            return ""
+        when = datetime.fromisoformat(iso)
+        if location in zones:
+            when = when.astimezone(ZoneInfo(zones[location]))
+            return when.strftime("%a %d %b %H:%M %Z")
+        return when.strftime("%a %d %b %H:%M UTC")
+
+    app.jinja_env.filters["local_time"] = local_time
 
     def db():
         if "db" not in g:
@@ -112,6 +127,7 @@ def create_app(config: Config) -> Flask:
             detail = item_detail(db(), item_id)
         except QueueError:
             abort(404)
+        detail["shift"] = mention_shift(db(), detail["mention_id"])
         return render_template("item.html", item=detail, now=datetime.now(UTC).isoformat())
 
     def _act(item_id: int, action) -> Any:

@@ -1,0 +1,286 @@
+"""Shared base for spiders that read a platform's JSON API (reviews, posts).
+
+:class:`ApiSpider` gives a subclass the pieces every API source needs:
+
+* ``self.source`` / ``self.options`` from the ``source`` argument, like ``SchemaOrgSpider``;
+* :meth:`~ApiSpider.secret` — a credential from the environment; a missing variable becomes a
+  crawl-run message naming the variable and the source, and the value is scrubbed from every message;
+* :meth:`~ApiSpider.request` / :meth:`~ApiSpider.on_error` — requests whose failures (HTTP errors after
+  retries, timeouts, refused connections) become crawl-run messages naming the source and URL;
+* :meth:`~ApiSpider.load_json` — a response body as JSON, or a message when it is not JSON;
+* incremental paging: :meth:`~ApiSpider.track_page` says when a newest-first listing has read
+  ``overlap`` already-stored items and can stop; :meth:`~ApiSpider.end_stream` records whether the
+  listing was read to its end, so a crawl that failed half-way is followed by one that reads deep again.
+
+Module helpers :func:`utc_iso`, :func:`star_rating`, :func:`dig` and :func:`meta_of` are plain functions.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime, tzinfo
+from typing import Any, ClassVar
+
+import scrapy
+from scrapy.http import Response
+from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.python.failure import Failure
+
+from monitor.config import ConfigError, SourceConfig, secret_from_env
+from spiders.pipelines import crawl_problem
+
+REDACTED = "[redacted]"
+MAX_DETAIL_CHARS = 200
+BACKFILL_KEY = "backfilled:"
+
+
+# ----------------------------------------------------------------- helpers
+
+
+def meta_of(response: Response) -> dict[str, Any]:
+    """The request meta of a response; empty for a saved response built in a test."""
+    return response.meta if response.request is not None else {}
+
+
+def dig(data: Any, *path: str | int) -> Any:
+    """``data[path[0]][path[1]]...`` or None where any step is missing or of the wrong type."""
+    for step in path:
+        if isinstance(step, int):
+            if not isinstance(data, list) or not -len(data) <= step < len(data):
+                return None
+        elif not isinstance(data, dict):
+            return None
+        data = data[step] if isinstance(step, int) else data.get(step)
+    return data
+
+
+def utc_iso(value: Any, assume: tzinfo = UTC) -> str | None:
+    """An ISO 8601 / RFC 3339 time as UTC ISO 8601 to the second; a time without offset is read in ``assume``."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    if "." in text:
+        # RFC 3339 allows nanoseconds (Google sends 9 digits); fromisoformat reads at most 6.
+        head, _, tail = text.partition(".")
+        digits = len(tail) - len(tail.lstrip("0123456789"))
+        text = head + tail[digits:]
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=assume)
+    return moment.astimezone(UTC).replace(microsecond=0).isoformat()
+
+
+def star_rating(value: Any, best: float = 5.0) -> float | None:
+    """A star rating (number or numeric string) on a 1..``best`` scale as a float on 1–5; None if unusable."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not 1.0 <= number <= best:
+        return None
+    return round(1 + (number - 1) * 4 / (best - 1), 2) if best != 5.0 else number
+
+
+def clean_text(value: Any) -> str | None:
+    """Strip a text; None for non-strings and blanks (paragraph breaks are kept: reviews have them)."""
+    if not isinstance(value, str):
+        return None
+    return value.strip() or None
+
+
+def error_detail(body: bytes) -> str | None:
+    """The message in an API's JSON error body (Google, Yelp, Trustpilot and common shapes), shortened."""
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    detail: Any = None
+    error = dig(data, "error")
+    if isinstance(error, dict):
+        # Google: {"error": {"code": 404, "status": "NOT_FOUND", "message"}}; Yelp: {"error": {"code", "description"}}.
+        label = error.get("status") or error.get("code")
+        text = error.get("message") or error.get("description")
+        detail = f"{label}: {text}" if isinstance(label, str) and text else text
+    elif isinstance(error, str):
+        detail = error
+    # Trustpilot's gateway: {"fault": {"faultstring"}}; many APIs: {"message"}.
+    detail = detail or dig(data, "fault", "faultstring") or dig(data, "message")
+    if not isinstance(detail, str) or not detail.strip():
+        return None
+    return " ".join(detail.split())[:MAX_DETAIL_CHARS]
+
+
+# ------------------------------------------------------------------ spider
+
+
+class ApiSpider(scrapy.Spider):
+    """Base class for one source read from a JSON API. Subclasses set ``name`` and implement ``start``."""
+
+    name = "api"
+    # Official APIs are governed by their terms and keys, not robots.txt, and fetching
+    # robots.txt from an API host costs a request of the quota for nothing.
+    custom_settings: ClassVar[dict[str, Any]] = {"ROBOTSTXT_OBEY": False}
+
+    def __init__(self, source: SourceConfig | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(source, SourceConfig):
+            raise TypeError(f"{type(self).__name__} needs source=SourceConfig(...) (one {self.name} source)")
+        self.source = source
+        self.problems: list[str] = []
+        self._secrets: list[str] = []
+        self._db: Any = None
+        self._yielded: set[str] = set()
+        self._seen: dict[str, int] = {}  # stream -> already-stored items in a row
+        self._streams: dict[str, str] = {}  # stream -> "open" | "done" | "failed"
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return self.source.options
+
+    # ----------------------------------------------------------- problems
+
+    def report(self, message: str) -> None:
+        """Log a problem naming the source and hand it to the pipeline as a crawl-run message."""
+        for secret in self._secrets:
+            message = message.replace(secret, REDACTED)
+        self.logger.warning("source %r: %s", self.source.name, message)
+        self.problems.append(message)
+        crawler = getattr(self, "crawler", None)
+        if crawler is not None:
+            crawler.signals.send_catch_log(signal=crawl_problem, message=message, spider=self)
+
+    def secret(self, option: str) -> str | None:
+        """The credential named by ``options[option]``; None (and a message) when the variable is unset."""
+        try:
+            value = secret_from_env(self.source, option)
+        except ConfigError as exc:
+            self.report(str(exc))
+            return None
+        self._secrets.append(value)
+        return value
+
+    # ----------------------------------------------------------- requests
+
+    def request(
+        self,
+        url: str,
+        callback: Any,
+        *,
+        stream: str | None = None,
+        headers: dict[str, str] | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> scrapy.Request:
+        """A GET whose failure is reported; ``stream`` names the listing it belongs to (for incremental paging)."""
+        if stream is not None:
+            self._streams.setdefault(stream, "open")
+        return scrapy.Request(
+            url,
+            callback=callback,
+            errback=self.on_error,
+            headers=headers,
+            meta={**(meta or {}), "stream": stream},
+        )
+
+    def on_error(self, failure: Failure) -> None:
+        request = failure.request
+        if failure.check(HttpError):
+            response = failure.value.response
+            retries = request.meta.get("retry_times", 0)
+            message = f"HTTP {response.status} from {request.url}" + (f" (after {retries} retries)" if retries else "")
+            detail = error_detail(response.body)
+            self.report(message + (f": {detail}" if detail else ""))
+        else:
+            self.report(f"could not fetch {request.url}: {failure.type.__name__}: {failure.getErrorMessage()}")
+        if request.meta.get("stream"):
+            self.end_stream(request.meta["stream"], ok=False)
+
+    def load_json(self, response: Response) -> Any | None:
+        """The body as JSON; None (and a message naming the URL) when it is not."""
+        try:
+            return json.loads(response.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            self.report(f"malformed JSON from {response.url}: {exc}")
+        stream = meta_of(response).get("stream")
+        if stream:
+            self.end_stream(stream, ok=False)
+        return None
+
+    # -------------------------------------------------------- incremental
+
+    @property
+    def db(self) -> Any:
+        """The store, opened on first use; None outside a crawl (saved-response tests)."""
+        if self._db is None:
+            crawler = getattr(self, "crawler", None)
+            path = crawler.settings.get("MONITOR_DB_PATH") if crawler is not None else None
+            if path:
+                from monitor.store import open_db
+
+                self._db = open_db(path)
+        return self._db
+
+    @db.setter
+    def db(self, value: Any) -> None:
+        self._db = value
+
+    def backfilled(self, stream: str) -> bool:
+        """Whether an earlier crawl read this listing to its end (only then may overlap stop paging)."""
+        if self.db is None:
+            return False
+        from monitor.store import get_source_state
+
+        return get_source_state(self.db, self.source.name, BACKFILL_KEY + stream) == "1"
+
+    def fresh(self, mentions: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Drop mentions already yielded in this crawl (a listing shifts while it is paged)."""
+        out = []
+        for mention in mentions:
+            if mention["external_id"] not in self._yielded:
+                self._yielded.add(mention["external_id"])
+                out.append(mention)
+        return out
+
+    def track_page(self, stream: str, external_ids: Iterable[str]) -> bool:
+        """Count a newest-first page's already-stored items; True when paging this listing should stop.
+
+        Stops once ``overlap`` stored items in a row have been re-read (at least one), so an edit
+        to a recent item is still seen; never before a crawl has read the listing to its end once.
+        """
+        ids = [str(i) for i in external_ids]
+        if self.db is None or not ids:
+            return False
+        from monitor.store import known_external_ids
+
+        known = known_external_ids(self.db, self.source.name, ids)
+        streak = self._seen.get(stream, 0)
+        for external_id in ids:
+            # In a row, newest first: a new item between stored ones (an edit moved up) restarts the count.
+            streak = streak + 1 if external_id in known else 0
+        self._seen[stream] = streak
+        return streak > 0 and streak >= int(self.options.get("overlap", 0)) and self.backfilled(stream)
+
+    def end_stream(self, stream: str, ok: bool = True) -> None:
+        """A listing is finished: read to its end / stopped by overlap (ok), or cut short by an error."""
+        if self._streams.get(stream) != "failed":
+            self._streams[stream] = "done" if ok else "failed"
+
+    def closed(self, reason: str) -> None:
+        # Runs after the pipeline has flushed, so "backfilled" is only set once the items are stored.
+        db = self._db
+        if db is None:
+            return
+        from monitor.store import set_source_state
+
+        try:
+            for stream, state in self._streams.items():
+                # A listing still "open" was cut short (shutdown, a crash in a callback).
+                set_source_state(db, self.source.name, BACKFILL_KEY + stream, "1" if state == "done" else "0")
+        finally:
+            db.conn.close()
+            self._db = None

@@ -1,0 +1,259 @@
+"""Shared machinery of the social/news API spiders (hackernews, mastodon, bluesky, feed).
+
+Each spider reads one or more *streams* (a search query, a hashtag, a feed URL)
+newest first. Incremental crawling is the same for all of them:
+
+* a per-stream watermark (the newest ``posted_at`` seen) kept in the store's
+  ``source_state`` table; APIs that can filter by time get ``watermark - edit
+  window`` as their lower bound, and older items count as already seen;
+* :func:`monitor.store.known_external_ids` tells which items on a page are
+  stored already; once ``overlap`` already-seen items in a row have been read,
+  paging stops (the overlap re-reads recent items, so edits become revisions),
+  but only if the stream's previous crawl was clean: after a failed page the
+  next crawl reads as deep as ``max_pages`` again;
+* state is written only when the spider closes normally, after the store
+  pipeline flushed its last batch, and only for streams that had no errors, so a
+  crash or a failed page never moves a watermark past items that were not stored.
+
+Problems go to the crawl run through :data:`spiders.pipelines.crawl_problem`,
+like :class:`spiders.schema_org.SchemaOrgSpider`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+import scrapy
+from scrapy.http import Response
+from scrapy.spidermiddlewares.httperror import HttpError
+from twisted.python.failure import Failure
+from w3lib.html import remove_tags, replace_entities
+
+from monitor.config import ConfigError, SourceConfig, secret_from_env
+from monitor.store import get_source_state, known_external_ids, open_db, set_source_state
+from spiders.api_base import REDACTED, meta_of, utc_iso  # noqa: F401 - re-exported for the spiders
+from spiders.pipelines import crawl_problem
+
+# HN separates paragraphs with a bare <p>; Mastodon wraps them in <p>…</p> and breaks lines with <br />.
+ERROR_TEXT_CHARS = 200
+_BLOCK_BREAK = re.compile(r"(?i)<\s*(?:br\s*/?|/?p(?:\s[^>]*)?|/div|/li|/blockquote|/h[1-6])\s*>")
+
+
+def html_to_text(html: str | None) -> str | None:
+    """Plain text from an HTML fragment; paragraphs and line breaks survive as line breaks."""
+    if not html:
+        return None
+    text = _BLOCK_BREAK.sub("\n", html)
+    text = replace_entities(remove_tags(text))
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    text = "\n".join(line for line in lines if line)
+    return text or None
+
+
+def plain_text(value: object) -> str | None:
+    """A plain-text field (HN titles, Mastodon content warnings) with whitespace tidied; never read as HTML."""
+    if not isinstance(value, str):
+        return None
+    return " ".join(value.split()) or None
+
+
+def api_error_text(body: bytes) -> str:
+    """The reason an API gave in its JSON error body, shortened; '' if none.
+
+    Algolia sends ``{"message", "status"}``, Mastodon ``{"error"}``, XRPC (Bluesky)
+    ``{"error": "Name", "message": "…"}``.
+    """
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return ""
+    if not isinstance(data, dict):
+        return ""
+    parts = [data[key].strip() for key in ("error", "message") if isinstance(data.get(key), str) and data[key].strip()]
+    return " ".join(": ".join(dict.fromkeys(parts)).split())[:ERROR_TEXT_CHARS]
+
+
+@dataclass
+class Stream:
+    """One query / tag / feed of a source, read newest first during one crawl."""
+
+    key: str  # e.g. "search:acme coffee"; names the stream in state keys
+    label: str  # for messages, e.g. "query 'acme coffee'"
+    watermark: str | None = None  # newest posted_at stored by the last clean crawl
+    complete: bool = False  # the last crawl of this stream ended without errors
+    pages: int = 0
+    known_streak: int = 0  # already-seen items in a row, newest first
+    newest: str | None = None
+    failed: bool = False
+
+
+class IncrementalSpider(scrapy.Spider):
+    """Base class: source handling, problem reports, error callbacks, stored state and the stop rule."""
+
+    # APIs are read under their terms of use and keys; robots.txt is for page crawlers
+    # (the feed spider turns it back on).
+    custom_settings: ClassVar[dict[str, Any]] = {"ROBOTSTXT_OBEY": False}
+    # How far before the watermark items are read again, to catch edits and late-indexed posts.
+    edit_window = timedelta(hours=2)
+
+    def __init__(self, source: SourceConfig | None = None, db: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(source, SourceConfig) or source.type != self.name:
+            raise TypeError(f"{type(self).__name__} needs source=SourceConfig(...) (one {self.name} source)")
+        self.source = source
+        self.problems: list[str] = []
+        self.streams: dict[str, Stream] = {}
+        self.pending_state: dict[str, str] = {}  # written on a clean close, e.g. a feed's ETag
+        self._yielded: set[str] = set()
+        self._secrets: list[str] = []
+        self._db = db  # tests pass an open database; crawls open MONITOR_DB_PATH on first use
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return self.source.options
+
+    # --------------------------------------------------------------- store
+
+    @property
+    def db(self) -> Any:
+        if self._db is None:
+            crawler = getattr(self, "crawler", None)
+            path = crawler.settings.get("MONITOR_DB_PATH") if crawler is not None else None
+            if path:
+                self._db = open_db(path)
+        return self._db
+
+    def state(self, key: str) -> str | None:
+        return get_source_state(self.db, self.source.name, key) if self.db is not None else None
+
+    def known(self, external_ids: list[str]) -> set[str]:
+        return known_external_ids(self.db, self.source.name, external_ids) if self.db is not None else set()
+
+    def closed(self, reason: str) -> None:
+        """Save watermarks and pending state; Scrapy calls this after the store pipeline's last flush."""
+        db = self._db
+        if db is None:
+            return
+        try:
+            for stream in self.streams.values():
+                clean = reason == "finished" and not stream.failed
+                set_source_state(db, self.source.name, f"complete:{stream.key}", "1" if clean else "0")
+                if clean and stream.newest and (not stream.watermark or stream.newest > stream.watermark):
+                    set_source_state(db, self.source.name, f"newest:{stream.key}", stream.newest)
+            if reason == "finished":
+                for key, value in self.pending_state.items():
+                    set_source_state(db, self.source.name, key, value)
+        finally:
+            if getattr(self, "crawler", None) is not None:  # a test's own database stays open
+                db.conn.close()
+                self._db = None
+
+    # ------------------------------------------------------------- streams
+
+    def stream(self, key: str, label: str = "") -> Stream:
+        """The stream for ``key``, with its watermark loaded from the store."""
+        if key not in self.streams:
+            self.streams[key] = Stream(
+                key,
+                label or key,
+                watermark=self.state(f"newest:{key}"),
+                complete=self.state(f"complete:{key}") == "1",
+            )
+        return self.streams[key]
+
+    def since(self, stream: Stream) -> datetime | None:
+        """Lower time bound for this crawl: the watermark minus the edit window (None on a first crawl)."""
+        if not stream.watermark:
+            return None
+        return datetime.fromisoformat(stream.watermark) - self.edit_window
+
+    def take(self, stream: Stream, mentions: list[dict[str, Any]], url: str) -> tuple[list[dict[str, Any]], bool]:
+        """Account for one newest-first page: the mentions to yield, and whether to read the next page.
+
+        Paging stops after ``max_pages``, or once ``overlap`` already-seen items
+        in a row (at least one) have been read, provided the stream's previous
+        crawl was clean (after a failed one, a crawl reads deep again). An item
+        counts as seen when it is stored already or older than :meth:`since`.
+        """
+        stream.pages += 1
+        if not mentions and stream.pages == 1 and not stream.watermark:
+            # Empty on a first crawl usually means a wrong query or feed; later it just means nothing new.
+            self.report(f"no results for {stream.label} at {url}")
+        known = self.known([m["external_id"] for m in mentions])
+        since = self.since(stream)
+        fresh: list[dict[str, Any]] = []
+        for mention in mentions:
+            posted = mention.get("posted_at")
+            if posted and (stream.newest is None or posted > stream.newest):
+                stream.newest = posted
+            old = bool(since and posted and datetime.fromisoformat(posted) < since)
+            stream.known_streak = stream.known_streak + 1 if mention["external_id"] in known or old else 0
+            # The same item can turn up in two queries, or twice while a listing shifts under paging.
+            if mention["external_id"] not in self._yielded:
+                self._yielded.add(mention["external_id"])
+                fresh.append(mention)
+        more = stream.pages < int(self.options.get("max_pages", 5))
+        overlap = int(self.options.get("overlap", 0))
+        if stream.complete and stream.known_streak and stream.known_streak >= overlap:
+            more = False
+        return fresh, more
+
+    # ------------------------------------------------------------ problems
+
+    def secret(self, option: str, required: bool = True) -> str | None:
+        """The credential named by ``options[option]``; None (with a message if required) when unset."""
+        try:
+            value = secret_from_env(self.source, option)
+        except ConfigError as exc:
+            if required:
+                self.report(str(exc))
+            return None
+        self._secrets.append(value)
+        return value
+
+    def report(self, message: str) -> None:
+        """Log a problem naming the source and hand it to the pipeline as a crawl-run message."""
+        for secret in self._secrets:  # an API may echo what it was sent
+            message = message.replace(secret, REDACTED)
+        self.logger.warning("source %r: %s", self.source.name, message)
+        self.problems.append(message)
+        crawler = getattr(self, "crawler", None)
+        if crawler is not None:
+            crawler.signals.send_catch_log(signal=crawl_problem, message=message, spider=self)
+
+    def fail(self, stream: Stream | None, message: str) -> None:
+        if stream is not None:
+            stream.failed = True
+        self.report(message)
+
+    def read_json(self, response: Response, stream: Stream | None) -> Any:
+        """The response's JSON, or None after reporting why it could not be read."""
+        try:
+            return json.loads(response.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            self.fail(stream, f"malformed JSON from {response.url}: {exc}")
+            return None
+
+    def error_hint(self, status: int, request: scrapy.Request) -> str:
+        """What the person running the crawl should do about ``status`` (spiders override)."""
+        return ""
+
+    def on_error(self, failure: Failure) -> None:
+        """Errback: an HTTP error after retries, or a network failure, becomes a crawl-run message."""
+        request = failure.request
+        stream = self.streams.get(request.meta.get("stream", ""))
+        if failure.check(HttpError):
+            response = failure.value.response
+            retries = request.meta.get("retry_times", 0)
+            message = f"HTTP {response.status} from {request.url}" + (f" (after {retries} retries)" if retries else "")
+            detail = api_error_text(response.body)
+            hint = self.error_hint(response.status, request)
+            self.fail(stream, message + (f": {detail}" if detail else "") + (f"; {hint}" if hint else ""))
+        elif "robots.txt" in str(failure.value):
+            self.fail(stream, f"{request.url} is disallowed by robots.txt; not fetched")
+        else:
+            self.fail(stream, f"could not fetch {request.url}: {failure.type.__name__}: {failure.getErrorMessage()}")

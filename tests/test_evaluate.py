@@ -1,0 +1,32 @@
+import json
+
+from models.evaluate import main as evaluate_main
+from models.metrics import classification_report
+
+
+def test_classification_report_macro_averages_skip_absent_classes():
+    report = classification_report([0, 0, 2, 2], [0, 2, 2, 2], ["complaint", "neutral", "praise"])
+    assert report["accuracy"] == 0.75
+    assert report["macro_recall"] == (0.5 + 1.0) / 2  # neutral absent from gold: not averaged
+    assert report["confusion"] == [[1, 0, 1], [0, 0, 0], [0, 0, 2]]
+    assert report["per_class"]["praise"]["precision"] == 2 / 3
+
+
+def test_evaluate_prints_ours_and_vader(tmp_path, tiny_model_dir, capsys):
+    three = tmp_path / "three.jsonl"
+    three.write_text(
+        "\n".join(json.dumps({"text": t, "label": lab}) for t, lab in
+                  [("I love it", "positive"), ("awful, hate it", "negative"), ("it opens at 9", "neutral")])
+    )  # fmt: skip
+    two = tmp_path / "two.jsonl"
+    two.write_text(
+        json.dumps({"text": "great", "label": "praise"}) + "\n" + json.dumps({"text": "bad", "label": "complaint"})
+    )
+    out = tmp_path / "results.json"
+    assert evaluate_main([str(three), str(two), "--model", str(tiny_model_dir), "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "| three.jsonl | vader | 3 | 1.0000 |" in printed  # VADER gets these textbook cases right
+    assert "| two.jsonl | ours | 2 |" in printed
+    results = json.loads(out.read_text())
+    assert set(results) == {"three.jsonl:ours", "three.jsonl:vader", "two.jsonl:ours", "two.jsonl:vader"}
+    assert results["two.jsonl:ours"]["per_class"]["neutral"]["support"] == 0

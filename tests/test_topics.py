@@ -1,0 +1,184 @@
+"""The topic head: aspect data loading, the grouped split, the head file, and tag_topics' union."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from models.train_topics import (
+    CATEGORY_TOPICS,
+    best_threshold,
+    grouped_folds,
+    grouped_split,
+    load_aspects,
+    topics_for,
+    train_head,
+)
+from monitor.classify import topic_head
+from monitor.classify.model import SentimentModel
+from monitor.classify.stage import classify_record
+from monitor.classify.topic_head import TopicHead, mean_pool
+from monitor.classify.topics import DECISION_SCORE, TOPICS, tag_topics
+
+from .conftest import build_tiny_model
+
+ABSA = """<?xml version="1.0" encoding="UTF-8"?>
+<Reviews>
+  <Review rid="r1"><sentences>
+    <sentence id="r1:0"><text>The waiter was rude and the pasta was cold.</text><Opinions>
+      <Opinion target="waiter" category="SERVICE#GENERAL" polarity="negative" from="4" to="10"/>
+      <Opinion target="pasta" category="FOOD#QUALITY" polarity="negative" from="30" to="35"/>
+    </Opinions></sentence>
+    <sentence id="r1:1"><text>Great prices though.</text><Opinions>
+      <Opinion target="NULL" category="RESTAURANT#PRICES" polarity="positive" from="0" to="0"/>
+    </Opinions></sentence>
+  </sentences></Review>
+  <Review rid="r2"><sentences>
+    <sentence id="r2:0"><text>Overpriced drinks, noisy room, bad place.</text><Opinions>
+      <Opinion target="drinks" category="DRINKS#PRICES" polarity="negative" from="11" to="17"/>
+      <Opinion target="room" category="AMBIENCE#GENERAL" polarity="negative" from="25" to="29"/>
+      <Opinion target="place" category="RESTAURANT#GENERAL" polarity="negative" from="35" to="40"/>
+    </Opinions></sentence>
+    <sentence id="r2:1"><text>We went on a Tuesday.</text></sentence>
+  </sentences></Review>
+</Reviews>
+"""
+
+
+def test_load_aspects_maps_negative_categories(tmp_path):
+    path = tmp_path / "absa.xml"
+    path.write_text(ABSA, encoding="utf-8")
+    sentences = load_aspects(path)
+    assert [s.review for s in sentences] == ["r1", "r1", "r2", "r2"]
+    assert sentences[0].topics == {"staff_attitude", "product_quality"}
+    assert sentences[1].topics == set()  # positive opinions carry no complaint topic
+    assert sentences[2].topics == {"price_billing", "cleanliness_ambience"}  # RESTAURANT#GENERAL: none
+    assert sentences[3].topics == set() and sentences[3].text == "We went on a Tuesday."
+
+
+def test_category_mapping_targets_our_topics():
+    assert set(CATEGORY_TOPICS.values()) <= set(TOPICS) - {"other"}
+    assert topics_for(["FOOD#STYLE_OPTIONS", "RESTAURANT#PRICES", "LOCATION#GENERAL"]) == {
+        "product_quality",
+        "price_billing",
+    }
+
+
+def test_grouped_split_keeps_reviews_whole():
+    groups = [f"r{i // 3}" for i in range(300)] + [f"s{i}" for i in range(50)]
+    train, test = grouped_split(groups, 0.2, seed=1)
+    assert sorted(train + test) == list(range(len(groups)))
+    assert not {groups[i] for i in train} & {groups[i] for i in test}
+    assert 0.18 <= len(test) / len(groups) <= 0.25
+    assert grouped_split(groups, 0.2, seed=1) == (train, test)  # seeded
+    folds = grouped_folds([groups[i] for i in train], 5, seed=1)
+    fold_groups = [{groups[train[i]] for i in fold} for fold in folds]
+    assert sum(len(f) for f in folds) == len(train)
+    assert all(not (a & b) for n, a in enumerate(fold_groups) for b in fold_groups[n + 1 :])
+
+
+def test_best_threshold_separates():
+    threshold, f1 = best_threshold([0.9, 0.8, 0.3, 0.2], [True, True, False, False])
+    assert f1 == 1.0 and 0.3 < threshold <= 0.8
+
+
+def test_mean_pool_ignores_padding():
+    hidden = torch.tensor([[[1.0, 1.0], [3.0, 3.0], [100.0, 100.0]]])
+    assert mean_pool(hidden, torch.tensor([[1, 1, 0]])).tolist() == [[2.0, 2.0]]
+
+
+def _random_head(hidden: int = 16) -> TopicHead:
+    torch.manual_seed(0)
+    n = 120
+    x = torch.randn(n, hidden)
+    # Topic A follows feature 0, topic B feature 1: learnable from a handful of points.
+    y = torch.stack([(x[:, 0] > 0.5).float(), (x[:, 1] > 0.5).float()], dim=1)
+    head, chosen = train_head(x, y, ["staff_attitude", "price_billing"], [f"g{i // 2}" for i in range(n)], folds=3)
+    assert set(chosen) == {"staff_attitude", "price_billing"}
+    return head
+
+
+def test_head_round_trip(tmp_path):
+    head = _random_head()
+    assert head.weight.shape == (2, 16) and head.bias.shape == (2,)
+    head.save(tmp_path)
+    loaded = TopicHead.load(tmp_path)
+    assert loaded is not None and loaded.topics == ["staff_attitude", "price_billing"]
+    assert torch.equal(loaded.weight, head.weight) and loaded.thresholds == head.thresholds
+    meta = json.loads((tmp_path / "topic_head.json").read_text())
+    assert meta["pooling"] == topic_head.POOLING
+    x = torch.zeros(2, 16)
+    x[0, :2] = torch.tensor([3.0, -3.0])
+    x[1, :2] = torch.tensor([-3.0, 3.0])
+    scores = loaded.scores(x)
+    assert scores[0]["staff_attitude"] >= DECISION_SCORE > scores[0]["price_billing"]
+    assert scores[1]["price_billing"] >= DECISION_SCORE > scores[1]["staff_attitude"]
+    assert TopicHead.load(tmp_path / "nothing-here") is None
+
+
+def test_decision_score_matches_topic_head():
+    assert DECISION_SCORE == topic_head.DECISION_SCORE
+
+
+def test_tag_topics_union():
+    scores = {"product_quality": 0.9, "price_billing": 0.2, "staff_attitude": 0.5}
+    assert tag_topics("the barista was rude", "complaint", scores) == ["staff_attitude", "product_quality"]
+    assert tag_topics("way too expensive", "complaint", scores) == [
+        "staff_attitude",
+        "product_quality",
+        "price_billing",
+    ]
+    assert tag_topics("meh", "complaint", {"product_quality": 0.1}) == ["other"]
+    assert tag_topics("meh", "complaint", None) == ["other"]
+    assert tag_topics("meh", "praise", scores) == []
+    assert tag_topics("meh", "complaint", {"other": 0.99}) == ["other"]
+
+
+@pytest.fixture(scope="module")
+def headed_model_dir(tmp_path_factory):
+    path = build_tiny_model(tmp_path_factory.mktemp("tiny-headed"), ["negative", "neutral", "positive"])
+    _random_head(hidden=16).save(path)
+    return path
+
+
+def test_sentiment_model_scores_topics_in_the_same_pass(headed_model_dir, tiny_model_dir):
+    texts = ["the coffee was cold", "rude staff never again", "great"]
+    model = SentimentModel(str(headed_model_dir), max_length=64, batch_size=2)
+    preds = model.predict(texts)
+    assert all(set(p.topic_scores) == {"staff_attitude", "price_billing"} for p in preds)
+    _, pooled = model.predict_and_embed(texts)
+    expected = model.topic_head.scores(pooled)
+    for pred, exp in zip(preds, expected, strict=True):
+        assert pred.topic_scores == pytest.approx(exp, abs=1e-5)
+    record = classify_record(texts[0], 1, None, "en", preds[0])
+    assert json.loads(record["topics"]) == tag_topics(texts[0], "complaint", preds[0].topic_scores)
+    # No head file: no topic scores, and no hidden states requested.
+    plain = SentimentModel(str(tiny_model_dir), max_length=64)
+    assert plain.topic_head is None and all(p.topic_scores is None for p in plain.predict(texts))
+
+
+def test_broken_head_is_a_load_error(tmp_path):
+    from monitor.classify.model import ModelLoadError
+
+    path = build_tiny_model(tmp_path / "broken", ["negative", "neutral", "positive"])
+    _random_head(hidden=8).save(path)  # the tiny model's hidden size is 16
+    with pytest.raises(ModelLoadError, match="topic head"):
+        SentimentModel(str(path))
+    (path / "topic_head.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="topic head"):
+        SentimentModel(str(path))
+
+
+def test_bundled_head_matches_bundled_model():
+    from models.train_topics import encoder_fingerprint
+    from monitor.classify.model import BUNDLED_MODEL
+
+    meta_path = BUNDLED_MODEL / "topic_head.json"
+    if not meta_path.exists():
+        pytest.skip("no bundled topic head")
+    meta = json.loads(meta_path.read_text())
+    assert meta["encoder_sha256"] == encoder_fingerprint(BUNDLED_MODEL), (
+        "models/sentiment-en was retrained after its topic head: re-run models/train_topics.py"
+    )
