@@ -95,20 +95,34 @@ def main(argv: list[str] | None = None) -> int:
     texts = build_corpus(args.n)
     words = sorted(len(t.split()) for t in texts)
     print(f"{len(texts)} mentions; words per mention: median {words[len(words) // 2]}, max {words[-1]}")
+    print(f"model {model_dir}, {args.threads} threads, max_length {args.max_length}", flush=True)
     rows = []
-    seconds, n = bench_ours(texts, args.model, args.threads, args.max_length)
-    rows.append(("ours: classify stage (lang, model, rules, topics, DB writes)", n, seconds))
-    seconds, n = bench_pipeline(texts, model_dir, args.threads, args.max_length, None)
-    rows.append(("transformers.pipeline, defaults", n, seconds))
+
+    def report(name: str, n: int, seconds: float) -> None:
+        # Each row as soon as it is measured: the batched baseline can take many minutes.
+        rows.append((name, n, seconds))
+        print(f"  {name}: {n} mentions in {seconds:.1f}s = {n / seconds:.1f}/s", flush=True)
+
+    report(
+        "ours: classify stage (lang, model, rules, topics, DB writes)",
+        *_swap(bench_ours(texts, args.model, args.threads, args.max_length)),
+    )
+    report(
+        "transformers.pipeline, defaults", *_swap(bench_pipeline(texts, model_dir, args.threads, args.max_length, None))
+    )
     if args.pipeline_batch:
-        seconds, n = bench_pipeline(texts, model_dir, args.threads, args.max_length, args.pipeline_batch)
-        rows.append((f"transformers.pipeline, batch_size={args.pipeline_batch}", n, seconds))
+        name = f"transformers.pipeline, batch_size={args.pipeline_batch}"
+        report(name, *_swap(bench_pipeline(texts, model_dir, args.threads, args.max_length, args.pipeline_batch)))
     base_rate = rows[1][1] / rows[1][2]
-    print(f"\nmodel {model_dir}, {args.threads} threads, max_length {args.max_length}\n")
-    print("| run | mentions | seconds | mentions/s | vs plain pipeline |\n|---|---|---|---|---|")
+    print("\n| run | mentions | seconds | mentions/s | vs plain pipeline |\n|---|---|---|---|---|")
     for name, n, seconds in rows:
         print(f"| {name} | {n} | {seconds:.1f} | {n / seconds:.1f} | {n / seconds / base_rate:.2f}× |")
     return 0
+
+
+def _swap(result: tuple[float, int]) -> tuple[int, float]:
+    seconds, n = result
+    return n, seconds
 
 
 if __name__ == "__main__":

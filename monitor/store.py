@@ -233,7 +233,25 @@ def _m003_source_state(db: sqlite_utils.Database) -> None:
     db["source_state"].create({"source": str, "key": str, "value": str, "updated_at": str}, pk=("source", "key"))
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m001_initial, _m002_shifts, _m003_source_state]
+def _m004_fts_update_trigger(db: sqlite_utils.Database) -> None:
+    # The trigger sqlite-utils creates re-indexes a mention on *any* update (reach, raw...);
+    # only a changed title or text needs the full-text index touched.
+    db.execute("drop trigger if exists mentions_au")
+    db.execute(
+        'CREATE TRIGGER "mentions_au" AFTER UPDATE OF "title", "text" ON "mentions" BEGIN\n'
+        '  INSERT INTO "mentions_fts" ("mentions_fts", rowid, "title", "text") '
+        'VALUES(\'delete\', old.rowid, old."title", old."text");\n'
+        '  INSERT INTO "mentions_fts" (rowid, "title", "text") VALUES (new.rowid, new."title", new."text");\n'
+        "END"
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _m001_initial,
+    _m002_shifts,
+    _m003_source_state,
+    _m004_fts_update_trigger,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -290,54 +308,77 @@ def _clean(mention: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def _existing_rows(db: sqlite_utils.Database, source: str, external_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Stored rows of ``source`` for these ids: one query per 500 ids, not one per mention."""
+    columns = ", ".join(["id", "external_id", *MENTION_FIELDS, "raw"])
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(external_ids), 500):
+        chunk = external_ids[start : start + 500]
+        cursor = db.execute(
+            f"select {columns} from mentions where source = ? and external_id in ({', '.join('?' * len(chunk))})",
+            [source, *chunk],
+        )
+        names = [d[0] for d in cursor.description]
+        found.update((row[1], dict(zip(names, row, strict=True))) for row in cursor)
+    return found
+
+
+_INSERT_SQL = (
+    "insert into mentions (source, external_id, {cols}, first_seen_at, updated_at) values (?, ?, {marks}, ?, ?)".format(
+        cols=", ".join([*MENTION_FIELDS, "raw"]), marks=", ".join("?" * (len(MENTION_FIELDS) + 1))
+    )
+)
+_STORED = (*MENTION_FIELDS, "raw")
+
+
 def record_mentions(db: sqlite_utils.Database, source: str, mentions: Iterable[dict[str, Any]]) -> UpsertCounts:
     """Upsert ``mentions`` for ``source`` by ``external_id``; keep edits as revisions.
 
     Returns counts of new, updated (title/text/rating changed) and unchanged
     rows. Runs in one transaction: either the whole batch is stored or none.
+    A row whose stored values are all the same is not written at all, so a
+    re-crawl of known items costs one lookup per 500 of them.
     """
+    # Validate and normalise everything first: a bad item fails the batch before any write.
+    batch = [(str(mention["external_id"]), _clean(mention)) for mention in mentions]
     counts = UpsertCounts()
+    if not batch:
+        return counts
     now = utcnow()
+    existing = _existing_rows(db, source, list(dict.fromkeys(eid for eid, _ in batch)))
     with db.atomic():
-        for mention in mentions:
-            external_id = str(mention["external_id"])
-            row = _clean(mention)
-            existing = db.execute(
-                "select id, title, text, rating from mentions where source = ? and external_id = ?",
-                [source, external_id],
-            ).fetchone()
-            if existing is None:
-                cursor = db.execute(
-                    "insert into mentions (source, external_id, {cols}, first_seen_at, updated_at) "
-                    "values (?, ?, {marks}, ?, ?)".format(
-                        cols=", ".join([*MENTION_FIELDS, "raw"]), marks=", ".join("?" * (len(MENTION_FIELDS) + 1))
-                    ),
-                    [source, external_id, *(row[k] for k in MENTION_FIELDS), row["raw"], now, now],
-                )
+        for external_id, row in batch:
+            stored = existing.get(external_id)
+            if stored is None:
+                cursor = db.execute(_INSERT_SQL, [source, external_id, *(row[k] for k in _STORED), now, now])
                 counts.new += 1
                 counts.mention_ids.append(cursor.lastrowid)
+                existing[external_id] = {"id": cursor.lastrowid, **row}
                 continue
-            mention_id, title, text, rating = existing
-            before = {"title": title, "text": text, "rating": rating}
-            changed = any(before[k] != row[k] for k in REVISED_FIELDS)
+            mention_id = stored["id"]
+            counts.mention_ids.append(mention_id)
+            changed = any(stored[k] != row[k] for k in REVISED_FIELDS)
             if changed:
                 db.execute(
                     "insert into mention_revisions (mention_id, seen_at, title_before, title_after, "
                     "text_before, text_after, rating_before, rating_after) values (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [mention_id, now, title, row["title"], text, row["text"], rating, row["rating"]],
-                )
+                    [mention_id, now, stored["title"], row["title"], stored["text"], row["text"],
+                     stored["rating"], row["rating"]],
+                )  # fmt: skip
                 # The old classification no longer describes the text.
                 db.execute("delete from classifications where mention_id = ?", [mention_id])
                 counts.updated += 1
             else:
                 counts.unchanged += 1
+                if all(stored[k] == row[k] for k in _STORED):
+                    continue
             # Other fields (reach, url, raw) refresh silently; updated_at marks real edits only.
-            assignments = ", ".join(f"{k} = ?" for k in (*MENTION_FIELDS, "raw"))
+            assignments = ", ".join(f"{k} = ?" for k in _STORED)
             db.execute(
                 f"update mentions set {assignments}" + (", updated_at = ?" if changed else "") + " where id = ?",
-                [*(row[k] for k in MENTION_FIELDS), row["raw"], *([now] if changed else []), mention_id],
+                [*(row[k] for k in _STORED), *([now] if changed else []), mention_id],
             )
-            counts.mention_ids.append(mention_id)
+            existing[external_id] = {"id": mention_id, **row}
     return counts
 
 

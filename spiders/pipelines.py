@@ -11,6 +11,7 @@ what was already stored.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from scrapy import signals
@@ -52,6 +53,8 @@ class StorePipeline:
         self.errors: list[str] = []
         self._finished = False
         self.filtered = 0  # dropped by the source's exclude / require rules
+        self.writer: ThreadPoolExecutor | None = None
+        self.pending: list[Future] = []
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> StorePipeline:
@@ -86,7 +89,9 @@ class StorePipeline:
         return item
 
     def close_spider(self) -> None:
+        # Drain the writer before the spider's own close handlers record watermarks.
         self.flush()
+        self.drain()
 
     def spider_closed(self, spider: Any, reason: str) -> None:
         # Finished here rather than in close_spider: only the signal knows why the spider closed.
@@ -116,24 +121,54 @@ class StorePipeline:
     # -------------------------------------------------------------- storage
 
     def flush(self) -> None:
+        """Hand the buffered items to the writer thread.
+
+        SQLite releases the GIL while it works, so on a second core the writes
+        overlap with downloading and parsing the next pages instead of
+        stalling the reactor. One worker keeps the batches in order.
+        """
         if not self.buffer or self.db is None:
             return
         batch, self.buffer = self.buffer, []
+        if self.writer is None:
+            self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"store-{self.source}")
+        self.pending.append(self.writer.submit(self._store, batch))
+
+    def _store(self, batch: list[dict[str, Any]]) -> tuple[UpsertCounts, list[str]]:
+        counts, errors = UpsertCounts(), []
         try:
-            self.counts.add(record_mentions(self.db, self.source, batch))
+            counts.add(record_mentions(self.db, self.source, batch))
         except Exception as exc:  # noqa: BLE001 - one bad item must not cost the whole batch
             logger.warning("source %r: batch of %d failed (%s); storing items one by one", self.source, len(batch), exc)
             for mention in batch:
                 try:
-                    self.counts.add(record_mentions(self.db, self.source, [mention]))
+                    counts.add(record_mentions(self.db, self.source, [mention]))
                 except Exception as item_exc:  # noqa: BLE001
-                    self.add_error(f"could not store {mention.get('external_id')!r}: {item_exc}")
+                    errors.append(f"could not store {mention.get('external_id')!r}: {item_exc}")
+        return counts, errors
+
+    def drain(self) -> None:
+        """Wait for every handed-off batch and fold its counts and errors in."""
+        pending, self.pending = self.pending, []
+        for future in pending:
+            try:
+                counts, errors = future.result()
+            except Exception as exc:  # noqa: BLE001 - reported against the source, never raised into Scrapy
+                self.add_error(f"storing a batch failed: {type(exc).__name__}: {exc}")
+                continue
+            self.counts.add(counts)
+            for message in errors:
+                self.add_error(message)
+        if self.writer is not None:
+            self.writer.shutdown(wait=True)
+            self.writer = None
 
     def finish(self) -> None:
         if self._finished or self.db is None or self.run_id is None:
             return
         self._finished = True
         self.flush()
+        self.drain()
         try:
             finish_crawl_run(self.db, self.run_id, self.counts, self.errors)
         finally:

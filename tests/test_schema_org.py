@@ -253,7 +253,9 @@ def test_pipeline_writes_batches_and_records_errors(tmp_path: Path) -> None:
     pipeline.process_item(item(1))
     assert db.execute("select count(*) from mentions").fetchone()[0] == 0  # still buffered
     pipeline.process_item(item(2))
-    assert db.execute("select count(*) from mentions").fetchone()[0] == 2  # a full batch is stored at once
+    for future in pipeline.pending:  # a full batch goes to the writer thread at once
+        future.result(timeout=10)
+    assert db.execute("select count(*) from mentions").fetchone()[0] == 2
     with pytest.raises(DropItem):
         pipeline.process_item({"text": "no id"})
     try:

@@ -114,3 +114,22 @@ def test_source_state_and_known_ids(fresh_db):
     record_mentions(fresh_db, "hn", [mention(str(i)) for i in range(700)])
     assert known_external_ids(fresh_db, "hn", ["5", "699", "700", "x"]) == {"5", "699"}
     assert known_external_ids(fresh_db, "other", ["5"]) == set()
+
+
+def test_search_index_follows_edits_and_unchanged_rows_are_not_rewritten(fresh_db):
+    record_mentions(fresh_db, "src", [mention("1", text="the latte was cold", author_reach=5)])
+    before = fresh_db.conn.total_changes
+    record_mentions(fresh_db, "src", [mention("1", text="the latte was cold", author_reach=5)])
+    assert fresh_db.conn.total_changes == before  # nothing written for an unchanged re-crawl
+    record_mentions(fresh_db, "src", [mention("1", text="the latte was cold", author_reach=7)])  # reach only
+    assert [r["author_reach"] for r in fresh_db["mentions"].rows] == [7]
+    assert [r["external_id"] for r in search_mentions(fresh_db, "latte")] == ["1"]
+    record_mentions(fresh_db, "src", [mention("1", text="the mocha was burnt")])
+    assert search_mentions(fresh_db, "latte") == []
+    assert [r["external_id"] for r in search_mentions(fresh_db, "mocha")] == ["1"]
+
+
+def test_duplicate_ids_within_one_batch_become_an_edit(fresh_db):
+    counts = record_mentions(fresh_db, "src", [mention("1", text="first"), mention("1", text="second")])
+    assert (counts.new, counts.updated) == (1, 1)
+    assert [r["text"] for r in fresh_db["mentions"].rows] == ["second"]
