@@ -20,17 +20,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime, tzinfo
-from typing import Any, ClassVar
+from typing import Any
 
 import scrapy
 from scrapy.http import Response
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
-from monitor.config import ConfigError, SourceConfig, secret_from_env
-from spiders.pipelines import crawl_problem
+from monitor.config import SourceConfig
+from spiders.source_spider import REDACTED, SourceSpider  # noqa: F401 - REDACTED re-exported
 
-REDACTED = "[redacted]"
 MAX_DETAIL_CHARS = 200
 BACKFILL_KEY = "backfilled:"
 
@@ -119,51 +118,15 @@ def error_detail(body: bytes) -> str | None:
 # ------------------------------------------------------------------ spider
 
 
-class ApiSpider(scrapy.Spider):
+class ApiSpider(SourceSpider):
     """Base class for one source read from a JSON API. Subclasses set ``name`` and implement ``start``."""
 
     name = "api"
-    # Official APIs are governed by their terms and keys, not robots.txt, and fetching
-    # robots.txt from an API host costs a request of the quota for nothing.
-    custom_settings: ClassVar[dict[str, Any]] = {"ROBOTSTXT_OBEY": False}
 
     def __init__(self, source: SourceConfig | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if not isinstance(source, SourceConfig):
-            raise TypeError(f"{type(self).__name__} needs source=SourceConfig(...) (one {self.name} source)")
-        self.source = source
-        self.problems: list[str] = []
-        self._secrets: list[str] = []
-        self._db: Any = None
-        self._yielded: set[str] = set()
+        super().__init__(source, **kwargs)
         self._seen: dict[str, int] = {}  # stream -> already-stored items in a row
         self._streams: dict[str, str] = {}  # stream -> "open" | "done" | "failed"
-
-    @property
-    def options(self) -> dict[str, Any]:
-        return self.source.options
-
-    # ----------------------------------------------------------- problems
-
-    def report(self, message: str) -> None:
-        """Log a problem naming the source and hand it to the pipeline as a crawl-run message."""
-        for secret in self._secrets:
-            message = message.replace(secret, REDACTED)
-        self.logger.warning("source %r: %s", self.source.name, message)
-        self.problems.append(message)
-        crawler = getattr(self, "crawler", None)
-        if crawler is not None:
-            crawler.signals.send_catch_log(signal=crawl_problem, message=message, spider=self)
-
-    def secret(self, option: str) -> str | None:
-        """The credential named by ``options[option]``; None (and a message) when the variable is unset."""
-        try:
-            value = secret_from_env(self.source, option)
-        except ConfigError as exc:
-            self.report(str(exc))
-            return None
-        self._secrets.append(value)
-        return value
 
     # ----------------------------------------------------------- requests
 
@@ -212,22 +175,6 @@ class ApiSpider(scrapy.Spider):
         return None
 
     # -------------------------------------------------------- incremental
-
-    @property
-    def db(self) -> Any:
-        """The store, opened on first use; None outside a crawl (saved-response tests)."""
-        if self._db is None:
-            crawler = getattr(self, "crawler", None)
-            path = crawler.settings.get("MONITOR_DB_PATH") if crawler is not None else None
-            if path:
-                from monitor.store import open_db
-
-                self._db = open_db(path)
-        return self._db
-
-    @db.setter
-    def db(self, value: Any) -> None:
-        self._db = value
 
     def backfilled(self, stream: str) -> bool:
         """Whether an earlier crawl read this listing to its end (only then may overlap stop paging)."""

@@ -25,7 +25,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 import scrapy
 from scrapy.http import Response
@@ -33,10 +33,10 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 from w3lib.html import remove_tags, replace_entities
 
-from monitor.config import ConfigError, SourceConfig, secret_from_env
-from monitor.store import get_source_state, known_external_ids, open_db, set_source_state
+from monitor.config import SourceConfig
+from monitor.store import get_source_state, known_external_ids, set_source_state
 from spiders.api_base import REDACTED, meta_of, utc_iso  # noqa: F401 - re-exported for the spiders
-from spiders.pipelines import crawl_problem
+from spiders.source_spider import SourceSpider
 
 # HN separates paragraphs with a bare <p>; Mastodon wraps them in <p>…</p> and breaks lines with <br />.
 ERROR_TEXT_CHARS = 200
@@ -91,41 +91,18 @@ class Stream:
     failed: bool = False
 
 
-class IncrementalSpider(scrapy.Spider):
+class IncrementalSpider(SourceSpider):
     """Base class: source handling, problem reports, error callbacks, stored state and the stop rule."""
 
-    # APIs are read under their terms of use and keys; robots.txt is for page crawlers
-    # (the feed spider turns it back on).
-    custom_settings: ClassVar[dict[str, Any]] = {"ROBOTSTXT_OBEY": False}
     # How far before the watermark items are read again, to catch edits and late-indexed posts.
     edit_window = timedelta(hours=2)
 
     def __init__(self, source: SourceConfig | None = None, db: Any = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if not isinstance(source, SourceConfig) or source.type != self.name:
+        super().__init__(source, db, **kwargs)
+        if source.type != self.name:
             raise TypeError(f"{type(self).__name__} needs source=SourceConfig(...) (one {self.name} source)")
-        self.source = source
-        self.problems: list[str] = []
         self.streams: dict[str, Stream] = {}
         self.pending_state: dict[str, str] = {}  # written on a clean close, e.g. a feed's ETag
-        self._yielded: set[str] = set()
-        self._secrets: list[str] = []
-        self._db = db  # tests pass an open database; crawls open MONITOR_DB_PATH on first use
-
-    @property
-    def options(self) -> dict[str, Any]:
-        return self.source.options
-
-    # --------------------------------------------------------------- store
-
-    @property
-    def db(self) -> Any:
-        if self._db is None:
-            crawler = getattr(self, "crawler", None)
-            path = crawler.settings.get("MONITOR_DB_PATH") if crawler is not None else None
-            if path:
-                self._db = open_db(path)
-        return self._db
 
     def state(self, key: str) -> str | None:
         return get_source_state(self.db, self.source.name, key) if self.db is not None else None
@@ -203,27 +180,6 @@ class IncrementalSpider(scrapy.Spider):
         return fresh, more
 
     # ------------------------------------------------------------ problems
-
-    def secret(self, option: str, required: bool = True) -> str | None:
-        """The credential named by ``options[option]``; None (with a message if required) when unset."""
-        try:
-            value = secret_from_env(self.source, option)
-        except ConfigError as exc:
-            if required:
-                self.report(str(exc))
-            return None
-        self._secrets.append(value)
-        return value
-
-    def report(self, message: str) -> None:
-        """Log a problem naming the source and hand it to the pipeline as a crawl-run message."""
-        for secret in self._secrets:  # an API may echo what it was sent
-            message = message.replace(secret, REDACTED)
-        self.logger.warning("source %r: %s", self.source.name, message)
-        self.problems.append(message)
-        crawler = getattr(self, "crawler", None)
-        if crawler is not None:
-            crawler.signals.send_catch_log(signal=crawl_problem, message=message, spider=self)
 
     def fail(self, stream: Stream | None, message: str) -> None:
         if stream is not None:

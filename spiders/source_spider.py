@@ -1,0 +1,70 @@
+"""The base every API spider shares: one configured source, its secrets, its problems, the store."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import scrapy
+
+from monitor.config import ConfigError, SourceConfig, secret_from_env
+from monitor.store import open_db
+from spiders.pipelines import crawl_problem
+
+REDACTED = "[redacted]"
+
+
+class SourceSpider(scrapy.Spider):
+    """A spider for one ``[[sources]]`` table: reports problems to the crawl run and never leaks a secret."""
+
+    # Official APIs are governed by their terms and keys, not robots.txt, and fetching robots.txt
+    # from an API host costs a request of the quota for nothing (page crawlers turn it back on).
+    custom_settings: ClassVar[dict[str, Any]] = {"ROBOTSTXT_OBEY": False}
+
+    def __init__(self, source: SourceConfig | None = None, db: Any = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(source, SourceConfig):
+            raise TypeError(f"{type(self).__name__} needs source=SourceConfig(...) (one {self.name} source)")
+        self.source = source
+        self.problems: list[str] = []
+        self._secrets: list[str] = []
+        self._yielded: set[str] = set()
+        self._db = db  # tests pass an open database; crawls open MONITOR_DB_PATH on first use
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return self.source.options
+
+    @property
+    def db(self) -> Any:
+        """The store, opened on first use; None outside a crawl (saved-response tests)."""
+        if self._db is None:
+            crawler = getattr(self, "crawler", None)
+            path = crawler.settings.get("MONITOR_DB_PATH") if crawler is not None else None
+            if path:
+                self._db = open_db(path)
+        return self._db
+
+    @db.setter
+    def db(self, value: Any) -> None:
+        self._db = value
+
+    def secret(self, option: str, required: bool = True) -> str | None:
+        """The credential named by ``options[option]``; None (with a message if required) when unset."""
+        try:
+            value = secret_from_env(self.source, option)
+        except ConfigError as exc:
+            if required:
+                self.report(str(exc))
+            return None
+        self._secrets.append(value)
+        return value
+
+    def report(self, message: str) -> None:
+        """Log a problem naming the source and hand it to the pipeline as a crawl-run message."""
+        for secret in self._secrets:  # an API may echo what it was sent
+            message = message.replace(secret, REDACTED)
+        self.logger.warning("source %r: %s", self.source.name, message)
+        self.problems.append(message)
+        crawler = getattr(self, "crawler", None)
+        if crawler is not None:
+            crawler.signals.send_catch_log(signal=crawl_problem, message=message, spider=self)
