@@ -187,26 +187,36 @@ def queue() -> None:
 @click.option("--source", default=None)
 @click.option("--label", default=None)
 @click.option("--assignee", default=None)
+@click.option("--location", default=None)
+@click.option("--brand", default=None)
+@click.option("--topic", default=None)
+@click.option("--sla", type=click.Choice(["overdue", "due_soon", "on_time"]), default=None)
 @click.option("--search", default=None, help="Full-text search in mention text.")
 @click.option("--limit", default=50, show_default=True)
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
 @click.pass_context
 @handle_errors
-def queue_list(ctx, state, source, label, assignee, search, limit, fmt) -> None:
-    """List open items by priority.
+def queue_list(ctx, state, source, label, assignee, location, brand, topic, sla, search, limit, fmt) -> None:
+    """List open items by priority (csv output neutralises spreadsheet formulas).
 
     \b
     Example:
-        monitor queue list --label complaint --limit 20
+        monitor queue list --label complaint --sla overdue --limit 20
+        monitor queue list --format csv --limit 100000 > queue.csv
     """
-    from monitor.queue.items import OPEN_STATES, list_items
+    from monitor.queue.export import queue_csv
+    from monitor.queue.items import OPEN_STATES, InboxFilter, list_items
     from monitor.store import open_db
 
     config = get_config(ctx)
     states = OPEN_STATES if state == "open" else (state,)
-    items = list_items(open_db(config.storage_path), states, source, label, assignee, search, limit)
+    filters = InboxFilter(states, source, location, brand, label, topic, assignee, sla, search)
+    items = list_items(open_db(config.storage_path), filters=filters, limit=limit)
     if fmt == "json":
         click.echo(json.dumps(items, indent=2, ensure_ascii=False))
+        return
+    if fmt == "csv":
+        click.echo(queue_csv(items), nl=False)
         return
     now = datetime.now(UTC).isoformat()
     for it in items:
@@ -240,6 +250,11 @@ def queue_show(ctx, item_id: int, fmt: str) -> None:
     if item["title"]:
         click.echo(item["title"])
     click.echo(item["text"] or "")
+    if item["recovery"]:
+        r = item["recovery"]
+        click.echo(f"recovery: {r['outcome']} (rating {r['rating_before']} -> {r['rating_after']})")
+    for note in item["notes"]:
+        click.echo(f"  note {note['at']} {note['author']}: {note['text']}")
     for event in item["events"]:
         click.echo(f"  {event['at']} {event['actor']}: {event['action']} {event['detail'] or ''}")
 
@@ -265,21 +280,83 @@ def queue_assign(ctx, item_id: int, user: str) -> None:
 
 @queue.command("reply")
 @click.argument("item_id", type=int)
-@click.option("--text", required=True, help="The reply you posted on the platform.")
+@click.option("--text", required=True, help="The reply text.")
+@click.option("--post", is_flag=True, help="Post it through the platform's API (Reddit) instead of recording it.")
+@click.option("--as", "actor", default="cli", show_default=True, help="Your name for the audit log.")
 @click.pass_context
 @handle_errors
-def queue_reply(ctx, item_id: int, text: str) -> None:
-    """Record a reply you made on the platform and mark the item replied.
+def queue_reply(ctx, item_id: int, text: str, post: bool, actor: str) -> None:
+    """Record a reply you made on the platform, or post it (Reddit), and mark the item replied.
 
     \b
     Example:
         monitor queue reply 12 --text "Sorry about the wait, Sam. We've fixed the rota."
+        monitor queue reply 14 --post --text "Thanks - DM us your order number?"
     """
     from monitor.queue.items import mark_replied
+    from monitor.queue.replying import post_reply_now
     from monitor.store import open_db
 
-    mark_replied(open_db(get_config(ctx).storage_path), item_id, text)
+    config = get_config(ctx)
+    db = open_db(config.storage_path)
+    if post:
+        comment = post_reply_now(db, config, item_id, text, actor=actor)
+        click.echo(f"#{item_id} replied on Reddit ({comment})")
+        return
+    mark_replied(db, item_id, text, actor=actor)
     click.echo(f"#{item_id} replied")
+
+
+@queue.command("note")
+@click.argument("item_id", type=int)
+@click.argument("text")
+@click.option("--as", "actor", default="cli", show_default=True, help="Your name for the audit log.")
+@click.pass_context
+@handle_errors
+def queue_note(ctx, item_id: int, text: str, actor: str) -> None:
+    """Add an internal note to an item (seen by the team only).
+
+    \b
+    Example:
+        monitor queue note 12 "Called the store; the manager will phone her back."
+    """
+    from monitor.queue.items import add_note
+    from monitor.store import open_db
+
+    add_note(open_db(get_config(ctx).storage_path), item_id, text, author=actor)
+    click.echo(f"#{item_id} note added")
+
+
+@queue.command("metrics")
+@click.option("--days", default=30, show_default=True, help="Items created in the last N days.")
+@click.option("--by", "group_by", type=click.Choice(["assignee", "source", "location"]), default=None)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+@handle_errors
+def queue_metrics(ctx, days: int, group_by: str | None, fmt: str) -> None:
+    """Response metrics: first-response time, response rate, SLA breaches, recoveries.
+
+    \b
+    Example:
+        monitor queue metrics --days 7 --by assignee
+    """
+    from monitor.queue.metrics import response_metrics
+    from monitor.store import open_db
+
+    now = datetime.now(UTC)
+    db = open_db(get_config(ctx).storage_path)
+    result = response_metrics(db, now - timedelta(days=days), now + timedelta(seconds=1), group_by, now=now)
+    if fmt == "json":
+        click.echo(json.dumps({k: v.as_dict() for k, v in result.items()}, indent=2))
+        return
+    click.echo(f"{'group':<20} {'items':>6} {'replied':>7} {'rate':>6} {'median FRT':>10} {'p90 FRT':>8} "
+               f"{'breaches':>8} {'recovered':>9}")  # fmt: skip
+    for key, m in result.items():
+        rate = f"{m.response_rate:.0%}" if m.response_rate is not None else "-"
+        med = f"{m.median_first_response_minutes:.0f}m" if m.median_first_response_minutes is not None else "-"
+        p90 = f"{m.p90_first_response_minutes:.0f}m" if m.p90_first_response_minutes is not None else "-"
+        click.echo(f"{key:<20} {m.items:>6} {m.replied:>7} {rate:>6} {med:>10} {p90:>8} {m.sla_breaches:>8} "
+                   f"{m.recoveries.get('recovered', 0):>9}")  # fmt: skip
 
 
 @queue.command("dismiss")
@@ -404,14 +481,35 @@ def serve(ctx, host: str | None, port: int | None) -> None:
         monitor serve --port 8080
     """
     from monitor.store import open_db
-    from monitor.web.app import check_bind_address
     from monitor.web.app import serve as serve_inbox
+    from monitor.web.auth import check_bind_address, load_users
 
     config = get_config(ctx)
-    check_bind_address(host or config.web.host)
+    check_bind_address(host or config.web.host, load_users(config.web), config.web.users_env)
     open_db(config.storage_path).conn.close()
     click.echo(f"inbox on http://{host or config.web.host}:{port or config.web.port}/ (Ctrl-C stops)")
     serve_inbox(config, host, port)
+
+
+@cli.command("hash-password")
+@click.option("--user", default=None, help="Print name:hash ready for MONITOR_USERS.")
+@handle_errors
+def hash_password_command(user: str | None) -> None:
+    """Make a password hash for an inbox user (the password is read from the terminal, never stored).
+
+    \b
+    Example:
+        export MONITOR_USERS="dana:$(monitor hash-password)"
+        monitor hash-password --user sam      # prints sam:<hash>
+    """
+    from monitor.web.auth import hash_password
+
+    password = click.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
+    try:
+        hashed = hash_password(password)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(f"{user}:{hashed}" if user else hashed)
 
 
 @cli.command()

@@ -243,6 +243,23 @@ SECTIONS: dict[str, dict[str, tuple[Any, Any, str]]] = {
         "sla_social": (_duration, timedelta(hours=1), "time to answer a complaint on social platforms"),
         "sla_review": (_duration, timedelta(hours=24), "time to answer a review"),
         "complaint_threshold": (None, 0.5, "minimum complaint probability to queue a mention"),
+        "sla_by_source": (
+            None,
+            {},
+            'SLA per source type or name, e.g. { yelp = "12h", "reddit-acme" = "30m" } (overrides the two above)',
+        ),
+        "sla_urgent": (
+            _duration,
+            timedelta(minutes=30),
+            "SLA for items flagged safety_health or legal_threat (when shorter than their normal SLA)",
+        ),
+        "templates_dir": (_str, "", 'folder of suggested-reply templates (*.toml); "" uses the bundled English set'),
+        "contact": (_str, "", "contact channel offered in suggested replies as {contact}, e.g. care@acme.example"),
+        "auto_assign": (
+            _bool,
+            False,
+            "assign each new item to the [[team]] member who covers it and has the fewest open items",
+        ),
     },
     "digest": {
         "output_dir": (_nonempty_str, "digests", "where digest files are written, relative to the config file"),
@@ -251,6 +268,13 @@ SECTIONS: dict[str, dict[str, tuple[Any, Any, str]]] = {
     "web": {
         "host": (_host, "127.0.0.1", "address the inbox binds to"),
         "port": (_port, 8080, "port the inbox listens on"),
+        "users_env": (
+            _env_name,
+            "MONITOR_USERS",
+            "environment variable listing inbox users as name:password-hash pairs, comma-separated "
+            "(`monitor hash-password` makes a hash); login is required when users are set and off loopback",
+        ),
+        "session_lifetime": (_duration, timedelta(hours=12), "how long an inbox login lasts"),
     },
     "shifts": {
         "default_visit_lag": (_duration, timedelta(hours=2), "assumed time from visit to post when nothing says"),
@@ -270,6 +294,7 @@ LOCATION_KEYS: dict[str, tuple[Any, Any, str]] = {
     "sources": (_str_list, [], "sources whose mentions belong here (besides those naming it as location)"),
     "business_ids": (_str_list, [], "platform business / place ids of this location, matched in URLs and raw data"),
     "keywords": (_str_list, [], "words that place a mention without a location here, e.g. terminal 4"),
+    "contact": (_str, "", "this location's contact channel for suggested replies (default [queue] contact)"),
 }
 # A location's [[locations.shifts]] tables are checked against SHIFT_KEYS by _check_shifts.
 
@@ -278,6 +303,13 @@ SHIFT_KEYS: dict[str, tuple[Any, Any, str]] = {
     "start": (_clock, REQUIRED, 'local start time "HH:MM"'),
     "end": (_clock, REQUIRED, 'local end time "HH:MM"; at or before start means the next day'),
     "weekdays": (_weekdays, tuple(range(7)), 'days the shift starts on, e.g. ["mon", "tue"] (default all)'),
+}
+
+TEAM_KEYS: dict[str, tuple[Any, Any, str]] = {
+    "name": (_nonempty_str, REQUIRED, "the member's name, as shown in the inbox and the audit log"),
+    "locations": (_str_list, [], "location ids this member answers for (empty: all)"),
+    "sources": (_str_list, [], "source names or types this member answers for (empty: all)"),
+    "languages": (_str_list, [], 'languages this member answers in, e.g. ["en", "es"] (empty: all)'),
 }
 
 SOURCE_KEYS: dict[str, tuple[Any, Any, str]] = {
@@ -389,10 +421,27 @@ class ModelConfig:
 
 
 @dataclass
+class TeamMember:
+    name: str
+    locations: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    languages: list[str] = field(default_factory=list)
+
+
+@dataclass
 class QueueConfig:
     sla_social: timedelta = timedelta(hours=1)
     sla_review: timedelta = timedelta(hours=24)
     complaint_threshold: float = 0.5
+    sla_by_source: dict[str, timedelta] = field(default_factory=dict)
+    sla_urgent: timedelta = timedelta(minutes=30)
+    templates_dir: str = ""
+    contact: str = ""
+    auto_assign: bool = False
+    # Filled from the rest of the config, not keys of [queue]:
+    team: list[TeamMember] = field(default_factory=list)
+    source_types: dict[str, str] = field(default_factory=dict)
+    templates_path: Path | None = None
 
 
 @dataclass
@@ -405,6 +454,8 @@ class DigestConfig:
 class WebConfig:
     host: str = "127.0.0.1"
     port: int = 8080
+    users_env: str = "MONITOR_USERS"
+    session_lifetime: timedelta = timedelta(hours=12)
 
 
 @dataclass
@@ -431,6 +482,7 @@ class Location:
     sources: list[str] = field(default_factory=list)
     business_ids: list[str] = field(default_factory=list)
     keywords: list[str] = field(default_factory=list)
+    contact: str = ""
     shifts: list[Shift] = field(default_factory=list)
 
 
@@ -477,6 +529,7 @@ class Config:
     locations: list[Location]
     sources: list[SourceConfig]
     shifts: ShiftsConfig = field(default_factory=ShiftsConfig)
+    team: list[TeamMember] = field(default_factory=list)
 
     @property
     def base_dir(self) -> Path:
@@ -572,7 +625,7 @@ def _check_shifts(path: str, value: Any) -> list[Shift]:
 
 
 def validate(raw: dict[str, Any], path: Path) -> Config:
-    top = {*SECTIONS, "locations", "sources"}
+    top = {*SECTIONS, "locations", "sources", "team"}
     for key in raw:
         if key not in top:
             raise _unknown_key("", key, dict.fromkeys(top))
@@ -631,6 +684,10 @@ def validate(raw: dict[str, Any], path: Path) -> Config:
                 known = ", ".join(sorted(source_names)) or "none defined"
                 raise ConfigError(f"locations[{i}].sources[{j}]", f"unknown source {name!r} (sources: {known})")
 
+    team = _check_team(raw.get("team", []), location_ids, source_names | set(SOURCE_TYPES))
+    sections["queue"]["sla_by_source"] = _check_sla_table(
+        "queue.sla_by_source", sections["queue"]["sla_by_source"], source_names | set(SOURCE_TYPES)
+    )
     storage = sections["storage"]
     config = Config(
         path=path,
@@ -642,9 +699,45 @@ def validate(raw: dict[str, Any], path: Path) -> Config:
         locations=locations,
         sources=sources,
         shifts=ShiftsConfig(**sections["shifts"]),
+        team=team,
     )
     config.storage_path = config.resolve(storage["path"])
+    config.queue.team = team
+    config.queue.source_types = {s.name: s.type for s in sources}
+    if config.queue.templates_dir:
+        config.queue.templates_path = config.resolve(config.queue.templates_dir)
+        if not config.queue.templates_path.is_dir():
+            raise ConfigError("queue.templates_dir", f"no such folder: {config.queue.templates_path}")
     return config
+
+
+def _check_team(value: Any, location_ids: set[str], source_keys: set[str]) -> list[TeamMember]:
+    if not isinstance(value, list):
+        raise ConfigError("team", "expected [[team]] tables")
+    members: list[TeamMember] = []
+    for i, table in enumerate(value):
+        member = TeamMember(**_check_table(f"team[{i}]", table, TEAM_KEYS))
+        if any(m.name == member.name for m in members):
+            raise ConfigError(f"team[{i}].name", f"duplicate team member {member.name!r}")
+        for j, loc in enumerate(member.locations):
+            if loc not in location_ids:
+                raise ConfigError(f"team[{i}].locations[{j}]", f"unknown location {loc!r}")
+        for j, src in enumerate(member.sources):
+            if src not in source_keys:
+                raise ConfigError(f"team[{i}].sources[{j}]", f"unknown source name or type {src!r}")
+        members.append(member)
+    return members
+
+
+def _check_sla_table(key: str, value: Any, allowed: set[str]) -> dict[str, timedelta]:
+    if not isinstance(value, dict):
+        raise ConfigError(key, 'expected a table like { yelp = "12h" }')
+    out = {}
+    for name, duration in value.items():
+        if name not in allowed:
+            raise ConfigError(f"{key}.{name}", "not a configured source name or a source type")
+        out[name] = _duration(f"{key}.{name}", duration)
+    return out
 
 
 def find_config_path(explicit: str | None = None) -> Path:
@@ -677,6 +770,7 @@ def all_documented_keys() -> list[str]:
     keys = [f"{section}.{key}" for section, schema in SECTIONS.items() for key in schema]
     keys += [f"locations.{key}" for key in LOCATION_KEYS]
     keys += [f"locations.shifts.{key}" for key in SHIFT_KEYS]
+    keys += [f"team.{key}" for key in TEAM_KEYS]
     keys += [f"sources.{key}" for key in SOURCE_KEYS]
     keys += [f"sources.{key}" for schema in SOURCE_TYPES.values() for key in schema]
     return sorted(set(keys))

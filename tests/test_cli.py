@@ -131,6 +131,33 @@ def test_queue_commands(runner, config_path):
     assert json.loads(invoke(runner, config_path, "queue", "list", "--format", "json").output) == []
 
 
+def test_queue_notes_metrics_csv_and_reddit_only_posting(runner, config_path):
+    db = open_db(config_path.parent / "m.db")
+    add_classified(db, "reviews", "1", "=1+2 cold coffee", "complaint", rating=1)
+    refresh_queue(db, QueueConfig())
+    db.conn.close()
+    assert invoke(runner, config_path, "queue", "note", "1", "Called back", "--as", "dana").exit_code == 0
+    assert "note" in invoke(runner, config_path, "queue", "show", "1").output
+    assert "'=1+2 cold coffee" in invoke(runner, config_path, "queue", "list", "--format", "csv").output
+    result = runner.invoke(cli, ["--config", str(config_path), "queue", "reply", "1", "--post", "--text", "Hi"])
+    assert result.exit_code == 1 and "reviews" in result.output  # not a Reddit source: nothing posted
+    assert invoke(runner, config_path, "queue", "reply", "1", "--text", "Sorry!", "--as", "dana").exit_code == 0
+    metrics = json.loads(invoke(runner, config_path, "queue", "metrics", "--by", "assignee", "--format", "json").output)
+    assert metrics["all"]["replied"] == 1 and metrics["all"]["response_rate"] == 1.0
+    assert "all" in invoke(runner, config_path, "queue", "metrics").output
+
+
+def test_hash_password_reads_the_terminal_and_prints_a_hash(runner):
+    from werkzeug.security import check_password_hash
+
+    result = runner.invoke(cli, ["hash-password", "--user", "dana"], input="correct horse\ncorrect horse\n")
+    assert result.exit_code == 0
+    name, hashed = result.stdout.strip().splitlines()[-1].split(":", 1)
+    assert name == "dana" and check_password_hash(hashed, "correct horse")
+    short = runner.invoke(cli, ["hash-password"], input="short\nshort\n")
+    assert short.exit_code == 2 and "8 characters" in short.output
+
+
 def test_classify_then_digest(runner, config_path, tmp_path):
     db = open_db(config_path.parent / "m.db")
     from monitor.store import record_mentions

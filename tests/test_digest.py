@@ -28,6 +28,16 @@ def test_digest_data(fresh_db):
     assert data["topics"] == [("wait_time", 1)]
     assert [o["excerpt"] for o in data["overdue"]] == ["overdue thing"]
     assert [s["source"] for s in data["sources"]] == ["reviews"]
+    assert (data["responses"].items, data["responses"].replied, data["responses"].sla_breaches) == (2, 0, 1)
+
+
+def test_digest_reports_the_teams_replies(fresh_db):
+    from monitor.queue.items import mark_replied
+
+    seed(fresh_db)
+    mark_replied(fresh_db, 1, "Sorry!")
+    md = render_digest(gather_digest(fresh_db, datetime.now(UTC).date()), "md")
+    assert "1 of 2 items answered (50 %)" in md and "1 SLA breaches (1 still open)" in md
 
 
 def test_html_digest_escapes_mention_text_and_unsafe_links(fresh_db):

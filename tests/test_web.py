@@ -76,3 +76,183 @@ def test_non_loopback_bind_is_refused(host):
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost", "127.0.0.2"])
 def test_loopback_bind_is_allowed(host):
     check_bind_address(host)
+
+
+def test_non_loopback_bind_is_allowed_with_users():
+    check_bind_address("0.0.0.0", {"dana": "scrypt:32768:8:1$salt$hash"})
+
+
+# ------------------------------------------------------------- the team's work
+
+TEAM_CONFIG = """
+[storage]
+path = "{db}"
+[queue]
+contact = "care@acme.example"
+[[locations]]
+id = "downtown"
+name = "Acme Downtown"
+timezone = "America/New_York"
+contact = "downtown@acme.example"
+[[team]]
+name = "dana"
+[[team]]
+name = "sam"
+"""
+
+
+@pytest.fixture
+def team_app(tmp_path):
+    config = loads_config(TEAM_CONFIG.format(db=tmp_path / "web.db"), tmp_path / "config.toml")
+    db = open_db(config.storage_path)
+    add_classified(db, "reviews", "1", "Waited 40 minutes", "complaint", rating=1, topics=["wait_time"])
+    add_classified(db, "reviews", "2", "=cmd|' /C calc'!A0 rude staff", "complaint", rating=2)
+    db.execute("update mentions set location = 'downtown', author = 'Pat <b>' where id = 1")
+    refresh_queue(db, QueueConfig())
+    db.conn.close()
+    app = create_app(config, users={})
+    app.testing = True
+    return app
+
+
+def test_suggested_reply_is_filled_in_and_escaped(team_app):
+    html = team_app.test_client().get("/items/1").get_data(as_text=True)
+    assert "Pat &lt;b&gt;" in html and "Pat <b>" not in html
+    assert "downtown@acme.example" in html and "Acme Downtown" in html
+    assert re.search(r'name="template" value="wait-time-\d"', html)
+    assert 'id="reply-page"' not in html  # a schema_org page with no URL: nothing to open
+
+
+def test_assign_only_to_team_members_and_notes(team_app):
+    client = team_app.test_client()
+    token = csrf(client, "/items/1")
+    assert client.post("/items/1/assign", data={"csrf_token": token, "user": "kim"}).status_code == 400
+    assert client.post("/items/1/assign", data={"csrf_token": token, "user": "dana"}).status_code == 302
+    assert client.post("/items/1/note", data={"csrf_token": token, "text": "<i>called</i> her"}).status_code == 302
+    html = client.get("/items/1").get_data(as_text=True)
+    assert 'id="assignee">dana<' in html and "&lt;i&gt;called&lt;/i&gt; her" in html
+    assert client.post("/items/1/note", data={"csrf_token": token, "text": " "}).status_code == 409
+
+
+def test_reply_records_the_template_and_reopen(team_app):
+    client = team_app.test_client()
+    html = client.get("/items/1").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    template = re.search(r'name="template" value="([^"]+)"', html).group(1)
+    client.post("/items/1/reply", data={"csrf_token": token, "text": "Sorry, Pat.", "template": template})
+    db = open_db(team_app.config["MONITOR"].storage_path, migrate=False)
+    assert [(r["text"], r["template"]) for r in db["replies"].rows] == [("Sorry, Pat.", template)]
+    assert client.post("/items/1/reopen", data={"csrf_token": token}).status_code == 302
+    assert "Reopen" not in client.get("/items/1").get_data(as_text=True)
+    # the next suggestion for a wait-time complaint rotates to the other template
+    html = client.get("/items/1").get_data(as_text=True)
+    assert re.search(r'name="template" value="([^"]+)"', html).group(1) != template
+
+
+def test_export_csv_neutralises_formulas(team_app):
+    response = team_app.test_client().get("/export.csv")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert "attachment" in response.headers["Content-Disposition"]
+    body = response.get_data(as_text=True)
+    assert ",'=cmd|' /C calc'!A0 rude staff\r\n" in body
+    assert "Waited 40 minutes" in body
+
+
+def test_metrics_page(team_app):
+    client = team_app.test_client()
+    token = csrf(client, "/items/1")
+    client.post("/items/1/assign", data={"csrf_token": token, "user": "dana"})
+    client.post("/items/1/reply", data={"csrf_token": token, "text": "Sorry"})
+    html = client.get("/metrics?by=assignee").get_data(as_text=True)
+    assert 'id="response-rate">50%<' in html
+    assert "<td>dana</td>" in html and "(none)" in html
+    assert client.get("/metrics?days=abc&by=<script>").status_code == 200
+
+
+def test_non_loopback_clients_are_refused_without_users(team_app):
+    client = team_app.test_client()
+    assert client.get("/", environ_base={"REMOTE_ADDR": "10.0.0.5"}).status_code == 403
+    assert client.get("/healthz", environ_base={"REMOTE_ADDR": "10.0.0.5"}).status_code == 200
+
+
+# ------------------------------------------------------------------- logins
+
+
+@pytest.fixture
+def login_app(tmp_path, monkeypatch):
+    from monitor.web.auth import hash_password
+
+    monkeypatch.setenv("MONITOR_USERS", f"dana:{hash_password('correct horse')}, sam:{hash_password('battery staple')}")
+    config = loads_config(TEAM_CONFIG.format(db=tmp_path / "web.db"), tmp_path / "config.toml")
+    db = open_db(config.storage_path)
+    add_classified(db, "reviews", "1", "Waited 40 minutes", "complaint", rating=1)
+    refresh_queue(db, QueueConfig())
+    db.conn.close()
+    app = create_app(config)
+    app.testing = True
+    return app
+
+
+def login(client, user, password):
+    token = csrf(client, "/login")
+    return client.post("/login?next=/items/1", data={"csrf_token": token, "user": user, "password": password})
+
+
+def test_login_is_required_when_users_are_configured(login_app):
+    client = login_app.test_client()
+    response = client.get("/items/1")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+    assert client.get("/export.csv").status_code == 302
+    assert client.get("/healthz").status_code == 200
+    assert login(client, "dana", "wrong password").status_code == 401
+    assert login(client, "nobody", "correct horse").status_code == 401
+    response = login(client, "dana", "correct horse")
+    assert response.status_code == 302 and response.headers["Location"] == "/items/1"
+    html = client.get("/items/1").get_data(as_text=True)
+    assert "Log out dana" in html
+
+
+def test_actions_are_logged_under_the_login_name(login_app):
+    client = login_app.test_client()
+    login(client, "sam", "battery staple")
+    token = csrf(client, "/items/1")
+    client.post("/items/1/assign", data={"csrf_token": token, "user": "dana"})
+    html = client.get("/items/1").get_data(as_text=True)
+    assert " · sam · assigned · assigned to dana" in html
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    assert client.get("/items/1").status_code == 302
+
+
+def test_post_without_login_is_refused(login_app):
+    client = login_app.test_client()
+    token = csrf(client, "/login")
+    assert client.post("/items/1/dismiss", data={"csrf_token": token}).status_code == 401
+
+
+def test_repeated_failed_logins_are_throttled(login_app):
+    client = login_app.test_client()
+    for _ in range(5):
+        assert login(client, "dana", "guess").status_code == 401
+    assert login(client, "dana", "correct horse").status_code == 429
+
+
+def test_open_redirects_are_refused(login_app):
+    client = login_app.test_client()
+    token = csrf(client, "/login")
+    response = client.post("/login?next=//evil.example/", data={"csrf_token": token, "user": "dana",
+                                                                 "password": "correct horse"})  # fmt: skip
+    assert response.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize(
+    "value, fragment",
+    [("dana", "entry 1 is not name:hash"), ("dana:hunter2", "holds no password hash"), ("a:x$y, :z$w", "entry 2")],
+)
+def test_bad_user_lists_name_the_variable_but_not_the_secret(value, fragment):
+    from monitor.config import WebConfig
+    from monitor.web.auth import load_users
+
+    with pytest.raises(ConfigError) as info:
+        load_users(WebConfig(), {"MONITOR_USERS": value})
+    assert "MONITOR_USERS" in str(info.value) and fragment in str(info.value)
+    assert "hunter2" not in str(info.value)

@@ -24,6 +24,17 @@ path = "monitor.db"
 [model]
 default = "{model}"
 
+[queue]
+contact = "care@acme-coffee.example"
+auto_assign = true
+
+[[team]]
+name = "dana"
+locations = ["downtown"]
+
+[[team]]
+name = "sam"
+
 [digest]
 output_dir = "digests"
 brand = "Acme Coffee"
@@ -42,6 +53,7 @@ id = "downtown"
 name = "Acme Coffee Downtown"
 timezone = "America/New_York"
 keywords = ["downtown", "main street"]
+contact = "downtown@acme-coffee.example"
 
 [[locations.shifts]]
 name = "morning"

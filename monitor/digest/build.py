@@ -48,6 +48,12 @@ def _excerpt(text: str | None, limit: int = 280) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def _response_metrics(db, since, until):
+    from monitor.queue.metrics import response_metrics
+
+    return response_metrics(db, since, until)
+
+
 def gather_digest(
     db: sqlite_utils.Database, day: date, brand: str = "", config: Config | None = None
 ) -> dict[str, Any]:
@@ -105,6 +111,8 @@ def gather_digest(
         "topics": sorted(topics.items(), key=lambda kv: (-kv[1], kv[0])),
         "overdue": overdue,
         "open_items": open_count,
+        # The team's last seven days up to the digest's day: the habit a manager steers.
+        "responses": _response_metrics(db, end - timedelta(days=7), end)["all"],
         "sources": latest_crawl_runs(db),
         "shifts": shifts_for_digest(db, config, day) if config and config.locations else None,
     }

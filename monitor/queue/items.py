@@ -28,6 +28,7 @@ TRANSITIONS = {
     "dismissed": {"new"},
 }
 REVIEW_KINDS = {"review"}
+URGENT_FLAGS = {"safety_health", "legal_threat"}
 URGENCY_WEIGHTS = {"safety_health": 3.0, "legal_threat": 2.5, "churn_threat": 1.0, "high_reach": 1.0, "question": 0.5}
 
 
@@ -42,8 +43,17 @@ def _parse(ts: str | None) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
-def sla_for(kind: str | None, config: QueueConfig) -> timedelta:
-    return config.sla_review if kind in REVIEW_KINDS else config.sla_social
+def sla_for(kind: str | None, config: QueueConfig, source: str | None = None, flags: list[str] = ()) -> timedelta:
+    """The answer-by time span: per source name, else per source type, else review/social; urgent flags shorten it."""
+    sla = config.sla_review if kind in REVIEW_KINDS else config.sla_social
+    source_type = config.source_types.get(source or "")
+    if source in config.sla_by_source:
+        sla = config.sla_by_source[source]
+    elif source_type in config.sla_by_source:
+        sla = config.sla_by_source[source_type]
+    if URGENT_FLAGS.intersection(flags):
+        sla = min(sla, config.sla_urgent)
+    return sla
 
 
 def severity(complaint_prob: float | None, rating: float | None, flags: list[str]) -> float:
@@ -68,6 +78,8 @@ def priority(sev: float, reach: int | None, due: datetime, now: datetime, sla: t
 class QueueCounts:
     created: int = 0
     reopened: int = 0
+    assigned: int = 0
+    recoveries: int = 0
 
 
 def _signals(row: dict[str, Any]) -> tuple[dict[str, float], list[str]]:
@@ -84,7 +96,8 @@ def refresh_queue(db: sqlite_utils.Database, config: QueueConfig, now: datetime 
     now = now or datetime.now(UTC)
     counts = QueueCounts()
     rows = db.query(
-        "select m.id, m.kind, m.rating, m.author_reach, m.posted_at, m.first_seen_at, c.label, c.probs, c.urgency "
+        "select m.id, m.source, m.kind, m.rating, m.author_reach, m.posted_at, m.first_seen_at, "
+        "c.label, c.probs, c.urgency "
         "from mentions m join classifications c on c.mention_id = m.id "
         "left join queue_items q on q.mention_id = m.id where q.id is null"
     )
@@ -100,19 +113,28 @@ def refresh_queue(db: sqlite_utils.Database, config: QueueConfig, now: datetime 
                 "state": "new",
                 "priority": 0.0,  # set with every open item's below
                 "reason": "complaint" if row["label"] == "complaint" else "question",
-                "sla_due_at": (start + sla_for(row["kind"], config)).isoformat(),
+                "sla_due_at": (start + sla_for(row["kind"], config, row["source"], flags)).isoformat(),
                 "assignee": None,
                 "suggested_reply": None,
                 "created_at": utcnow(),
                 "updated_at": utcnow(),
             }
         )
+    created_ids = []
     with db.atomic():
         for item in new_items:
             item_id = db["queue_items"].insert(item).last_pk
             _log(db, item_id, "system", "created", item["reason"])
+            created_ids.append(item_id)
             counts.created += 1
+    # Late imports: these modules build on this one.
+    from monitor.queue.recovery import detect_recoveries
+    from monitor.queue.team import auto_assign
+
+    counts.recoveries = detect_recoveries(db)
     counts.reopened = reopen_on_activity(db)
+    if config.auto_assign and config.team:
+        counts.assigned = auto_assign(db, config.team, created_ids, config.source_types)
     recompute_priorities(db, config, now)
     return counts
 
@@ -120,7 +142,7 @@ def refresh_queue(db: sqlite_utils.Database, config: QueueConfig, now: datetime 
 def recompute_priorities(db: sqlite_utils.Database, config: QueueConfig, now: datetime) -> None:
     rows = list(
         db.query(
-            "select q.id, q.sla_due_at, m.kind, m.rating, m.author_reach, c.label, c.probs, c.urgency "
+            "select q.id, q.sla_due_at, m.source, m.kind, m.rating, m.author_reach, c.label, c.probs, c.urgency "
             "from queue_items q join mentions m on m.id = q.mention_id "
             "left join classifications c on c.mention_id = m.id where q.state in ('new', 'assigned')"
         )
@@ -130,18 +152,24 @@ def recompute_priorities(db: sqlite_utils.Database, config: QueueConfig, now: da
         probs, flags = _signals(row)
         sev = severity(probs.get("complaint") if row["label"] == "complaint" else 0.0, row["rating"], flags)
         due = _parse(row["sla_due_at"]) or now
-        updates.append((priority(sev, row["author_reach"], due, now, sla_for(row["kind"], config)), row["id"]))
+        sla = sla_for(row["kind"], config, row["source"], flags)
+        updates.append((priority(sev, row["author_reach"], due, now, sla), row["id"]))
     with db.atomic():
         db.conn.executemany("update queue_items set priority = ? where id = ?", updates)
 
 
 def reopen_on_activity(db: sqlite_utils.Database) -> int:
-    """Handled items whose mention (or a reply in its thread) changed after handling go back to ``new``."""
+    """Handled items whose mention (or a reply in its thread) changed after handling go back to ``new``.
+
+    An edit that raised the rating after our reply is a recovery, not new work, so it does not reopen.
+    """
     rows = list(
         db.query(
             "select q.id from queue_items q join mentions m on m.id = q.mention_id "
             "where q.state in ('replied', 'dismissed') and ("
-            "  m.updated_at > q.updated_at or exists (select 1 from mentions c where c.source = m.source "
+            "  (m.updated_at > q.updated_at and not exists (select 1 from recoveries r "
+            "   where r.queue_item_id = q.id and r.outcome = 'recovered' and r.detected_at >= m.updated_at))"
+            "  or exists (select 1 from mentions c where c.source = m.source "
             "  and c.parent_id = m.external_id and c.first_seen_at > q.updated_at))"
         )
     )
@@ -179,22 +207,135 @@ def dismiss(db: sqlite_utils.Database, item_id: int, actor: str = "cli", reason:
     transition(db, item_id, "dismissed", actor, detail=reason)
 
 
-def mark_replied(db: sqlite_utils.Database, item_id: int, text: str, actor: str = "cli", channel: str = "manual"):
+def mark_replied(
+    db: sqlite_utils.Database,
+    item_id: int,
+    text: str,
+    actor: str = "cli",
+    channel: str = "manual",
+    template: str | None = None,
+    external_id: str | None = None,
+) -> None:
     """Record a reply a person made (posting happens elsewhere, by a person's action)."""
-    transition(db, item_id, "replied", actor, detail=f"replied via {channel}")
+    if not text.strip():
+        raise QueueError(f"queue item {item_id}: the reply text is empty")
+    now = utcnow()
+    first = get_item(db, item_id)["first_replied_at"] or now
+    transition(db, item_id, "replied", actor, detail=f"replied via {channel}", first_replied_at=first)
     with db.atomic():
         db["replies"].insert(
-            {"queue_item_id": item_id, "text": text, "replied_by": actor, "replied_at": utcnow(), "channel": channel}
+            {
+                "queue_item_id": item_id,
+                "text": text,
+                "replied_by": actor,
+                "replied_at": now,
+                "channel": channel,
+                "template": template,
+                "external_id": external_id,
+            }
         )
 
 
+def add_note(db: sqlite_utils.Database, item_id: int, text: str, author: str) -> None:
+    """An internal note for colleagues; never shown to the customer."""
+    get_item(db, item_id)
+    if not text.strip():
+        raise QueueError(f"queue item {item_id}: the note is empty")
+    with db.atomic():
+        db["queue_notes"].insert({"queue_item_id": item_id, "author": author, "text": text.strip(), "at": utcnow()})
+        _log(db, item_id, author, "note", "")
+
+
 LIST_SQL = """
-select q.id, q.state, q.priority, q.reason, q.sla_due_at, q.assignee, q.created_at,
-       m.id as mention_id, m.source, m.kind, m.author, m.title, m.text, m.rating, m.url, m.posted_at,
-       m.brand, m.location, c.label, c.score, c.topics, c.urgency
+select q.id, q.state, q.priority, q.reason, q.sla_due_at, q.assignee, q.created_at, q.first_replied_at,
+       m.id as mention_id, m.source, m.external_id, m.kind, m.author, m.author_reach, m.title, m.text, m.rating,
+       m.url, m.posted_at, m.brand, m.location, coalesce(c.lang, m.lang) as lang, m.parent_id,
+       c.label, c.score, c.topics, c.urgency
 from queue_items q join mentions m on m.id = q.mention_id
 left join classifications c on c.mention_id = m.id
 """
+SLA_STATUSES = ("overdue", "due_soon", "on_time")
+DUE_SOON = timedelta(hours=1)
+
+
+@dataclass
+class InboxFilter:
+    """What the inbox (or ``monitor queue list``) shows; every field narrows the list."""
+
+    states: tuple[str, ...] = OPEN_STATES
+    source: str | None = None
+    location: str | None = None
+    brand: str | None = None
+    label: str | None = None
+    topic: str | None = None
+    assignee: str | None = None
+    sla: str | None = None  # one of SLA_STATUSES
+    search: str | None = None
+
+    def where(self, now: datetime, search_plan: str = "matches") -> tuple[str, list[Any]]:
+        """SQL conditions and parameters. ``search_plan`` says how the full-text condition is written
+        (see ``choose_search_plan``)."""
+        unknown = set(self.states) - set(STATES)
+        if unknown or not self.states:
+            raise QueueError(f"unknown queue state {sorted(unknown)[0] if unknown else '(none)'}")
+        # States are inlined (checked above): the open-items partial index only matches a literal IN.
+        clauses = [f"q.state in ({', '.join(repr(s) for s in self.states)})"]
+        params: list[Any] = []
+        for column, value in (
+            ("m.source", self.source),
+            ("m.location", self.location),
+            ("m.brand", self.brand),
+            ("c.label", self.label),
+            ("q.assignee", self.assignee),
+        ):
+            if value:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        if self.topic:
+            clauses.append("exists (select 1 from json_each(c.topics) where value = ?)")
+            params.append(self.topic)
+        if self.sla == "overdue":
+            clauses.append("q.sla_due_at < ?")
+            params.append(now.isoformat())
+        elif self.sla == "due_soon":
+            clauses.append("q.sla_due_at >= ? and q.sla_due_at < ?")
+            params += [now.isoformat(), (now + DUE_SOON).isoformat()]
+        elif self.sla == "on_time":
+            clauses.append("q.sla_due_at >= ?")
+            params.append((now + DUE_SOON).isoformat())
+        if self.search:
+            clauses.append(SEARCH_CONDITIONS[search_plan])
+            params.append(_fts_query(self.search))
+        return " and ".join(clauses), params
+
+
+# How the full-text condition is joined with the queue, by how many mentions match (see choose_search_plan):
+SEARCH_CONDITIONS = {
+    # read every match, join the queue, sort: cheap while matches are few
+    "matches": "m.id in (select rowid from mentions_fts where mentions_fts match ?)",
+    # walk the queue by priority against the match set built once ('+' keeps SQLite from driving by it)
+    "queue_set": "+q.mention_id in (select rowid from mentions_fts where mentions_fts match ?)",
+    # walk the queue by priority, asking the index about each row: best when most rows match
+    "queue_probe": "exists (select 1 from mentions_fts f where f.rowid = q.mention_id and mentions_fts match ?)",
+}
+
+
+# Thresholds on the number of mentions a search matches, measured with bench/inbox.py on 1M mentions:
+# reading the matches costs ~1.3 µs each, building a match set ~0.15 µs each, probing the index ~25 µs
+# per queue row (and a common word fills the first page after a few hundred rows).
+FEW_MATCHES = 30_000
+MANY_MATCHES = 300_000
+
+
+def choose_search_plan(db: sqlite_utils.Database, search: str) -> str:
+    """Pick how a search meets the queue from a capped count of its matches (a few ms at most)."""
+    query = _fts_query(search)
+    count_sql = "select count(*) from (select 1 from mentions_fts where mentions_fts match ? limit ?)"
+    if db.execute(count_sql, [query, FEW_MATCHES]).fetchone()[0] < FEW_MATCHES:
+        return "matches"
+    if db.execute(count_sql, [query, MANY_MATCHES]).fetchone()[0] < MANY_MATCHES:
+        return "queue_set"
+    return "queue_probe"
 
 
 def list_items(
@@ -206,22 +347,18 @@ def list_items(
     search: str | None = None,
     limit: int = 50,
     offset: int = 0,
+    filters: InboxFilter | None = None,
+    now: datetime | None = None,
 ) -> list[dict[str, Any]]:
-    where = [f"q.state in ({', '.join('?' * len(states))})"]
-    params: list[Any] = list(states)
-    if source:
-        where.append("m.source = ?")
-        params.append(source)
-    if label:
-        where.append("c.label = ?")
-        params.append(label)
-    if assignee:
-        where.append("q.assignee = ?")
-        params.append(assignee)
-    if search:
-        where.append("m.id in (select rowid from mentions_fts where mentions_fts match ?)")
-        params.append(_fts_query(search))
-    sql = LIST_SQL + " where " + " and ".join(where) + " order by q.priority desc, q.sla_due_at limit ? offset ?"
+    """Queue items, most urgent first. Pass ``filters`` for the full set of narrowing options."""
+    filters = filters or InboxFilter(states=states, source=source, label=label, assignee=assignee, search=search)
+    plan = choose_search_plan(db, filters.search) if filters.search else "matches"
+    where, params = filters.where(now or datetime.now(UTC), plan)
+    sql = LIST_SQL
+    if plan != "matches":
+        # CROSS JOIN makes the queue the outer loop, read in priority order.
+        sql = sql.replace("from queue_items q join mentions m", "from queue_items q cross join mentions m")
+    sql += " where " + where + " order by q.priority desc, q.sla_due_at limit ? offset ?"
     return list(db.query(sql, [*params, limit, offset]))
 
 
@@ -241,4 +378,31 @@ def item_detail(db: sqlite_utils.Database, item_id: int) -> dict[str, Any]:
     item["revisions"] = list(
         db.query("select * from mention_revisions where mention_id = ? order by id", [item["mention_id"]])
     )
+    item["notes"] = list(db.query("select * from queue_notes where queue_item_id = ? order by id", [item_id]))
+    recovery = list(db.query("select * from recoveries where queue_item_id = ?", [item_id]))
+    item["recovery"] = recovery[0] if recovery else None
+    item["thread"] = thread_context(db, item["source"], item["external_id"], item["parent_id"])
     return item
+
+
+def thread_context(
+    db: sqlite_utils.Database, source: str, external_id: str, parent_id: str | None, limit: int = 20
+) -> dict[str, Any]:
+    """The post a comment answers, and the replies under this mention, as stored."""
+    parent = None
+    if parent_id:
+        rows = list(
+            db.query(
+                "select id, author, title, text, posted_at, url from mentions where source = ? and external_id = ?",
+                [source, parent_id],
+            )
+        )
+        parent = rows[0] if rows else None
+    children = list(
+        db.query(
+            "select id, author, text, posted_at from mentions where source = ? and parent_id = ? "
+            "order by posted_at limit ?",
+            [source, external_id, limit],
+        )
+    )
+    return {"parent": parent, "children": children}

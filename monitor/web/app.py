@@ -2,60 +2,80 @@
 
 Mention text is hostile: Jinja2 autoescape is on for every template, links
 only keep http(s) URLs, and a Content-Security-Policy forbids inline script.
-Every state change is a POST carrying the session's CSRF token.
+Every state change is a POST carrying the session's CSRF token. With users
+configured every page but /healthz needs a login; off loopback users are
+required (see monitor/web/auth.py).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Flask, abort, g, redirect, render_template, request, session, url_for
+from flask import Flask, Response, abort, flash, g, redirect, render_template, request, session, url_for
 
-from monitor.config import Config, ConfigError
+from monitor.config import LABELS, Config
 from monitor.escaping import safe_url
-from monitor.queue.items import STATES, QueueError, assign, dismiss, item_detail, list_items, mark_replied
+from monitor.queue.export import queue_csv
+from monitor.queue.items import (
+    OPEN_STATES,
+    SLA_STATUSES,
+    STATES,
+    InboxFilter,
+    QueueError,
+    add_note,
+    assign,
+    dismiss,
+    item_detail,
+    list_items,
+    mark_replied,
+    transition,
+)
+from monitor.queue.metrics import response_metrics
+from monitor.queue.replying import ReplyFailed, can_post_directly, post_reply_now, reply_page_url, source_type_of
+from monitor.queue.templates import load_templates, placeholder_values, suggest_reply
 from monitor.shifts.stage import mention_shift
 from monitor.store import open_db
+from monitor.web.auth import LoginThrottle, check_bind_address, check_password, is_loopback, load_users
 
 SECRET_ENV = "MONITOR_SECRET_KEY"
 PAGE_SIZE = 50
+EXPORT_LIMIT = 100_000
+TOPICS = (
+    "wait_time", "staff_attitude", "staff_knowledge", "not_resolved", "product_quality", "price_billing",
+    "cleanliness_ambience", "delivery_logistics", "app_website", "other",
+)  # fmt: skip
+FILTER_KEYS = ("q", "source", "location", "brand", "label", "topic", "assignee", "sla")
+
+__all__ = ["check_bind_address", "create_app", "is_loopback", "serve"]
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def check_bind_address(host: str) -> None:
-    """Refuse to expose the inbox beyond this machine while it has no login."""
-    if not is_loopback(host):
-        raise ConfigError(
-            "web.host",
-            f"refusing to bind {host!r}: the inbox has no login yet, so it only listens on loopback "
-            "(127.0.0.1, ::1, localhost); put it behind an authenticating proxy instead",
-        )
-
-
-def create_app(config: Config) -> Flask:
+def create_app(config: Config, users: dict[str, str] | None = None) -> Flask:
+    """The inbox app. ``users`` (name → password hash) defaults to the ones in the environment."""
     app = Flask(__name__)
     app.config["SECRET_KEY"] = os.environ.get(SECRET_ENV) or secrets.token_hex(32)
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Strict"
+    app.config["PERMANENT_SESSION_LIFETIME"] = config.web.session_lifetime
     app.config["MONITOR"] = config
+    users = load_users(config.web) if users is None else users
+    throttle = LoginThrottle()
+    templates = load_templates(config.queue.templates_path)
+    team = [member.name for member in config.team]
+    location_names = {loc.id: loc.name or loc.id for loc in config.locations}
+    contacts = {loc.id: loc.contact for loc in config.locations if loc.contact}
+    zones = {loc.id: loc.timezone for loc in config.locations}
+    brands = sorted({s.brand for s in config.sources if s.brand})
+
     app.jinja_env.filters["safe_url"] = safe_url
     app.jinja_env.filters["fromjson"] = lambda value: json.loads(value) if value else []
     app.jinja_env.globals["csrf_token"] = _csrf_token
-    zones = {loc.id: loc.timezone for loc in config.locations}
+    app.jinja_env.globals["current_user"] = lambda: session.get("user")
+    app.jinja_env.globals["login_enabled"] = bool(users)
 
     def local_time(iso: str | None, location: str | None) -> str:
         """A UTC timestamp shown in the location's own time zone, where managers think in shifts."""
@@ -74,11 +94,29 @@ def create_app(config: Config) -> Flask:
             g.db = open_db(config.storage_path, migrate=False)
         return g.db
 
+    def actor() -> str:
+        return session.get("user") or "web"
+
     @app.teardown_appcontext
     def close_db(_exc: BaseException | None) -> None:
         conn = g.pop("db", None)
         if conn is not None:
             conn.conn.close()
+
+    @app.before_request
+    def require_login():
+        if request.endpoint in ("healthz", "static", "login"):
+            return None
+        if not users:
+            # No logins: only this machine may talk to the inbox (a proxy in front would bypass the bind check).
+            if not is_loopback(request.remote_addr or ""):
+                abort(403, description="the inbox has no users configured, so it only answers loopback clients")
+            return None
+        if session.get("user") not in users:
+            if request.method == "POST":
+                abort(401, description="log in first")
+            return redirect(url_for("login", next=request.full_path if request.args else request.path))
+        return None
 
     @app.before_request
     def check_csrf() -> None:
@@ -96,30 +134,85 @@ def create_app(config: Config) -> Flask:
         )
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Frame-Options"] = "DENY"
+        if request.endpoint not in ("static",):
+            response.headers["Cache-Control"] = "no-store"
         return response
+
+    # ------------------------------------------------------------ login
+
+    @app.route("/login", methods=["GET", "POST"])
+    def login():
+        target = request.args.get("next") or "/"
+        if not target.startswith("/") or target.startswith("//"):
+            target = "/"  # only same-site redirects
+        if not users:
+            return redirect(target)
+        error = None
+        if request.method == "POST":
+            client = request.remote_addr or "?"
+            name = (request.form.get("user") or "").strip()
+            if throttle.blocked(client):
+                abort(429, description="too many failed logins; wait a few minutes")
+            if check_password(users, name, request.form.get("password") or ""):
+                throttle.succeeded(client)
+                session.clear()  # a fresh session (and CSRF token) on login
+                session.permanent = True
+                session["user"] = name
+                return redirect(target)
+            throttle.failed(client)
+            error = "Unknown user or wrong password."
+        return render_template("login.html", error=error, target=target), 401 if error else 200
+
+    @app.post("/logout")
+    def logout():
+        session.clear()
+        return redirect(url_for("login"))
+
+    # ------------------------------------------------------------ inbox
+
+    def inbox_filter() -> tuple[str, InboxFilter, dict[str, str]]:
+        state = request.args.get("state", "open")
+        states = OPEN_STATES if state not in STATES else (state,)
+        values = {k: (request.args.get(k) or "").strip() for k in FILTER_KEYS}
+        if values["assignee"] == "me":
+            values["assignee"] = session.get("user") or ""
+        filters = InboxFilter(
+            states=states,
+            source=values["source"] or None,
+            location=values["location"] or None,
+            brand=values["brand"] or None,
+            label=values["label"] if values["label"] in LABELS else None,
+            topic=values["topic"] if values["topic"] in TOPICS else None,
+            assignee=values["assignee"] or None,
+            sla=values["sla"] if values["sla"] in SLA_STATUSES else None,
+            search=values["q"] or None,
+        )
+        return ("open" if state not in STATES else state), filters, {k: v for k, v in values.items() if v}
 
     @app.get("/")
     def inbox():
-        state = request.args.get("state", "open")
-        states = ("new", "assigned") if state == "open" else (state,) if state in STATES else ("new", "assigned")
-        page = max(int(request.args.get("page", "1") or 1), 1) if request.args.get("page", "1").isdigit() else 1
-        filters = {k: request.args.get(k) or None for k in ("source", "label", "assignee", "q")}
-        items = list_items(
-            db(),
-            states=states,
-            source=filters["source"],
-            label=filters["label"],
-            assignee=filters["assignee"],
-            search=filters["q"],
-            limit=PAGE_SIZE,
-            offset=(page - 1) * PAGE_SIZE,
-        )
-        sources = [r["source"] for r in db().query("select distinct source from mentions order by source")]
-        now = datetime.now(UTC).isoformat()
+        state, filters, active = inbox_filter()
+        page_arg = request.args.get("page", "1")
+        page = max(int(page_arg), 1) if page_arg.isdigit() else 1
+        items = list_items(db(), filters=filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
         return render_template(
-            "inbox.html", items=items, state=state, filters=filters, sources=sources, page=page, now=now,
-            states=STATES, page_size=PAGE_SIZE,
+            "inbox.html", items=items, state=state, filters=active, page=page, page_size=PAGE_SIZE,
+            now=datetime.now(UTC).isoformat(), states=STATES, sources=[s.name for s in config.sources],
+            locations=location_names, brands=brands, labels=LABELS, topics=TOPICS, team=team,
+            sla_statuses=SLA_STATUSES,
         )  # fmt: skip
+
+    @app.get("/export.csv")
+    def export_csv():
+        _state, filters, _active = inbox_filter()
+        items = list_items(db(), filters=filters, limit=EXPORT_LIMIT)
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M")
+        return Response(
+            queue_csv(items),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="queue-{stamp}.csv"'},
+        )
 
     @app.get("/items/<int:item_id>")
     def item(item_id: int):
@@ -128,7 +221,15 @@ def create_app(config: Config) -> Flask:
         except QueueError:
             abort(404)
         detail["shift"] = mention_shift(db(), detail["mention_id"])
-        return render_template("item.html", item=detail, now=datetime.now(UTC).isoformat())
+        source_type = source_type_of(config, detail["source"])
+        facts = {**detail, "topics": json.loads(detail["topics"] or "[]"), "source_type": source_type}
+        values = placeholder_values(facts, location_names, contacts, config.queue.contact, config.digest.brand)
+        suggestion = suggest_reply(db(), templates, facts, values) if templates else None
+        return render_template(
+            "item.html", item=detail, now=datetime.now(UTC).isoformat(), suggestion=suggestion, team=team,
+            can_post=can_post_directly(source_type), reply_url=reply_page_url(source_type, detail),
+            source_type=source_type,
+        )  # fmt: skip
 
     def _act(item_id: int, action) -> Any:
         try:
@@ -142,22 +243,62 @@ def create_app(config: Config) -> Flask:
         user = (request.form.get("user") or "").strip()
         if not user:
             abort(400, description="user is required")
-        return _act(item_id, lambda: assign(db(), item_id, user, actor="web"))
+        if team and user not in team:
+            abort(400, description=f"{user!r} is not on the team (configured: {', '.join(team)})")
+        return _act(item_id, lambda: assign(db(), item_id, user, actor=actor()))
 
     @app.post("/items/<int:item_id>/reply")
     def reply_item(item_id: int):
         text = (request.form.get("text") or "").strip()
         if not text:
             abort(400, description="reply text is required")
-        return _act(item_id, lambda: mark_replied(db(), item_id, text, actor="web"))
+        template = request.form.get("template") or None
+        if request.form.get("send") == "post":
+            try:
+                post_reply_now(db(), config, item_id, text, actor=actor(), template=template)
+            except ReplyFailed as exc:
+                flash(f"Not posted: {exc}", "error")
+                return redirect(url_for("item", item_id=item_id))
+            except QueueError as exc:
+                abort(409, description=str(exc))
+            flash("Reply posted to Reddit.", "ok")
+            return redirect(url_for("item", item_id=item_id))
+        return _act(item_id, lambda: mark_replied(db(), item_id, text, actor=actor(), template=template))
 
     @app.post("/items/<int:item_id>/dismiss")
     def dismiss_item(item_id: int):
-        return _act(item_id, lambda: dismiss(db(), item_id, actor="web", reason=request.form.get("reason", "")))
+        return _act(item_id, lambda: dismiss(db(), item_id, actor=actor(), reason=request.form.get("reason", "")))
+
+    @app.post("/items/<int:item_id>/reopen")
+    def reopen_item(item_id: int):
+        return _act(item_id, lambda: transition(db(), item_id, "new", actor=actor(), detail="reopened by hand"))
+
+    @app.post("/items/<int:item_id>/note")
+    def note_item(item_id: int):
+        return _act(item_id, lambda: add_note(db(), item_id, request.form.get("text") or "", author=actor()))
+
+    # ------------------------------------------------------------ metrics
+
+    @app.get("/metrics")
+    def metrics():
+        days_arg = request.args.get("days", "30")
+        days = min(max(int(days_arg), 1), 3650) if days_arg.isdigit() else 30
+        group = request.args.get("by") if request.args.get("by") in ("assignee", "source", "location") else "assignee"
+        now = datetime.now(UTC)
+        result = response_metrics(db(), now - timedelta(days=days), now + timedelta(seconds=1), group, now=now)
+        overall = result.pop("all")
+        return render_template("metrics.html", overall=overall, groups=result, days=days, group=group)
 
     @app.get("/healthz")
     def healthz():
         return {"ok": True}
+
+    @app.errorhandler(401)
+    @app.errorhandler(403)
+    @app.errorhandler(409)
+    @app.errorhandler(429)
+    def error_page(exc):
+        return render_template("error.html", error=exc), exc.code
 
     return app
 
@@ -174,5 +315,6 @@ def serve(config: Config, host: str | None = None, port: int | None = None) -> N
 
     host = host or config.web.host
     port = port if port is not None else config.web.port
-    check_bind_address(host)
-    waitress_serve(create_app(config), host=host, port=port, threads=8, ident="mention-monitor")
+    users = load_users(config.web)
+    check_bind_address(host, users, config.web.users_env)
+    waitress_serve(create_app(config, users), host=host, port=port, threads=8, ident="mention-monitor")

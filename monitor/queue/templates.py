@@ -1,0 +1,194 @@
+"""Suggested replies from templates in a config folder.
+
+Each ``*.toml`` file in ``[queue] templates_dir`` (default: ``replies/`` next to this module) holds ``[[templates]]``
+tables. A template may be limited to topics, languages, sources (names or
+types) and reasons; the most specific templates that fit an item are
+candidates, and the least recently sent of them is suggested, so the same
+words are not posted twice in a row. A person always edits and sends.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from monitor.config import ConfigError
+
+PLACEHOLDERS = ("author", "location", "business", "contact", "source")
+_PLACEHOLDER = re.compile(r"\{(\w*)\}")
+TEMPLATE_KEYS = ("id", "text", "topics", "languages", "sources", "reasons")
+REASONS = ("complaint", "question")
+
+
+@dataclass(frozen=True)
+class ReplyTemplate:
+    id: str
+    text: str
+    topics: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    reasons: tuple[str, ...] = ()
+    origin: str = ""
+    order: int = 0
+
+    def fits(self, item: dict[str, Any]) -> bool:
+        """Every non-empty constraint meets the item (an unknown language does not rule a template out)."""
+        if self.languages and item.get("lang") and item["lang"] not in self.languages:
+            return False
+        return all(
+            not wanted or bool(set(wanted) & have)
+            for wanted, have in (
+                (self.topics, set(item.get("topics") or ())),
+                (self.sources, {item.get("source"), item.get("source_type")}),
+                (self.reasons, {item.get("reason")}),
+            )
+        )
+
+    def specificity(self) -> int:
+        # A topic match says most about the right words, then the platform, then the language.
+        return 8 * bool(self.topics) + 4 * bool(self.sources) + 2 * bool(self.languages) + bool(self.reasons)
+
+
+@dataclass
+class Suggestion:
+    template_id: str
+    text: str
+    alternatives: list[str] = field(default_factory=list)
+
+
+def _str_tuple(key: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(key, f'expected a list of strings like ["wait_time"], got {value!r}')
+    return tuple(value)
+
+
+def parse_templates(text: str, origin: str) -> list[ReplyTemplate]:
+    """Templates from one TOML file's text; errors name the file and the template."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(origin, f"invalid TOML: {exc}") from None
+    unknown = set(raw) - {"templates"}
+    if unknown:
+        raise ConfigError(f"{origin}: {sorted(unknown)[0]}", "unknown key (a template file holds [[templates]] tables)")
+    tables = raw.get("templates", [])
+    if not isinstance(tables, list):
+        raise ConfigError(f"{origin}: templates", "expected [[templates]] tables")
+    out = []
+    for i, table in enumerate(tables):
+        key = f"{origin}: templates[{i}]"
+        for name in table:
+            if name not in TEMPLATE_KEYS:
+                raise ConfigError(f"{key}.{name}", f"unknown key (allowed: {', '.join(TEMPLATE_KEYS)})")
+        template_id, body = table.get("id"), table.get("text")
+        if not isinstance(template_id, str) or not template_id.strip():
+            raise ConfigError(f"{key}.id", "required: a unique name for the template")
+        if not isinstance(body, str) or not body.strip():
+            raise ConfigError(f"{key}.text", "required: the reply text")
+        for name in _PLACEHOLDER.findall(body):
+            if name not in PLACEHOLDERS:
+                raise ConfigError(f"{key}.text", f"unknown placeholder {{{name}}} (allowed: {', '.join(PLACEHOLDERS)})")
+        reasons = _str_tuple(f"{key}.reasons", table.get("reasons", []))
+        for reason in reasons:
+            if reason not in REASONS:
+                raise ConfigError(f"{key}.reasons", f"expected complaint or question, got {reason!r}")
+        out.append(
+            ReplyTemplate(
+                id=template_id.strip(),
+                text=body.strip(),
+                topics=_str_tuple(f"{key}.topics", table.get("topics", [])),
+                languages=_str_tuple(f"{key}.languages", table.get("languages", [])),
+                sources=_str_tuple(f"{key}.sources", table.get("sources", [])),
+                reasons=reasons,
+                origin=origin,
+                order=i,
+            )
+        )
+    return out
+
+
+BUNDLED = Path(__file__).parent / "replies"
+
+
+def load_templates(folder: Path | None) -> list[ReplyTemplate]:
+    """Every template in ``folder`` (sorted by file name); ``None`` means the bundled English set."""
+    folder = folder or BUNDLED
+    templates: list[ReplyTemplate] = []
+    seen: dict[str, str] = {}
+    for path in sorted(folder.glob("*.toml")):
+        for template in parse_templates(path.read_text(encoding="utf-8"), path.name):
+            if template.id in seen:
+                raise ConfigError(f"{path.name}: {template.id}", f"duplicate template id (also in {seen[template.id]})")
+            seen[template.id] = path.name
+            templates.append(template)
+    return templates
+
+
+def candidates(templates: list[ReplyTemplate], item: dict[str, Any]) -> list[ReplyTemplate]:
+    """The most specific templates that fit the item, in file order."""
+    fitting = [t for t in templates if t.fits(item)]
+    if not fitting:
+        return []
+    best = max(t.specificity() for t in fitting)
+    return [t for t in fitting if t.specificity() == best]
+
+
+def last_used(db: sqlite_utils.Database, template_ids: list[str]) -> dict[str, int]:
+    """Template id → the id of the latest reply sent from it (reply ids grow; timestamps can tie)."""
+    if not template_ids:
+        return {}
+    marks = ", ".join("?" * len(template_ids))
+    rows = db.query(
+        f"select template, max(id) as last from replies where template in ({marks}) group by template",
+        template_ids,
+    )
+    return {row["template"]: row["last"] for row in rows}
+
+
+def choose_template(templates: list[ReplyTemplate], item: dict[str, Any], used: dict[str, int]) -> ReplyTemplate | None:
+    """Least recently sent first; among never-sent ones the item id spreads suggestions across items."""
+    group = candidates(templates, item)
+    if not group:
+        return None
+    n = len(group)
+    offset = int(item.get("id") or 0)
+    return min(group, key=lambda t: (used.get(t.id, 0), (group.index(t) - offset) % n))
+
+
+def render(template: ReplyTemplate, values: dict[str, str]) -> str:
+    """Fill placeholders. Values are plain text: the inbox escapes them, and they are never re-parsed."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), ""), template.text)
+
+
+def placeholder_values(item: dict[str, Any], location_names: dict[str, str], contacts: dict[str, str],
+                       default_contact: str, brand: str = "") -> dict[str, str]:  # fmt: skip
+    author = (item.get("author") or "").strip()
+    location = item.get("location") or ""
+    return {
+        "author": author or "there",
+        "location": location_names.get(location, location),
+        "business": item.get("brand") or brand or location_names.get(location, ""),
+        "contact": contacts.get(location) or default_contact,
+        "source": item.get("source") or "",
+    }
+
+
+def suggest_reply(
+    db: sqlite_utils.Database,
+    templates: list[ReplyTemplate],
+    item: dict[str, Any],
+    values: dict[str, str],
+) -> Suggestion | None:
+    """The suggested reply for a queue item (``item`` as from ``item_detail``, topics decoded)."""
+    group = candidates(templates, item)
+    used = last_used(db, [t.id for t in group])
+    chosen = choose_template(templates, item, used)
+    if chosen is None:
+        return None
+    others = [t.id for t in group if t.id != chosen.id]
+    return Suggestion(template_id=chosen.id, text=render(chosen, values), alternatives=others)
