@@ -129,7 +129,16 @@ def classify(ctx: click.Context) -> None:
     queued = refresh_queue(db, config.queue)
     estimate_and_attribute(db, config)
     labels = ", ".join(f"{k} {v}" for k, v in sorted(counts.by_label.items())) or "nothing new"
-    click.echo(f"classified {counts.classified} mentions ({labels}); {queued.created} new queue items")
+    extra = "".join(
+        f", {n} {what}"
+        for n, what in (
+            (queued.assigned, "auto-assigned"),
+            (queued.reopened, "reopened"),
+            (queued.recoveries, "recoveries"),
+        )
+        if n
+    )
+    click.echo(f"classified {counts.classified} mentions ({labels}); {queued.created} new queue items{extra}")
 
 
 @cli.command()

@@ -78,16 +78,19 @@ def test_team_members_cover_locations_sources_and_languages():
     assert not covers(sam, {"source": "reviews"}, source_type="schema_org")
 
 
-def test_auto_assign_balances_open_items_among_covering_members(fresh_db):
-    for n in range(5):
+def test_auto_assign_prefers_specialists_then_balances_open_items(fresh_db):
+    for n in range(7):
         add_classified(fresh_db, "reviews", str(n), "bad", "complaint")
     fresh_db.execute("update mentions set location = 'downtown' where id <= 4")
-    team = [TeamMember("dana", locations=["downtown"]), TeamMember("sam"), TeamMember("lee", locations=["airport"])]
+    fresh_db.execute("update mentions set location = 'harbour' where id > 4")
+    team = [TeamMember("dana", locations=["downtown"]), TeamMember("sam"), TeamMember("kim"),
+            TeamMember("lee", locations=["airport"])]  # fmt: skip
     counts = refresh_queue(fresh_db, QueueConfig(auto_assign=True, team=team))
-    assert counts.assigned == 5
+    assert counts.assigned == 7
     owners = {r["mention_id"]: r["assignee"] for r in fresh_db["queue_items"].rows}
-    assert sorted(owners[m] for m in (1, 2, 3, 4)) == ["dana", "dana", "sam", "sam"]
-    assert owners[5] in ("sam", "dana") and "lee" not in owners.values()
+    assert [owners[m] for m in (1, 2, 3, 4)] == ["dana"] * 4  # the downtown specialist
+    assert sorted(owners[m] for m in (5, 6, 7)) == ["kim", "sam", "sam"]  # generalists share the rest
+    assert "lee" not in owners.values()
     events = list(fresh_db.query("select actor from queue_events where action = 'assigned'"))
     assert {e["actor"] for e in events} == {"auto-assign"}
 
@@ -256,3 +259,27 @@ def test_reply_page_urls():
     assert reply_page_url("yelp", {"url": "https://www.yelp.com/biz/x"}) == "https://biz.yelp.com/"
     assert reply_page_url("schema_org", {"url": "https://example.com/r/1"}) == "https://example.com/r/1"
     assert reply_page_url("schema_org", {"url": "javascript:alert(1)"}) == "#"
+
+
+@pytest.mark.parametrize("few, many, plan", [(10_000, 20_000, "matches"), (2, 10_000, "queue_set"),
+                                             (2, 3, "queue_probe")])  # fmt: skip
+def test_every_search_plan_gives_the_same_page(fresh_db, monkeypatch, few, many, plan):
+    import monitor.queue.items as items
+    from monitor.queue.items import InboxFilter, choose_search_plan
+
+    for n in range(30):
+        text = ("cold latte again" if n % 3 == 0 else "slow service") + (" downtown" if n % 2 else "")
+        add_classified(fresh_db, "reviews", str(n), text, "complaint", rating=1 + n % 3, hours_ago=n)
+    refresh_queue(fresh_db, QueueConfig())
+    dismiss(fresh_db, 1)
+    expected = [r["id"] for r in list_items(fresh_db, filters=InboxFilter(search="latte"), limit=100)]
+    monkeypatch.setattr(items, "FEW_MATCHES", few)
+    monkeypatch.setattr(items, "MANY_MATCHES", many)
+    assert choose_search_plan(fresh_db, "latte") == plan
+    for filters in (InboxFilter(search="latte"), InboxFilter(search="cold downtown", states=("new", "dismissed"))):
+        page = [r["id"] for r in list_items(fresh_db, filters=filters, limit=5, offset=1)]
+        monkeypatch.setattr(items, "FEW_MATCHES", 10**9)
+        reference = [r["id"] for r in list_items(fresh_db, filters=filters, limit=5, offset=1)]
+        monkeypatch.setattr(items, "FEW_MATCHES", few)
+        assert page == reference and page
+    assert len(expected) == 9  # ten "cold latte" mentions, one dismissed

@@ -42,6 +42,11 @@ sources = ["yelp"]
 text = "Yelp wait reply for {author}."
 
 [[templates]]
+id = "safety"
+flags = ["safety_health"]
+text = "We take this seriously, {author}."
+
+[[templates]]
 id = "wait-es"
 topics = ["wait_time"]
 languages = ["es"]
@@ -65,6 +70,7 @@ def test_the_most_specific_fitting_templates_are_candidates():
     # topic + source beats topic alone; a source type matches as well as a source name
     assert ids(candidates(templates, item(source_type="yelp"))) == ["wait-yelp"]
     assert ids(candidates(templates, item(lang="es"))) == ["wait-es"]
+    assert ids(candidates(templates, item(flags=["safety_health", "question"]))) == ["safety"]
     assert ids(candidates(templates, item(topics=[]))) == ["complaint"]
     assert ids(candidates(templates, item(topics=[], reason="question"))) == ["general"]
 
@@ -109,6 +115,8 @@ def test_placeholders_are_filled_with_plain_values():
     assert text == f"Hi {XSS} {{contact}}, sorry. Write to downtown@acme.example."
     assert placeholder_values({"author": None}, {}, {}, "care@x")["author"] == "there"
     assert placeholder_values({"author": "x", "location": "airport"}, {}, {}, "care@x")["contact"] == "care@x"
+    # no location: the business name reads well in "the team at {location}"
+    assert placeholder_values({"brand": "Acme"}, {}, {}, "")["location"] == "Acme"
 
 
 @pytest.mark.parametrize(

@@ -111,3 +111,32 @@ def test_recording_a_reddit_reply_made_elsewhere_posts_nothing(reddit_inbox):
     db = open_db(config.storage_path, migrate=False)
     [reply] = list(db["replies"].rows)
     assert reply["channel"] == "manual" and reply["external_id"] is None
+
+
+def test_post_from_the_inbox_against_recorded_reddit_traffic(tmp_path, monkeypatch):
+    """The inbox's "Post to Reddit" sends what PRAW sent when Reddit's real reply traffic was recorded."""
+    from monitor.config import QueueConfig
+    from tests.reddit_replay import replaying
+
+    from .helpers import add_classified
+
+    monkeypatch.setattr(time, "sleep", lambda _s: None)
+    for name, value in (("T_REDDIT_ID", "cid"), ("T_REDDIT_SECRET", "csecret"), ("T_REDDIT_USER", "acme_support"),
+                        ("T_REDDIT_PASSWORD", PASSWORD)):  # fmt: skip
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("T_REDDIT_TOKEN", raising=False)
+    with replaying("TestComment.test_reply") as (replay, base):
+        config = loads_config(CONFIG.format(db=tmp_path / "r.db", base=base), tmp_path / "config.toml")
+        db = open_db(config.storage_path)
+        add_classified(db, "reddit-acme", "t1_d1616q2", "Is this still broken?", "complaint", kind="comment")
+        refresh_queue(db, QueueConfig())
+        db.conn.close()
+        app = create_app(config, users={})
+        app.testing = True
+        client = app.test_client()
+        _html, token = _form(client)
+        client.post("/items/1/reply", data={"csrf_token": token, "send": "post", "text": "Comment reply"})
+    db = open_db(config.storage_path, migrate=False)
+    [reply] = list(db["replies"].rows)
+    assert reply["external_id"] == "t1_d1680wu" and reply["channel"] == "reddit"
+    assert ("POST", "/api/comment/?raw_json=1") in replay.requests and replay.unmatched == []

@@ -164,7 +164,8 @@ def run_demo(
                 echo(f"    ! {message}")
         by_label = ", ".join(f"{k} {v}" for k, v in sorted(report.classified.by_label.items()))
         echo(f"classified {report.classified.classified} mentions ({by_label or 'none'})")
-        echo(f"queued {report.queue.created} items for reply")
+        assigned = f", {report.queue.assigned} auto-assigned" if report.queue.assigned else ""
+        echo(f"queued {report.queue.created} items for reply{assigned}")
         if report.shifts is not None:
             echo(f"incident times estimated for {report.shifts.estimated} mentions; {report.shifts.incidents} incidents")
         echo(f"digest: {report.digest_path}")

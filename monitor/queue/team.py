@@ -19,6 +19,10 @@ def covers(member: TeamMember, item: dict[str, Any], source_type: str | None = N
     return not (member.languages and lang and lang not in member.languages)
 
 
+def specificity(member: TeamMember) -> int:
+    return bool(member.locations) + bool(member.sources) + bool(member.languages)
+
+
 def open_load(db: sqlite_utils.Database) -> dict[str, int]:
     return {
         row["assignee"]: row["n"]
@@ -34,7 +38,8 @@ def auto_assign(
     item_ids: list[int],
     source_types: dict[str, str] | None = None,
 ) -> int:
-    """Give each new item to the covering member with the fewest open items; returns how many were assigned."""
+    """Give each new item to the member who covers it most specifically (a member named for the location
+    before one who covers everything), the fewest open items among equals; returns how many were assigned."""
     from monitor.queue.items import assign
 
     if not item_ids:
@@ -57,8 +62,8 @@ def auto_assign(
         candidates = [m for m in team if covers(m, item, source_types.get(item["source"]))]
         if not candidates:
             continue
-        # Fewest open items first; config order breaks ties so the choice is predictable.
-        member = min(candidates, key=lambda m: load.get(m.name, 0))
+        # Specialists first, then fewest open items; config order breaks ties so the choice is predictable.
+        member = min(candidates, key=lambda m: (-specificity(m), load.get(m.name, 0)))
         assign(db, item_id, member.name, actor="auto-assign")
         load[member.name] = load.get(member.name, 0) + 1
         assigned += 1

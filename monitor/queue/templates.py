@@ -21,7 +21,7 @@ from monitor.config import ConfigError
 
 PLACEHOLDERS = ("author", "location", "business", "contact", "source")
 _PLACEHOLDER = re.compile(r"\{(\w*)\}")
-TEMPLATE_KEYS = ("id", "text", "topics", "languages", "sources", "reasons")
+TEMPLATE_KEYS = ("id", "text", "topics", "flags", "languages", "sources", "reasons")
 REASONS = ("complaint", "question")
 
 
@@ -30,6 +30,7 @@ class ReplyTemplate:
     id: str
     text: str
     topics: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
     languages: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()
@@ -44,14 +45,19 @@ class ReplyTemplate:
             not wanted or bool(set(wanted) & have)
             for wanted, have in (
                 (self.topics, set(item.get("topics") or ())),
+                (self.flags, set(item.get("flags") or ())),
                 (self.sources, {item.get("source"), item.get("source_type")}),
                 (self.reasons, {item.get("reason")}),
             )
         )
 
     def specificity(self) -> int:
-        # A topic match says most about the right words, then the platform, then the language.
-        return 8 * bool(self.topics) + 4 * bool(self.sources) + 2 * bool(self.languages) + bool(self.reasons)
+        # An urgency flag (a safety or legal matter) decides the words most, then the topic, the platform,
+        # the language.
+        return (
+            16 * bool(self.flags) + 8 * bool(self.topics) + 4 * bool(self.sources) + 2 * bool(self.languages)
+            + bool(self.reasons)
+        )  # fmt: skip
 
 
 @dataclass
@@ -102,6 +108,7 @@ def parse_templates(text: str, origin: str) -> list[ReplyTemplate]:
                 id=template_id.strip(),
                 text=body.strip(),
                 topics=_str_tuple(f"{key}.topics", table.get("topics", [])),
+                flags=_str_tuple(f"{key}.flags", table.get("flags", [])),
                 languages=_str_tuple(f"{key}.languages", table.get("languages", [])),
                 sources=_str_tuple(f"{key}.sources", table.get("sources", [])),
                 reasons=reasons,
@@ -167,12 +174,15 @@ def render(template: ReplyTemplate, values: dict[str, str]) -> str:
 
 def placeholder_values(item: dict[str, Any], location_names: dict[str, str], contacts: dict[str, str],
                        default_contact: str, brand: str = "") -> dict[str, str]:  # fmt: skip
+    """Values for the placeholders; ``item["location"]`` may be the one the shift stage inferred."""
     author = (item.get("author") or "").strip()
     location = item.get("location") or ""
+    business = item.get("brand") or brand or location_names.get(location, "")
     return {
         "author": author or "there",
-        "location": location_names.get(location, location),
-        "business": item.get("brand") or brand or location_names.get(location, ""),
+        # With no location, the brand reads well in "the team at {location}".
+        "location": location_names.get(location, location) or business or "our store",
+        "business": business or "us",
         "contact": contacts.get(location) or default_contact,
         "source": item.get("source") or "",
     }

@@ -222,7 +222,14 @@ def create_app(config: Config, users: dict[str, str] | None = None) -> Flask:
             abort(404)
         detail["shift"] = mention_shift(db(), detail["mention_id"])
         source_type = source_type_of(config, detail["source"])
-        facts = {**detail, "topics": json.loads(detail["topics"] or "[]"), "source_type": source_type}
+        facts = {
+            **detail,
+            "topics": json.loads(detail["topics"] or "[]"),
+            "flags": json.loads(detail["urgency"] or "[]"),
+            "source_type": source_type,
+            # Reddit posts carry no location; the shift stage may have placed them by keywords.
+            "location": detail["location"] or (detail["shift"] or {}).get("location"),
+        }
         values = placeholder_values(facts, location_names, contacts, config.queue.contact, config.digest.brand)
         suggestion = suggest_reply(db(), templates, facts, values) if templates else None
         return render_template(
