@@ -126,8 +126,8 @@ def classify(ctx: click.Context) -> None:
     config = get_config(ctx)
     db = open_db(config.storage_path)
     counts = classify_pending(db, classifier_from_config(config))
+    estimate_and_attribute(db, config)  # before the queue: auto-assignment uses the inferred location
     queued = refresh_queue(db, config.queue)
-    estimate_and_attribute(db, config)
     labels = ", ".join(f"{k} {v}" for k, v in sorted(counts.by_label.items())) or "nothing new"
     extra = "".join(
         f", {n} {what}"
@@ -354,13 +354,14 @@ def queue_metrics(ctx, days: int, group_by: str | None, fmt: str) -> None:
 
     now = datetime.now(UTC)
     db = open_db(get_config(ctx).storage_path)
-    result = response_metrics(db, now - timedelta(days=days), now + timedelta(seconds=1), group_by, now=now)
+    overall, groups = response_metrics(db, now - timedelta(days=days), now + timedelta(seconds=1), group_by, now)
     if fmt == "json":
-        click.echo(json.dumps({k: v.as_dict() for k, v in result.items()}, indent=2))
+        payload = {"all": overall.as_dict(), "groups": {k: v.as_dict() for k, v in groups.items()}}
+        click.echo(json.dumps(payload, indent=2))
         return
     click.echo(f"{'group':<20} {'items':>6} {'replied':>7} {'rate':>6} {'median FRT':>10} {'p90 FRT':>8} "
                f"{'breaches':>8} {'recovered':>9}")  # fmt: skip
-    for key, m in result.items():
+    for key, m in [("(all)", overall), *groups.items()]:
         rate = f"{m.response_rate:.0%}" if m.response_rate is not None else "-"
         med = f"{m.median_first_response_minutes:.0f}m" if m.median_first_response_minutes is not None else "-"
         p90 = f"{m.p90_first_response_minutes:.0f}m" if m.p90_first_response_minutes is not None else "-"
@@ -498,6 +499,43 @@ def serve(ctx, host: str | None, port: int | None) -> None:
     open_db(config.storage_path).conn.close()
     click.echo(f"inbox on http://{host or config.web.host}:{port or config.web.port}/ (Ctrl-C stops)")
     serve_inbox(config, host, port)
+
+
+@cli.command()
+@click.option("--list", "list_only", is_flag=True, help="Print the jobs and their next runs, then exit.")
+@click.option("--verbose", is_flag=True, help="Log each job run (default: warnings and errors, plus a line per job).")
+@click.pass_context
+@handle_errors
+def run(ctx, list_only: bool, verbose: bool) -> None:
+    """The scheduler daemon: crawl each source on its schedule, classify, queue, write the daily digest.
+
+    Runs until Ctrl-C or SIGTERM (running jobs finish first). Schedules come from each source's
+    every / cron and the [schedule] section.
+
+    \b
+    Example:
+        monitor run --list
+        monitor run
+    """
+    import logging
+
+    from monitor.scheduler import build_scheduler, describe_schedule, run_daemon
+    from monitor.store import open_db
+
+    config = get_config(ctx)
+    if list_only:
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        for job in describe_schedule(build_scheduler(config, BackgroundScheduler(timezone=UTC))):
+            click.echo(f"{job['id']:<28} next {job['next_run'][:19]}  {job['trigger']}")
+        return
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
+    for noisy in ("apscheduler", "scrapy", "urllib3", "prawcore", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
+    open_db(config.storage_path).conn.close()  # create / migrate before the first crawl
+    click.echo(f"scheduler running for {config.path} (Ctrl-C stops)", err=True)
+    run_daemon(config)
 
 
 @cli.command("hash-password")

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from monitor.brands import check_brand_table, check_brand_terms
+
 DEFAULT_CONFIG = "config.toml"
 CONFIG_ENV = "MONITOR_CONFIG"
 
@@ -275,6 +277,7 @@ SECTIONS: dict[str, dict[str, tuple[Any, Any, str]]] = {
             "(`monitor hash-password` makes a hash); login is required when users are set and off loopback",
         ),
         "session_lifetime": (_duration, timedelta(hours=12), "how long an inbox login lasts"),
+        "cookie_secure": (_bool, False, "mark the session cookie Secure (set it when a TLS proxy is in front)"),
     },
     "shifts": {
         "default_visit_lag": (_duration, timedelta(hours=2), "assumed time from visit to post when nothing says"),
@@ -284,6 +287,16 @@ SECTIONS: dict[str, dict[str, tuple[Any, Any, str]]] = {
         "min_shift_complaints": (_count_at_least(1), 5, "complaints a shift needs before it can be flagged"),
         "alpha": (None, 0.05, "significance level of the flag test, Bonferroni-corrected per location"),
         "roster": (_str, "", "optional CSV of who worked which shift (date, location, shift, staff)"),
+    },
+    "schedule": {
+        "default_every": (_duration, timedelta(hours=1), "crawl interval of sources with neither every nor cron"),
+        "process_every": (
+            _duration,
+            timedelta(minutes=5),
+            "how often `monitor run` classifies, places on shifts and refreshes queue priorities",
+        ),
+        "digest_at": (_clock, 8 * 60, 'local time the daily digest (for the day before) is written, "HH:MM"'),
+        "timezone": (_timezone, "UTC", "IANA time zone of digest_at and of the digest's day"),
     },
 }
 
@@ -326,6 +339,9 @@ SOURCE_KEYS: dict[str, tuple[Any, Any, str]] = {
     "user_agent": (_nonempty_str, "mention-monitor/0.1 (+https://github.com/mention-monitor)", "User-Agent sent"),
 }
 
+# One source can watch several brands: a mention gets the brand of the term or id that found it.
+BRANDS_DOC = 'brand per search term or id, e.g. { "Rival Coffee" = ["rival coffee"] } (the rest: brand)'
+
 SOURCE_TYPES: dict[str, dict[str, tuple[Any, Any, str]]] = {
     "reddit": {
         "search": (_str_list, [], "Reddit search queries"),
@@ -339,6 +355,7 @@ SOURCE_TYPES: dict[str, dict[str, tuple[Any, Any, str]]] = {
         "refresh_token_env": (_env_name, "REDDIT_REFRESH_TOKEN", "env var with an OAuth refresh token (replying)"),
         "username_env": (_env_name, "REDDIT_USERNAME", "env var with the account name (replying, script apps)"),
         "password_env": (_env_name, "REDDIT_PASSWORD", "env var with the account password (replying, script apps)"),
+        "brands": (check_brand_table, {}, BRANDS_DOC),
     },
     "app_store": {
         "app_ids": (_str_list, REQUIRED, 'numeric App Store ids, e.g. ["284882215"]'),
@@ -346,12 +363,14 @@ SOURCE_TYPES: dict[str, dict[str, tuple[Any, Any, str]]] = {
         "base_url": (_url, "https://itunes.apple.com", "API host (override only for tests)"),
         "max_pages": (_positive_int, 10, "pages of 50 reviews per app and country (Apple serves at most 10)"),
         "overlap": (_overlap, 20, "already-seen reviews read past before paging stops (catches edits)"),
+        "brands": (check_brand_table, {}, BRANDS_DOC),
     },
     "google_places": {
         "place_ids": (_str_list, REQUIRED, "Google place ids"),
         "api_key_env": (_env_name, "GOOGLE_PLACES_API_KEY", "environment variable holding the API key"),
         "language": (_str, "", "languageCode for review text (empty: the reviews' own language)"),
         "base_url": (_url, "https://places.googleapis.com", "API host (override only for tests)"),
+        "brands": (check_brand_table, {}, BRANDS_DOC),
     },
     "yelp": {
         "business_ids": (_str_list, REQUIRED, "Yelp business ids or aliases"),
@@ -362,8 +381,10 @@ SOURCE_TYPES: dict[str, dict[str, tuple[Any, Any, str]]] = {
         "timezone": (
             lambda key, value: _timezone(key, value) if value != "" else "",
             "",
-            "IANA time zone of the businesses, for Yelp's local review times (empty: read as UTC)",
+            "IANA time zone of the businesses, for Yelp's local review times "
+            "(empty: the zone of the business's or the source's [[locations]] entry; UTC without one)",
         ),
+        "brands": (check_brand_table, {}, BRANDS_DOC),
     },
     "trustpilot": {
         "business_unit_ids": (_str_list, REQUIRED, "Trustpilot business unit ids"),
@@ -371,12 +392,14 @@ SOURCE_TYPES: dict[str, dict[str, tuple[Any, Any, str]]] = {
         "base_url": (_url, "https://api.trustpilot.com", "API host (override only for tests)"),
         "max_pages": (_positive_int, 20, "pages of reviews read per crawl"),
         "overlap": (_overlap, 20, "already-seen reviews read past before paging stops (catches edits)"),
+        "brands": (check_brand_table, {}, BRANDS_DOC),
     },
     "hackernews": {
         "search": (_str_list, REQUIRED, "Algolia search queries (stories and comments)"),
         "base_url": (_url, "https://hn.algolia.com", "API host (override only for tests)"),
         "max_pages": (_positive_int, 5, "result pages read per query per crawl"),
         "overlap": (_overlap, 20, "already-seen items read past before paging stops"),
+        "brands": (check_brand_table, {}, BRANDS_DOC),
     },
     "mastodon": {
         "base_url": (_url, REQUIRED, "the instance, e.g. https://mastodon.social"),
@@ -385,6 +408,7 @@ SOURCE_TYPES: dict[str, dict[str, tuple[Any, Any, str]]] = {
         "access_token_env": (_env_name, "MASTODON_ACCESS_TOKEN", "environment variable holding an access token"),
         "max_pages": (_positive_int, 5, "pages read per tag or query per crawl"),
         "overlap": (_overlap, 20, "already-seen posts read past before paging stops"),
+        "brands": (check_brand_table, {}, BRANDS_DOC),
     },
     "bluesky": {
         "search": (_str_list, REQUIRED, "app.bsky.feed.searchPosts queries"),
@@ -394,6 +418,7 @@ SOURCE_TYPES: dict[str, dict[str, tuple[Any, Any, str]]] = {
         "app_password_env": (_env_name, "BLUESKY_APP_PASSWORD", "environment variable holding an app password"),
         "max_pages": (_positive_int, 5, "pages read per query per crawl"),
         "overlap": (_overlap, 20, "already-seen posts read past before paging stops"),
+        "brands": (check_brand_table, {}, BRANDS_DOC),
     },
     "feed": {
         "urls": (_url_list, REQUIRED, "RSS or Atom feed URLs (news alerts, blogs)"),
@@ -456,6 +481,7 @@ class WebConfig:
     port: int = 8080
     users_env: str = "MONITOR_USERS"
     session_lifetime: timedelta = timedelta(hours=12)
+    cookie_secure: bool = False
 
 
 @dataclass
@@ -487,6 +513,14 @@ class Location:
 
 
 @dataclass
+class ScheduleConfig:
+    default_every: timedelta = timedelta(hours=1)
+    process_every: timedelta = timedelta(minutes=5)
+    digest_at: int = 8 * 60  # minutes after local midnight
+    timezone: str = "UTC"
+
+
+@dataclass
 class ShiftsConfig:
     default_visit_lag: timedelta = timedelta(hours=2)
     incident_min_complaints: int = 3
@@ -513,6 +547,10 @@ class SourceConfig:
     options: dict[str, Any] = field(default_factory=dict)
     index: int = 0
 
+    def __post_init__(self) -> None:
+        # Cross-key check the per-key checkers cannot make: `brands` may only name this source's own terms.
+        check_brand_terms(self)
+
     @property
     def key(self) -> str:
         return f"sources[{self.index}]"
@@ -530,6 +568,7 @@ class Config:
     sources: list[SourceConfig]
     shifts: ShiftsConfig = field(default_factory=ShiftsConfig)
     team: list[TeamMember] = field(default_factory=list)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
 
     @property
     def base_dir(self) -> Path:
@@ -700,6 +739,7 @@ def validate(raw: dict[str, Any], path: Path) -> Config:
         sources=sources,
         shifts=ShiftsConfig(**sections["shifts"]),
         team=team,
+        schedule=ScheduleConfig(**sections["schedule"]),
     )
     config.storage_path = config.resolve(storage["path"])
     config.queue.team = team

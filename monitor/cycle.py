@@ -1,4 +1,4 @@
-"""One pass through the pipeline: crawl → store → classify → queue → shifts → digest.
+"""One pass through the pipeline: crawl → store → classify → shifts → queue → digest.
 
 Each stage is also its own CLI command; this module only strings them
 together in data-flow order. A failing source is reported, never fatal.
@@ -90,8 +90,9 @@ def run_cycle(config: Config, classifier: Classifier | None = None, names: list[
     db = open_db(config.storage_path)
     try:
         report.classified = classify_pending(db, classifier or classifier_from_config(config))
-        report.queue = refresh_queue(db, config.queue)
+        # Shifts before the queue (the data-flow order): auto-assignment uses the location they infer.
         report.shifts = estimate_and_attribute(db, config)
+        report.queue = refresh_queue(db, config.queue)
         day = datetime.now(UTC).date()
         report.digest_path = write_digest(db, default_digest_path(config, day), day, config.digest.brand, config)
     finally:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +38,23 @@ REVISED_FIELDS = ("title", "text", "rating")
 
 def utcnow() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+@contextmanager
+def write_transaction(db: sqlite_utils.Database) -> Iterator[None]:
+    """``BEGIN IMMEDIATE``: take the write lock first, so a concurrent writer makes us wait (busy_timeout)
+    instead of failing a read-then-write transaction with SQLITE_BUSY. Inside another transaction it
+    simply joins it."""
+    if db.conn.in_transaction:
+        yield
+        return
+    db.conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.conn.execute("ROLLBACK")
+        raise
+    db.conn.execute("COMMIT")
 
 
 def open_db(path: str | Path, migrate: bool = True) -> sqlite_utils.Database:
@@ -274,6 +292,10 @@ def _m005_reply_work(db: sqlite_utils.Database) -> None:
         foreign_keys=[("queue_item_id", "queue_items", "id"), ("mention_id", "mentions", "id")],
     )
     db["queue_items"].add_column("first_replied_at", str)
+    db.execute(
+        "update queue_items set first_replied_at = "
+        "(select min(replied_at) from replies r where r.queue_item_id = queue_items.id)"
+    )
     db["queue_items"].create_index(["assignee", "state", "priority"])
     db["queue_items"].create_index(["sla_due_at"])
     # The inbox's default view: open items by priority. Partial, so it holds only the open few
@@ -305,8 +327,7 @@ def schema_version(db: sqlite_utils.Database) -> int:
 
 def migrate_db(db: sqlite_utils.Database) -> list[int]:
     """Apply pending forward migrations; return the versions applied."""
-    if not db["meta"].exists():
-        db["meta"].create({"key": str, "value": str}, pk="key")
+    db.execute("create table if not exists meta (key text primary key, value text)")
     current = schema_version(db)
     if current > SCHEMA_VERSION:
         raise RuntimeError(
@@ -314,7 +335,11 @@ def migrate_db(db: sqlite_utils.Database) -> list[int]:
         )
     applied = []
     for version in range(current + 1, SCHEMA_VERSION + 1):
-        with db.atomic():
+        # Under the write lock, and checked again inside it: two processes opening a new database at
+        # once (the scheduler's jobs, a CLI command) must not both run a migration.
+        with write_transaction(db):
+            if schema_version(db) >= version:
+                continue
             MIGRATIONS[version - 1](db)
             db["meta"].upsert({"key": "schema_version", "value": str(version)}, pk="key")
         applied.append(version)

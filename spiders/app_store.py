@@ -16,6 +16,7 @@ from urllib.parse import quote
 import scrapy
 from scrapy.http import Response
 
+from monitor.brands import brand_for
 from spiders.api_base import ApiSpider, clean_text, dig, meta_of, star_rating, utc_iso
 
 APPLE_MAX_PAGES = 10
@@ -113,7 +114,8 @@ class AppStoreSpider(ApiSpider):
             self.report(f"unexpected document from {response.url}: no feed object")
             self.end_stream(stream, ok=False)
             return
-        mentions = [m for e in entries if (m := entry_to_mention(e, app_id, country, self.source.brand,
+        brand = brand_for(self.source, app_id)
+        mentions = [m for e in entries if (m := entry_to_mention(e, app_id, country, brand,
                                                                  self.source.location))]  # fmt: skip
         if not mentions:
             if page == 1:

@@ -15,6 +15,7 @@ from urllib.parse import quote, urlencode
 import scrapy
 from scrapy.http import Response
 
+from monitor.brands import brand_for
 from spiders.api_base import ApiSpider, clean_text, dig, meta_of, star_rating, utc_iso
 
 FIELD_MASK = "id,displayName,rating,userRatingCount,reviews"
@@ -99,6 +100,6 @@ class GooglePlacesSpider(ApiSpider):
             if not isinstance(review, dict) or not review.get("name"):
                 skipped += 1
                 continue
-            yield review_to_mention(review, place_id, self.source.brand, self.source.location)
+            yield review_to_mention(review, place_id, brand_for(self.source, place_id), self.source.location)
         if skipped:
             self.report(f"{skipped} review(s) without a name (id) in {response.url}; skipped")

@@ -25,14 +25,16 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from html import unescape
 from typing import Any
 
 import scrapy
 from scrapy.http import Response
 from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
-from w3lib.html import remove_tags, replace_entities
+from w3lib.html import remove_tags
 
+from monitor.brands import brand_for
 from monitor.config import SourceConfig
 from monitor.store import get_source_state, known_external_ids, set_source_state
 from spiders.api_base import REDACTED, meta_of, utc_iso  # noqa: F401 - re-exported for the spiders
@@ -48,7 +50,12 @@ def html_to_text(html: str | None) -> str | None:
     if not html:
         return None
     text = _BLOCK_BREAK.sub("\n", html)
-    text = replace_entities(remove_tags(text))
+    if "<" in text:
+        text = remove_tags(text)
+    if "&" in text:
+        # The stdlib's HTML5 rules (as browsers decode), and ~2.5x faster than w3lib's replace_entities
+        # on comment-heavy pages; an unknown "&name;" stays as written instead of vanishing.
+        text = unescape(text)
     lines = [" ".join(line.split()) for line in text.splitlines()]
     text = "\n".join(line for line in lines if line)
     return text or None
@@ -83,6 +90,7 @@ class Stream:
 
     key: str  # e.g. "search:acme coffee"; names the stream in state keys
     label: str  # for messages, e.g. "query 'acme coffee'"
+    brand: str = ""  # the brand of the stream's query or tag (the source's `brands` table, else its brand)
     watermark: str | None = None  # newest posted_at stored by the last clean crawl
     complete: bool = False  # the last crawl of this stream ended without errors
     pages: int = 0
@@ -137,6 +145,7 @@ class IncrementalSpider(SourceSpider):
             self.streams[key] = Stream(
                 key,
                 label or key,
+                brand=brand_for(self.source, key.partition(":")[2]),
                 watermark=self.state(f"newest:{key}"),
                 complete=self.state(f"complete:{key}") == "1",
             )
@@ -163,13 +172,17 @@ class IncrementalSpider(SourceSpider):
         known = self.known([m["external_id"] for m in mentions])
         since = self.since(stream)
         fresh: list[dict[str, Any]] = []
+        rebrand = stream.brand != self.source.brand  # a competitor's query or tag on this source
         for mention in mentions:
+            if rebrand:
+                mention["brand"] = stream.brand
             posted = mention.get("posted_at")
             if posted and (stream.newest is None or posted > stream.newest):
                 stream.newest = posted
             old = bool(since and posted and datetime.fromisoformat(posted) < since)
             stream.known_streak = stream.known_streak + 1 if mention["external_id"] in known or old else 0
-            # The same item can turn up in two queries, or twice while a listing shifts under paging.
+            # The same item can turn up in two queries, or twice while a listing shifts under paging
+            # (the first query to find it gives it its brand).
             if mention["external_id"] not in self._yielded:
                 self._yielded.add(mention["external_id"])
                 fresh.append(mention)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -18,31 +19,89 @@ log = logging.getLogger(__name__)
 RATE_LIMIT_CODES = {429, 503}
 
 
-def parse_retry_after(value: bytes | str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None if absent or bad."""
-    if value is None:
-        return None
-    text = value.decode("latin-1") if isinstance(value, bytes) else value
-    text = text.strip()
-    if text.isdigit():
-        return float(text)
+def _http_date(text: str) -> datetime | None:
     try:
         when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
+
+
+def _text(value: bytes | str | None) -> str | None:
+    if value is None:
+        return None
+    return (value.decode("latin-1") if isinstance(value, bytes) else value).strip() or None
+
+
+def parse_retry_after(value: bytes | str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date); None if absent or bad."""
+    text = _text(value)
+    if text is None:
+        return None
+    if text.isdigit():
+        return float(text)
+    when = _http_date(text)
+    if when is None:
+        return None
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+def parse_rate_limit_reset(value: bytes | str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from an ``X-RateLimit-Reset`` header; None if absent or unreadable.
+
+    Mastodon sends the time its window resets as ISO 8601 (``2026-11-23T10:05:00.000Z``);
+    GitHub-style APIs send Unix seconds. A small number (below 10^9, i.e. before 2001
+    as a timestamp) is read as seconds to wait, as a few APIs send.
+    """
+    text = _text(value)
+    if text is None:
+        return None
+    now = now or datetime.now(UTC)
+    try:
+        number = float(text)
+    except ValueError:
+        pass
+    else:
+        if not math.isfinite(number) or number < 0:
+            return None
+        if number < 1e9:
+            return number
+        return max(0.0, number - now.timestamp())
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def rate_limit_wait(headers: Any) -> tuple[float, str] | None:
+    """How long a 429/503 asks us to wait, and the header that said so; None when no header does.
+
+    ``Retry-After`` wins when both are sent. A reset time is read against the
+    response's ``Date`` when it has one: it comes from the same clock, so a
+    skewed local clock neither shortens nor stretches the wait.
+    """
+    wait = parse_retry_after(headers.get(b"Retry-After"))
+    if wait is not None:
+        return wait, "Retry-After"
+    server_now = _http_date(_text(headers.get(b"Date")) or "")
+    wait = parse_rate_limit_reset(headers.get(b"X-RateLimit-Reset"), server_now)
+    if wait is not None:
+        return wait, "X-RateLimit-Reset"
+    return None
+
+
 class RetryAfterMiddleware(RetryMiddleware):
-    """Scrapy's retries, plus: a 429/503 with Retry-After waits as long as the server asked.
+    """Scrapy's retries, plus: a 429/503 that says how long to wait is waited out.
 
     Stock Scrapy retries a 429 at once, which a rate-limited API answers with
     another 429. Here the source's whole crawl pauses (one crawler per source,
     so other sources keep going) for the requested time, then the request is
-    retried. A wait longer than ``MONITOR_MAX_RETRY_AFTER`` gives up on that
-    request; the spider's errback records it against the source.
+    retried. The time comes from ``Retry-After`` or, as Mastodon sends it,
+    ``X-RateLimit-Reset``. A wait longer than ``MONITOR_MAX_RETRY_AFTER`` gives
+    up on that request; the spider's errback records it against the source.
     """
 
     def __init__(self, settings: Any) -> None:
@@ -50,16 +109,17 @@ class RetryAfterMiddleware(RetryMiddleware):
         self.max_wait = settings.getfloat("MONITOR_MAX_RETRY_AFTER", 300.0)
 
     async def process_response(self, request, response, spider=None):  # type: ignore[override]
-        wait = parse_retry_after(response.headers.get(b"Retry-After"))
-        if response.status not in RATE_LIMIT_CODES or wait is None or request.meta.get("dont_retry", False):
+        asked = rate_limit_wait(response.headers) if response.status in RATE_LIMIT_CODES else None
+        if asked is None or request.meta.get("dont_retry", False):
             return super().process_response(request, response)
+        wait, header = asked
         if wait > self.max_wait:
             log.warning("%s asked to wait %.0fs (over MONITOR_MAX_RETRY_AFTER); giving up for now", request.url, wait)
             return response
-        retry = self._retry(request, f"{response.status} with Retry-After {wait:.0f}s")
+        retry = self._retry(request, f"{response.status} with {header} {wait:.0f}s")
         if retry is None:
             return response
-        log.info("rate limited on %s: waiting %.1fs as Retry-After asks", request.url, wait)
+        log.info("rate limited on %s: waiting %.1fs as %s asks", request.url, wait, header)
         # Imported here: importing the reactor at module level would install the wrong one.
         from twisted.internet import reactor
 

@@ -11,7 +11,6 @@ what was already stored.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from scrapy import signals
@@ -21,7 +20,8 @@ from twisted.python.failure import Failure
 
 from monitor.config import SourceConfig
 from monitor.keywords import passes_keyword_rules
-from monitor.store import UpsertCounts, finish_crawl_run, open_db, record_mentions, start_crawl_run
+from monitor.store import UpsertCounts, finish_crawl_run, open_db, start_crawl_run
+from spiders.store_writer import WriterProcess, store_batch
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +53,7 @@ class StorePipeline:
         self.errors: list[str] = []
         self._finished = False
         self.filtered = 0  # dropped by the source's exclude / require rules
-        self.writer: ThreadPoolExecutor | None = None
-        self.pending: list[Future] = []
+        self.writer: WriterProcess | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> StorePipeline:
@@ -121,47 +120,39 @@ class StorePipeline:
     # -------------------------------------------------------------- storage
 
     def flush(self) -> None:
-        """Hand the buffered items to the writer thread.
+        """Hand the buffered items over for storing.
 
-        SQLite releases the GIL while it works, so on a second core the writes
-        overlap with downloading and parsing the next pages instead of
-        stalling the reactor. One worker keeps the batches in order.
+        Full batches go to a writer process (:mod:`spiders.store_writer`), started
+        with the first one, so storing runs on another core while this process
+        downloads and parses; it keeps the batches in order. A source that never
+        fills a batch (most review APIs: 3-5 reviews a business) is stored right
+        here when the spider closes, without starting a process.
         """
         if not self.buffer or self.db is None:
             return
         batch, self.buffer = self.buffer, []
-        if self.writer is None:
-            self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"store-{self.source}")
-        self.pending.append(self.writer.submit(self._store, batch))
+        if self.writer is None and len(batch) >= self.batch_size:
+            try:
+                self.writer = WriterProcess(self.db_path, self.source)
+            except OSError as exc:
+                logger.warning(
+                    "source %r: no store writer process (%s); storing in the crawl process", self.source, exc
+                )
+        if self.writer is not None:
+            self.writer.submit(batch)
+        else:
+            self.absorb(*store_batch(self.db, self.source, batch))
 
-    def _store(self, batch: list[dict[str, Any]]) -> tuple[UpsertCounts, list[str]]:
-        counts, errors = UpsertCounts(), []
-        try:
-            counts.add(record_mentions(self.db, self.source, batch))
-        except Exception as exc:  # noqa: BLE001 - one bad item must not cost the whole batch
-            logger.warning("source %r: batch of %d failed (%s); storing items one by one", self.source, len(batch), exc)
-            for mention in batch:
-                try:
-                    counts.add(record_mentions(self.db, self.source, [mention]))
-                except Exception as item_exc:  # noqa: BLE001
-                    errors.append(f"could not store {mention.get('external_id')!r}: {item_exc}")
-        return counts, errors
+    def absorb(self, counts: UpsertCounts, errors: list[str]) -> None:
+        self.counts.add(counts)
+        for message in errors:
+            self.add_error(message)
 
     def drain(self) -> None:
-        """Wait for every handed-off batch and fold its counts and errors in."""
-        pending, self.pending = self.pending, []
-        for future in pending:
-            try:
-                counts, errors = future.result()
-            except Exception as exc:  # noqa: BLE001 - reported against the source, never raised into Scrapy
-                self.add_error(f"storing a batch failed: {type(exc).__name__}: {exc}")
-                continue
-            self.counts.add(counts)
-            for message in errors:
-                self.add_error(message)
-        if self.writer is not None:
-            self.writer.shutdown(wait=True)
-            self.writer = None
+        """Wait until every handed-off batch is stored, and fold in the writer's counts and errors."""
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            self.absorb(*writer.close(self.db))
 
     def finish(self) -> None:
         if self._finished or self.db is None or self.run_id is None:

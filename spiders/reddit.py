@@ -25,6 +25,7 @@ from praw.models import Comment, Redditor, Subreddit
 from praw.models.base import PRAWBase
 from praw.models.reddit.base import RedditBase
 
+from monitor.brands import brand_for
 from monitor.config import ConfigError, SourceConfig, secret_from_env
 from monitor.keywords import passes_keyword_rules
 from monitor.store import UpsertCounts, finish_crawl_run, record_mentions, start_crawl_run
@@ -72,17 +73,27 @@ def make_reddit(source: SourceConfig, **auth: str) -> praw.Reddit:
     )
 
 
-def _listings(reddit: praw.Reddit, source: SourceConfig) -> list[tuple[str, Callable[[], Iterator[Any]]]]:
-    """(label, generator factory) for every query and listing the source reads; labels appear in messages."""
+Listing = tuple[str, str, Callable[[], Iterator[Any]]]
+
+
+def _listings(reddit: praw.Reddit, source: SourceConfig) -> list[Listing]:
+    """(label, brand, generator factory) for every query and listing the source reads.
+
+    Labels appear in messages; the brand is that of the query or subreddit (``brands``).
+    """
     limit = source.options.get("limit", 100)
-    out: list[tuple[str, Callable[[], Iterator[Any]]]] = []
+    out: list[Listing] = []
     for query in source.options.get("search", []):
-        out.append((f'search "{query}"', lambda q=query: reddit.subreddit("all").search(q, sort="new", limit=limit)))
+        brand = brand_for(source, query)
+        out.append(
+            (f'search "{query}"', brand, lambda q=query: reddit.subreddit("all").search(q, sort="new", limit=limit))
+        )
     for name in source.options.get("subreddits", []):
         sub = name.strip().removeprefix("/").removeprefix("r/").strip("/")
-        out.append((f"r/{sub}/new", lambda s=sub: reddit.subreddit(s).new(limit=limit)))
+        brand = brand_for(source, name)
+        out.append((f"r/{sub}/new", brand, lambda s=sub: reddit.subreddit(s).new(limit=limit)))
         if source.options.get("comments", True):
-            out.append((f"r/{sub}/comments", lambda s=sub: reddit.subreddit(s).comments(limit=limit)))
+            out.append((f"r/{sub}/comments", brand, lambda s=sub: reddit.subreddit(s).comments(limit=limit)))
     return out
 
 
@@ -126,8 +137,11 @@ def _author_reach(author: Any) -> int | None:
     return None
 
 
-def to_mention(item: Any, source: SourceConfig) -> dict[str, Any]:
-    """Map a PRAW Submission or Comment to a mention dict for :func:`monitor.store.record_mentions`."""
+def to_mention(item: Any, source: SourceConfig, brand: str | None = None) -> dict[str, Any]:
+    """Map a PRAW Submission or Comment to a mention dict for :func:`monitor.store.record_mentions`.
+
+    ``brand`` is that of the query or subreddit that found it (default: the source's ``brand``).
+    """
     raw = raw_data(item)
     is_comment = isinstance(item, Comment) or str(raw.get("name", "")).startswith("t1_")
     fullname = raw.get("name") or f"{'t1' if is_comment else 't3'}_{raw['id']}"
@@ -158,7 +172,7 @@ def to_mention(item: Any, source: SourceConfig) -> dict[str, Any]:
         "posted_at": datetime.fromtimestamp(int(created), UTC).isoformat() if created is not None else None,
         "experienced_at": None,
         "location": source.location or None,
-        "brand": source.brand or None,
+        "brand": (source.brand if brand is None else brand) or None,
         "parent_id": raw.get("parent_id") if is_comment else None,
         "raw": raw,
     }
@@ -213,6 +227,7 @@ def _retry_after(exc: prawcore.TooManyRequests) -> float | None:
 def _read_listing(
     source: SourceConfig,
     label: str,
+    brand: str,
     factory: Callable[[], Iterator[Any]],
     seen: set[str],
     mentions: list[dict[str, Any]],
@@ -225,7 +240,7 @@ def _read_listing(
         try:
             for item in generator:
                 try:
-                    mention = to_mention(item, source)
+                    mention = to_mention(item, source, brand)
                 except (KeyError, TypeError, ValueError) as exc:
                     errors.append(f"{source.name}: {label}: skipped an item in an unexpected shape ({exc!r})")
                     continue
@@ -258,12 +273,12 @@ def collect_reddit(source: SourceConfig) -> tuple[list[dict[str, Any]], list[str
     errors: list[str] = []
     seen: set[str] = set()
     listings = _listings(reddit, source)
-    for position, (label, factory) in enumerate(listings):
+    for position, (label, brand, factory) in enumerate(listings):
         try:
-            _read_listing(source, label, factory, seen, mentions, errors)
+            _read_listing(source, label, brand, factory, seen, mentions, errors)
         except _StopRun as stop:
             errors.append(f"{source.name}: {label} failed: {stop}")
-            skipped = [name for name, _ in listings[position + 1 :]]
+            skipped = [name for name, _, _ in listings[position + 1 :]]
             if skipped:
                 errors.append(f"{source.name}: skipped {', '.join(skipped)} until the next crawl (rate limited)")
             break

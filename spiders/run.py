@@ -10,6 +10,8 @@ crawled (unknown name, wrong type) gets a failed run naming the problem.
 from __future__ import annotations
 
 import argparse
+import gc
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -78,9 +80,16 @@ def run(config: Config, names: Sequence[str], overrides: Sequence[tuple[str, str
             continue
         # The first crawler installs the reactor; the others reuse it.
         crawler = Crawler(spider_cls, source_settings(base, source), init_reactor=started == 0)
-        process.crawl(crawler, source=source)
+        process.crawl(crawler, source=source, locations=config.locations)
         started += 1
     if started:
+        # Scrapy leaves its loggers at NOTSET and filters in the root handler, so every scraped
+        # item builds a DEBUG record only to drop it; a logger level skips that per-item work.
+        logging.getLogger("scrapy").setLevel(base.get("LOG_LEVEL"))
+        # Everything built so far (modules, settings, crawlers) lives until exit. Frozen, it is
+        # left out of the cyclic GC's full collections, which otherwise rescan those ~100,000
+        # objects again and again while a big crawl allocates items (~0.3 s on a 10,000-item crawl).
+        gc.freeze()
         process.start()
     return failed
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import scrapy
 
-from monitor.config import ConfigError, SourceConfig, secret_from_env
+from monitor.config import ConfigError, Location, SourceConfig, secret_from_env
 from monitor.store import open_db
 from spiders.pipelines import crawl_problem
 
@@ -20,11 +21,18 @@ class SourceSpider(scrapy.Spider):
     # from an API host costs a request of the quota for nothing (page crawlers turn it back on).
     custom_settings: ClassVar[dict[str, Any]] = {"ROBOTSTXT_OBEY": False}
 
-    def __init__(self, source: SourceConfig | None = None, db: Any = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        source: SourceConfig | None = None,
+        db: Any = None,
+        locations: Sequence[Location] = (),
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         if not isinstance(source, SourceConfig):
             raise TypeError(f"{type(self).__name__} needs source=SourceConfig(...) (one {self.name} source)")
         self.source = source
+        self.locations = list(locations)  # the config's [[locations]], for defaults such as a time zone
         self.problems: list[str] = []
         self._secrets: list[str] = []
         self._yielded: set[str] = set()

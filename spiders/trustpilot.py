@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode
 import scrapy
 from scrapy.http import Response
 
+from monitor.brands import brand_for
 from spiders.api_base import ApiSpider, clean_text, dig, meta_of, star_rating, utc_iso
 
 PER_PAGE = 100
@@ -99,9 +100,10 @@ class TrustpilotSpider(ApiSpider):
             self.end_stream(unit_id, ok=False)
             return
         mentions, skipped = [], 0
+        brand = brand_for(self.source, unit_id)
         for review in reviews:
             if isinstance(review, dict) and review.get("id"):
-                mentions.append(review_to_mention(review, self.source.brand, self.source.location))
+                mentions.append(review_to_mention(review, brand, self.source.location))
             else:
                 skipped += 1
         if skipped:

@@ -7,12 +7,13 @@ to ``limit``. There is no paging cursor worth following for 3 excerpts, so every
 re-reads the newest ones and the store upserts them (an edited excerpt becomes a revision).
 
 ``time_created`` ("2016-08-29 00:41:13") is the business's local wall time with no offset:
-it is read in the source's ``timezone`` option and stored in UTC.
+it is read in the source's ``timezone`` option, or by default in the time zone of the
+business's location (:func:`business_zone`), and stored in UTC.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, tzinfo
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -21,6 +22,8 @@ from zoneinfo import ZoneInfo
 import scrapy
 from scrapy.http import Response
 
+from monitor.brands import brand_for
+from monitor.config import Location, SourceConfig
 from spiders.api_base import ApiSpider, clean_text, dig, meta_of, star_rating, utc_iso
 
 REQUEST_LIMIT = 50  # Yelp's maximum; the standard plan still answers with 3
@@ -29,6 +32,25 @@ REQUEST_LIMIT = 50  # Yelp's maximum; the standard plan still answers with 3
 def reviews_url(base_url: str, business_id: str, locale: str = "") -> str:
     query = {"limit": REQUEST_LIMIT, "sort_by": "newest", **({"locale": locale} if locale else {})}
     return f"{base_url.rstrip('/')}/v3/businesses/{quote(business_id, safe='')}/reviews?{urlencode(query)}"
+
+
+def business_zone(source: SourceConfig, business_id: str, locations: Sequence[Location] = ()) -> tzinfo:
+    """The time zone Yelp's local review times of ``business_id`` are read in.
+
+    The source's ``timezone`` when set. Otherwise the zone of the ``[[locations]]``
+    entry that lists this business in its ``business_ids`` (one source may cover
+    businesses in several cities), else of the source's own location (its
+    ``location`` key, or a location listing the source); UTC when none applies.
+    """
+    name = source.options.get("timezone", "")
+    if not name:
+        match = (
+            next((loc for loc in locations if business_id in loc.business_ids), None)
+            or next((loc for loc in locations if source.location and loc.id == source.location), None)
+            or next((loc for loc in locations if source.name in loc.sources), None)
+        )
+        name = match.timezone if match else ""
+    return ZoneInfo(name) if name else UTC
 
 
 def review_to_mention(
@@ -66,10 +88,6 @@ class YelpSpider(ApiSpider):
 
     name = "yelp"
 
-    def zone(self) -> tzinfo:
-        name = self.options.get("timezone", "")
-        return ZoneInfo(name) if name else UTC
-
     async def start(self) -> AsyncIterator[scrapy.Request]:
         key = self.secret("api_key_env")
         if key is None:
@@ -90,11 +108,12 @@ class YelpSpider(ApiSpider):
             self.report(f"unexpected response from {response.url}: no reviews list")
             return
         skipped = 0
-        zone, locale = self.zone(), self.options.get("locale", "")
+        zone, locale = business_zone(self.source, business_id, self.locations), self.options.get("locale", "")
+        brand = brand_for(self.source, business_id)
         for review in reviews:
             if not isinstance(review, dict) or not review.get("id"):
                 skipped += 1
                 continue
-            yield review_to_mention(review, business_id, zone, locale, self.source.brand, self.source.location)
+            yield review_to_mention(review, business_id, zone, locale, brand, self.source.location)
         if skipped:
             self.report(f"{skipped} review(s) without an id in {response.url}; skipped")

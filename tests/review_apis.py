@@ -7,7 +7,8 @@ The payload builders are plain functions, so parse tests use the very same docum
   pages up to 10 (``rel=last`` always says 10, like Apple), the app-metadata entry on page 1,
   an empty feed past the end; app ``1000000002`` has one review (a lone entry is an object).
 * Google: ``/v1/places/{id}`` — needs ``X-Goog-Api-Key`` and ``X-Goog-FieldMask``; 5 reviews.
-* Yelp: ``/v3/businesses/{id}/reviews`` — needs ``Authorization: Bearer``; 3 excerpts.
+* Yelp: ``/v3/businesses/{id}/reviews`` — needs ``Authorization: Bearer``; 3 excerpts each for
+  ``acme-coffee-springfield`` and ``rival-coffee-springfield`` (a competitor).
 * Trustpilot: ``/v1/business-units/{id}/reviews`` — needs ``apikey``; ``perPage`` ≤ 100, ``next-page`` links.
 
 Special ids on every platform: ``*500*`` always fails with 500, ``*malformed*`` returns broken
@@ -39,6 +40,7 @@ SINGLE_APP_ID = "1000000002"
 APP_REVIEWS = 120  # 3 pages of 50
 PLACE_ID = "ChIJmockCafe1"
 YELP_ID = "acme-coffee-springfield"
+RIVAL_YELP_ID = "rival-coffee-springfield"  # a competitor's business, for per-id brands
 UNIT_ID = "5f0c1a2b3c4d5e6f7a8b9c0d"
 UNIT_REVIEWS = 250  # 3 pages of 100
 
@@ -233,6 +235,7 @@ def yelp_reviews(business_id: str, state: State | None = None) -> dict[str, Any]
         # Business local time, no zone: 2026-11-22 04:00:00 means 04:00 in Springfield.
         created = (_when(n) - timedelta(hours=5)).strftime("%Y-%m-%d %H:%M:%S")
         rid = f"xAG4O7l-t1ubbwVAlPnD{abs(n)}" + ("x" if n < 0 else "")
+        rid += "" if business_id == YELP_ID else f"-{business_id}"  # review ids are unique across businesses
         reviews.append(
             {
                 "id": rid,
@@ -259,7 +262,8 @@ def yelp_error(code: str, description: str) -> dict[str, Any]:
 
 
 def trustpilot_review(unit_id: str, n: int, state: State) -> dict[str, Any]:
-    review_id = f"{640000000000000000000000 + abs(n) * 13 + (5 if n < 0 else 0):x}"
+    offset = 0 if unit_id == UNIT_ID else 10**9  # review ids are unique across business units
+    review_id = f"{640000000000000000000000 + offset + abs(n) * 13 + (5 if n < 0 else 0):x}"
     text, stars = _text(n), _stars(n)
     if state.edited and n == 1:
         text, stars = "Edited: the refund arrived, so two more stars.", 3
@@ -410,7 +414,7 @@ class Handler(BaseHTTPRequestHandler):
         busy = "You have exceeded the queries-per-second limit for this endpoint."
         if self.special(business_id, yelp_error("TOO_MANY_REQUESTS_PER_SECOND", busy)):
             return
-        if business_id != YELP_ID and "limited" not in business_id:
+        if business_id not in (YELP_ID, RIVAL_YELP_ID) and "limited" not in business_id:
             return self.send_json(404, yelp_error("BUSINESS_NOT_FOUND", "The requested business could not be found."))
         self.send_json(200, yelp_reviews(business_id, self.state))
 
@@ -443,12 +447,23 @@ def serve() -> None:
 FAST = {"DOWNLOAD_DELAY": 0, "AUTOTHROTTLE_ENABLED": False, "LOG_LEVEL": "WARNING"}
 
 
-def write_config(directory: Path, sources: list[dict[str, Any]]) -> Path:
-    """A config with these ``[[sources]]`` tables (values written as JSON, which TOML reads the same)."""
+def toml_value(value: Any) -> str:
+    """A value as TOML: JSON for strings, numbers and lists (TOML reads them the same), inline tables for dicts."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
+    return json.dumps(value)
+
+
+def write_config(directory: Path, sources: list[dict[str, Any]], locations: list[dict[str, Any]] = ()) -> Path:
+    """A config with these ``[[sources]]`` (and ``[[locations]]``) tables (values written as JSON, read as TOML)."""
     lines = ['[storage]\npath = "monitor.db"\n']
+    for table in locations:
+        lines.append("[[locations]]")
+        lines += [f"{key} = {toml_value(value)}" for key, value in table.items()]
+        lines.append("")
     for table in sources:
         lines.append("[[sources]]")
-        lines += [f"{key} = {json.dumps(value)}" for key, value in table.items()]
+        lines += [f"{key} = {toml_value(value)}" for key, value in table.items()]
         lines.append("")
     path = directory / "config.toml"
     path.write_text("\n".join(lines), encoding="utf-8")

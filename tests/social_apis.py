@@ -12,7 +12,9 @@ platforms' shapes field for field (trimmed of what the spiders never read).
   ``numericFilters=created_at_i>T`` is honoured.
 * ``/mastodon/api/v1/timelines/tag/{tag}`` — tag ``acmecoffee`` (100 statuses,
   ``Link`` header paging with ``max_id``), ``members`` (401 without a token),
-  ``broken`` (malformed JSON). ``/mastodon/api/v2/search`` needs
+  ``broken`` (malformed JSON), ``limited`` (429 once, with Mastodon's
+  ``X-RateLimit-Reset`` one second ahead and no ``Retry-After``; then 5 statuses),
+  ``limitedlong`` (429 every time, reset an hour ahead). ``/mastodon/api/v2/search`` needs
   ``Authorization: Bearer mastodon-token-123``.
 * ``/appview/xrpc/app.bsky.feed.searchPosts`` answers 403 to everyone, like the
   public AppView refusing anonymous search; ``/pds/xrpc/com.atproto.server.createSession``
@@ -288,6 +290,7 @@ class State:
         self.edited = False
         self.added = 0
         self.limited = 0
+        self.mastodon_limited: dict[str, int] = {}
         self.cache: dict[str, bytes] = {}
 
 
@@ -447,12 +450,26 @@ class Handler(BaseHTTPRequestHandler):
         if tag == "members" and not self.mastodon_token_ok():
             self.send_json(401, {"error": "This method requires an authenticated user"})
             return
-        count = {"acmecoffee": 100, "members": 5}.get(tag, 0)
+        if tag in ("limited", "limitedlong") and self.mastodon_rate_limited(tag):
+            return
+        count = {"acmecoffee": 100, "members": 5, "limited": 5}.get(tag, 0)
         statuses = [
             mastodon_status(i, host, edited=self.state.edited and i == 0) for i in range(-self.state.added, count)
         ]
         page, headers = self.mastodon_page(statuses, query, f"http://{host}/mastodon/api/v1/timelines/tag/{tag}")
         self.send_json(200, page, **headers)
+
+    def mastodon_rate_limited(self, tag: str) -> bool:
+        """Answer 429 as Mastodon does (reset time in X-RateLimit-Reset, no Retry-After); True if it did."""
+        with self.state.lock:
+            calls = self.state.mastodon_limited[tag] = self.state.mastodon_limited.get(tag, 0) + 1
+        if tag == "limited" and calls > 1:
+            return False
+        ahead = timedelta(seconds=1) if tag == "limited" else timedelta(hours=1)
+        reset = (datetime.now(UTC) + ahead).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        headers = {"X_RateLimit_Limit": "300", "X_RateLimit_Remaining": "0", "X_RateLimit_Reset": reset}
+        self.send_json(429, {"error": "Too many requests"}, **headers)
+        return True
 
     def mastodon_page(
         self, statuses: list[dict[str, Any]], query: dict[str, str], url: str
@@ -545,12 +562,19 @@ def serve() -> None:
 FAST = {"DOWNLOAD_DELAY": 0, "AUTOTHROTTLE_ENABLED": False, "LOG_LEVEL": "INFO"}
 
 
+def toml_value(value: Any) -> str:
+    """A value as TOML: JSON for strings, numbers and lists (TOML reads them the same), inline tables for dicts."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
+    return json.dumps(value)
+
+
 def write_config(tmp_path: Path, sources: dict[str, dict[str, Any]]) -> Path:
     """A config with one ``[[sources]]`` table per entry (each entry's dict includes its ``type``)."""
     lines = ['[storage]\npath = "monitor.db"\n']
     for name, options in sources.items():
         lines.append(f'[[sources]]\nname = "{name}"\nbrand = "Acme"')
-        lines += [f"{key} = {json.dumps(value)}" for key, value in options.items()]
+        lines += [f"{key} = {toml_value(value)}" for key, value in options.items()]
         lines.append("")
     path = tmp_path / "config.toml"
     path.write_text("\n".join(lines), encoding="utf-8")

@@ -43,6 +43,15 @@ BAD_CONFIGS = [
      "sources[0].client_secret_env", "expected the name of an environment variable"),
     ('[[sources]]\nname = "r"\ntype = "reddit"\n', "sources[0].search", "needs search terms or subreddits"),
     ("[storage\npath = 1", "config.toml", "invalid TOML"),
+    ('[[sources]]\nname = "hn"\ntype = "hackernews"\nsearch = ["acme"]\nbrands = { Rival = ["rival coffee"] }\n',
+     "sources[0].brands.Rival[0]", "'rival coffee' is not in this source's `search`; list it there as well"),
+    ('[[sources]]\nname = "y"\ntype = "yelp"\nbusiness_ids = ["a", "b"]\nbrands = { R = ["a"], S = ["A"] }\n',
+     "sources[0].brands.S[0]", "'A' is already listed under brand 'R'"),
+    ('[[sources]]\nname = "y"\ntype = "yelp"\nbusiness_ids = ["a"]\nbrands = ["a"]\n',
+     "sources[0].brands", "expected a table like"),
+    ('[[sources]]\nname = "y"\ntype = "yelp"\nbusiness_ids = ["a"]\nbrands = { R = "a" }\n',
+     "sources[0].brands.R", "expected a non-empty list of search terms or ids"),
+    (GOOD_SOURCE + 'brands = { R = ["x"] }\n', "sources[0].brands", "unknown key"),  # a page crawler has no terms
 ]  # fmt: skip
 
 
@@ -95,3 +104,20 @@ def test_secret_from_env_names_the_variable(monkeypatch):
         secret_from_env(config.sources[0], "client_secret_env")
     monkeypatch.setenv("REDDIT_CLIENT_SECRET", "s3cret")
     assert secret_from_env(config.sources[0], "client_secret_env") == "s3cret"
+
+
+def test_brands_map_terms_and_ids_to_brands():
+    from monitor.brands import brand_for
+
+    config = loads_config(
+        '[[sources]]\nname = "m"\ntype = "mastodon"\nbase_url = "https://m.example"\nbrand = "Acme"\n'
+        'tags = ["acmecoffee", "RivalCoffee"]\nsearch = ["rival coffee"]\n'
+        'brands = { "Rival Coffee" = ["#rivalcoffee", "Rival Coffee"] }\n'
+    )
+    source = config.source("m")
+    assert source.options["brands"] == {"Rival Coffee": ["#rivalcoffee", "Rival Coffee"]}
+    # Matched as the spiders name them: a tag without "#", any case.
+    assert brand_for(source, "RivalCoffee") == brand_for(source, "rival coffee") == "Rival Coffee"
+    assert brand_for(source, "acmecoffee") == "Acme"
+    plain = loads_config('[[sources]]\nname = "h"\ntype = "hackernews"\nsearch = ["acme"]\nbrand = "Acme"\n')
+    assert plain.sources[0].options["brands"] == {} and brand_for(plain.sources[0], "acme") == "Acme"

@@ -127,6 +127,8 @@ def _an_hour_passes(db):
         "first_replied_at = case when first_replied_at is null then null else ? end",
         [earlier, earlier],
     )
+    db.execute("update mentions set updated_at = min(updated_at, ?), first_seen_at = min(first_seen_at, ?)",
+               [earlier, earlier])  # fmt: skip
 
 
 def _edit(db, source, external_id, text, rating):
@@ -208,8 +210,7 @@ def test_response_metrics(fresh_db):
     _edit(fresh_db, "reviews", "1", "fixed!", 5)
     refresh_queue(fresh_db, QueueConfig())
 
-    result = response_metrics(fresh_db, now - timedelta(days=2), now + HOUR, group_by="assignee", now=now)
-    overall = result["all"]
+    overall, result = response_metrics(fresh_db, now - timedelta(days=2), now + HOUR, group_by="assignee", now=now)
     assert (overall.items, overall.replied, overall.dismissed, overall.open) == (5, 2, 1, 2)
     assert overall.response_rate == 0.5  # 2 of the 4 that needed an answer
     assert overall.sla_breaches == 3 and overall.breached_open == 2  # item 1 late, items 4-5 open past due
@@ -217,6 +218,28 @@ def test_response_metrics(fresh_db):
     assert overall.recoveries == {"recovered": 1} and overall.recovery_rate == 1.0
     assert overall.mean_rating_change == 4.0
     assert result["dana"].replied == 1 and "(none)" in result
+
+
+def test_a_v4_database_migrates_with_reply_times_backfilled(tmp_path, monkeypatch):
+    import monitor.store as store
+
+    monkeypatch.setattr(store, "SCHEMA_VERSION", 4)
+    db = store.open_db(tmp_path / "old.db")
+    add_classified(db, "reviews", "1", "bad", "complaint", rating=1)
+    db["queue_items"].insert({"mention_id": 1, "state": "replied", "priority": 1.0, "reason": "complaint",
+                              "sla_due_at": "2099-01-01T00:00:00+00:00", "created_at": "2026-11-01T00:00:00+00:00",
+                              "updated_at": "2026-11-01T00:00:00+00:00"})  # fmt: skip
+    db["replies"].insert({"queue_item_id": 1, "text": "Sorry", "replied_by": "dana", "channel": "manual",
+                          "replied_at": "2026-11-01T02:00:00+00:00"})  # fmt: skip
+    db.conn.close()
+    monkeypatch.setattr(store, "SCHEMA_VERSION", len(store.MIGRATIONS))
+
+    db = store.open_db(tmp_path / "old.db")
+
+    assert store.schema_version(db) == len(store.MIGRATIONS)
+    assert get_item(db, 1)["first_replied_at"] == "2026-11-01T02:00:00+00:00"
+    overall, _ = response_metrics(db, datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
+    assert (overall.replied, overall.open, overall.sla_breaches) == (1, 0, 0)
 
 
 def test_csv_export_neutralises_formulas():
@@ -283,3 +306,96 @@ def test_every_search_plan_gives_the_same_page(fresh_db, monkeypatch, few, many,
         monkeypatch.setattr(items, "FEW_MATCHES", few)
         assert page == reference and page
     assert len(expected) == 9  # ten "cold latte" mentions, one dismissed
+
+
+def test_auto_assign_uses_the_location_the_shift_stage_inferred(fresh_db):
+    add_classified(fresh_db, "reddit", "1", "rude staff at the airport", "complaint", kind="post")
+    fresh_db["incident_estimates"].insert({"mention_id": 1, "location": "airport", "basis": "post_time"})
+    team = [TeamMember("dana", locations=["downtown"]), TeamMember("lee", locations=["airport"])]
+    refresh_queue(fresh_db, QueueConfig(auto_assign=True, team=team))
+    assert get_item(fresh_db, 1)["assignee"] == "lee"
+
+
+def test_our_own_reply_in_the_thread_does_not_reopen_but_a_customer_reply_does(fresh_db):
+    add_classified(fresh_db, "reddit", "t3_a", "is anyone there?", "complaint", kind="post")
+    refresh_queue(fresh_db, QueueConfig())
+    mark_replied(fresh_db, 1, "We are!", channel="reddit", external_id="t1_ours")
+    _an_hour_passes(fresh_db)
+    record_mentions(fresh_db, "reddit", [{"external_id": "t1_ours", "parent_id": "t3_a", "text": "We are!",
+                                          "kind": "comment"}])  # fmt: skip
+    assert refresh_queue(fresh_db, QueueConfig()).reopened == 0
+    record_mentions(fresh_db, "reddit", [{"external_id": "t1_theirs", "parent_id": "t3_a", "text": "still broken",
+                                          "kind": "comment"}])  # fmt: skip
+    before = get_item(fresh_db, 1)["sla_due_at"]
+    assert refresh_queue(fresh_db, QueueConfig()).reopened == 1
+    item = get_item(fresh_db, 1)
+    assert item["state"] == "new" and item["sla_due_at"] > before  # a fresh SLA from the new activity
+
+
+def _reddit_item(tmp_path):
+    """A config with one Reddit source and a store holding one queued Reddit post."""
+    from monitor.config import loads_config
+    from monitor.store import open_db
+
+    config = loads_config(
+        f'[storage]\npath = "{tmp_path / "c.db"}"\n[[sources]]\nname = "reddit"\ntype = "reddit"\nsearch = ["acme"]\n',
+        tmp_path / "config.toml",
+    )
+    db = open_db(config.storage_path)
+    add_classified(db, "reddit", "t3_a", "anyone?", "complaint", kind="post")
+    refresh_queue(db, QueueConfig())
+    return config, db
+
+
+def test_two_people_posting_at_once_post_one_reddit_reply(tmp_path, monkeypatch):
+    import threading
+    import time as time_module
+
+    import spiders.reddit
+    from monitor.queue.replying import post_reply_now
+    from monitor.store import open_db
+
+    config, db = _reddit_item(tmp_path)
+    posted = []
+
+    def slow_post(source, parent, text):
+        time_module.sleep(0.2)
+        posted.append(text)
+        return f"t1_{len(posted)}"
+
+    monkeypatch.setattr(spiders.reddit, "post_reply", slow_post)
+    outcomes = []
+
+    def attempt(name):
+        conn = open_db(config.storage_path, migrate=False)
+        try:
+            post_reply_now(conn, config, 1, f"hello from {name}", actor=name)
+            outcomes.append("posted")
+        except QueueError as exc:
+            outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in ("dana", "sam")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(posted) == 1 and outcomes.count("posted") == 1
+    assert db["replies"].count == 1 and get_item(db, 1)["state"] == "replied"
+
+
+def test_a_failed_reddit_post_gives_the_item_back(tmp_path, monkeypatch):
+    import spiders.reddit
+    from monitor.queue.replying import ReplyFailed, post_reply_now
+
+    config, db = _reddit_item(tmp_path)
+    assign(db, 1, "dana")
+
+    def refuse(source, parent, text):
+        raise spiders.reddit.RedditReplyError("reddit: Reddit refused the reply: RATELIMIT")
+
+    monkeypatch.setattr(spiders.reddit, "post_reply", refuse)
+    with pytest.raises(ReplyFailed, match="RATELIMIT"):
+        post_reply_now(db, config, 1, "hello", actor="dana")
+    item = item_detail(db, 1)
+    assert item["state"] == "assigned" and item["replies"] == [] and item["first_replied_at"] is None
+    assert "reply not posted" in item["events"][-1]["detail"]

@@ -180,6 +180,19 @@ def test_demo_crawl_stores_once_and_keeps_edits_as_revisions(demo, tmp_path):
     assert [r["status"] for r in runs] == ["ok", "ok", "ok"] and runs[2]["updated"] == 1
 
 
+def test_a_competitors_subreddit_tags_its_items_with_that_brand(demo):
+    _server, base_url = demo
+    from_search, errors = collect_reddit(make_source(base_url, subreddits=[]))
+    assert errors == [] and from_search
+    found_by_search = {m["external_id"] for m in from_search}
+    mentions, errors = collect_reddit(make_source(base_url, brands={"Rival Coffee": ["r/acmecoffee"]}))
+    assert errors == []
+    brands = {m["external_id"]: m["brand"] for m in mentions}
+    # The search runs first, so what it found stays Acme's; the rest came from the subreddit listings.
+    assert {brands[i] for i in found_by_search} == {"Acme"}
+    assert {b for i, b in brands.items() if i not in found_by_search} == {"Rival Coffee"}
+
+
 def test_demo_api_speaks_reddits_protocol(demo):
     _server, base_url = demo
     no_basic_auth = requests.post(f"{base_url}/api/v1/access_token", data={"grant_type": "client_credentials"})

@@ -328,3 +328,62 @@ def test_secrets_never_reach_logs_or_the_database(server: ReviewApis, tmp_path: 
     for secret in apis.KEYS.values():
         assert secret not in log
         assert secret not in stored
+
+
+def test_competitor_ids_tag_their_reviews_with_that_brand(server: ReviewApis, tmp_path: Path) -> None:
+    base = {"base_url": server.base_url, "brand": "Acme"}
+    rival = "Rival Coffee"
+    path = write_config(
+        tmp_path,
+        [
+            {"name": "ios", "type": "app_store", "app_ids": [apis.APP_ID, apis.SINGLE_APP_ID],
+             "brands": {rival: [apis.SINGLE_APP_ID]}, **base},
+            {"name": "maps", "type": "google_places", "place_ids": [apis.PLACE_ID, "ChIJlimited"],
+             "brands": {rival: ["ChIJlimited"]}, **base},
+            {"name": "yelp", "type": "yelp", "business_ids": [apis.YELP_ID, apis.RIVAL_YELP_ID],
+             "brands": {rival: [apis.RIVAL_YELP_ID]}, **base},
+            {"name": "tp", "type": "trustpilot", "business_unit_ids": [apis.UNIT_ID, "tp-limited"],
+             "brands": {rival: ["tp-limited"]}, "max_pages": 1, **base},
+        ],
+    )  # fmt: skip
+    result = crawl(path)
+    assert {name: r["status"] for name, r in result.items()} == dict.fromkeys(("ios", "maps", "yelp", "tp"), "ok")
+    db = open_db(tmp_path / "monitor.db")
+    counts = db.execute("select source, brand, count(*) from mentions group by source, brand").fetchall()
+    assert {(source, brand): n for source, brand, n in counts} == {
+        ("ios", "Acme"): 120, ("ios", rival): 1,
+        ("maps", "Acme"): 5, ("maps", rival): 5,
+        ("yelp", "Acme"): 3, ("yelp", rival): 3,
+        ("tp", "Acme"): 100, ("tp", rival): 3,
+    }  # fmt: skip
+    assert mention(db, "yelp", f"xAG4O7l-t1ubbwVAlPnD0-{apis.RIVAL_YELP_ID}")["brand"] == rival
+    assert mention(db, "maps", "places/ChIJlimited/reviews/ChZDSUhNMG9nS0VJQ0FnSUQ0")["brand"] == rival
+
+
+def test_yelp_times_default_to_the_locations_time_zone(server: ReviewApis, tmp_path: Path) -> None:
+    base = {"type": "yelp", "base_url": server.base_url}
+    path = write_config(
+        tmp_path,
+        [
+            {"name": "by-source", "business_ids": [apis.RIVAL_YELP_ID], "location": "springfield", **base},
+            {"name": "by-business", "business_ids": [apis.YELP_ID, apis.RIVAL_YELP_ID], **base},
+            {"name": "explicit", "business_ids": [apis.YELP_ID], "location": "springfield", "timezone": "UTC", **base},
+        ],
+        locations=[
+            {"id": "springfield", "timezone": "America/Chicago"},
+            {"id": "eastside", "timezone": "America/New_York", "business_ids": [apis.YELP_ID]},
+        ],
+    )
+    result = crawl(path)
+    assert {name: (r["status"], r["new"]) for name, r in result.items()} == {
+        "by-source": ("ok", 3), "by-business": ("ok", 6), "explicit": ("ok", 3)
+    }  # fmt: skip
+    db = open_db(tmp_path / "monitor.db")
+    review = "xAG4O7l-t1ubbwVAlPnD0"  # time_created "2026-11-22 07:00:00", business local time
+    rival_review = f"{review}-{apis.RIVAL_YELP_ID}"
+    assert mention(db, "by-source", rival_review)["posted_at"] == "2026-11-22T13:00:00+00:00"  # Chicago, UTC-6
+    # The location listing the business wins over the source's own: one source may span cities.
+    assert mention(db, "by-business", review)["posted_at"] == "2026-11-22T12:00:00+00:00"  # New York, UTC-5
+    # A business no location lists, in a source without a location: read as UTC, as before.
+    assert mention(db, "by-business", rival_review)["posted_at"] == "2026-11-22T07:00:00+00:00"
+    assert mention(db, "explicit", review)["posted_at"] == "2026-11-22T07:00:00+00:00"  # the option wins

@@ -461,3 +461,23 @@ def test_closed_records_which_listings_were_read_to_the_end(tmp_path: Path) -> N
     db = open_db(tmp_path / "monitor.db")
     assert get_source_state(db, "test-app_store", f"backfilled:{apis.APP_ID}/us") == "1"
     assert get_source_state(db, "test-app_store", f"backfilled:{apis.APP_ID}/gb") == "0"
+
+
+def test_yelp_business_zone_precedence() -> None:
+    from monitor.config import Location
+    from spiders.yelp import business_zone
+
+    locations = [
+        Location(id="springfield", timezone="America/Chicago", sources=["listed"]),
+        Location(id="eastside", timezone="America/New_York", business_ids=["biz-east"]),
+    ]
+
+    def zone(business_id: str, name: str = "y", location: str = "", timezone: str = "") -> str:
+        source = SourceConfig(name=name, type="yelp", location=location, options={"timezone": timezone})
+        return str(business_zone(source, business_id, locations))
+
+    assert zone("biz-east", location="springfield", timezone="Europe/London") == "Europe/London"  # the option
+    assert zone("biz-east", location="springfield") == "America/New_York"  # the location listing the business
+    assert zone("biz-other", location="springfield") == "America/Chicago"  # the source's location
+    assert zone("biz-other", name="listed") == "America/Chicago"  # a location listing the source
+    assert zone("biz-other") == "UTC"  # nothing says: UTC, as before

@@ -139,3 +139,12 @@ def test_wrong_password_and_secrets_stay_out_of_logs(tmp_path: Path) -> None:
         dump = "\n".join(open_db(tmp_path / "monitor.db").conn.iterdump())
         assert "Acme Coffee got my order wrong" in dump
         assert BSKY_PASSWORD not in dump and BSKY_JWT not in dump and wrong not in dump
+
+
+def test_a_competitor_query_tags_its_posts_with_that_brand(tmp_path: Path) -> None:
+    with SocialApis() as server:
+        path = sky_config(tmp_path, server, max_pages=1, brands={"Rival Coffee": ["acme"]})
+        result = crawl(path, env=LOGIN)["sky"]
+        assert (result["new"], result["status"]) == (100, "ok")
+        db = open_db(tmp_path / "monitor.db")
+        assert db.execute("select distinct brand from mentions").fetchall() == [("Rival Coffee",)]

@@ -223,3 +223,16 @@ def test_429_with_retry_after_is_waited_out(server: SocialApis, tmp_path: Path) 
     assert (result["status"], result["new"], result["messages"]) == ("ok", 30, [])
     assert time.monotonic() - started >= 1.0  # Retry-After: 1 was honoured (spiders/middlewares.py)
     assert len(hn_hits(server, "limited")) == 2
+
+
+def test_each_query_tags_its_mentions_with_its_brand(server: SocialApis, tmp_path: Path) -> None:
+    # One source searching for our brand ("acme") and a competitor ("bench" stands in for it).
+    path = hn_config(tmp_path, server, hn={"search": ["acme", "bench"], "max_pages": 1,
+                                           "brands": {"Rival Coffee": ["bench"]}})  # fmt: skip
+    result = crawl(path)["hn"]
+    assert (result["new"], result["status"]) == (200, "ok")
+    db = open_db(tmp_path / "monitor.db")
+    by_brand = dict(db.execute("select brand, count(*) from mentions group by brand").fetchall())
+    assert by_brand == {"Acme": 100, "Rival Coffee": 100}
+    rival_ids = {r[0] for r in db.execute("select external_id from mentions where brand = 'Rival Coffee'")}
+    assert rival_ids == {f"hn:{30000000 - i}" for i in range(100)}  # exactly the "bench" hits

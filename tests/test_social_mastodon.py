@@ -150,3 +150,60 @@ def test_the_token_never_reaches_logs_messages_or_the_database(tmp_path: Path) -
         db = open_db(tmp_path / "monitor.db")
         dump = "\n".join(db.conn.iterdump())
         assert "acmecoffee" in dump and MASTODON_TOKEN not in dump
+
+
+def test_rate_limit_reset_header_is_read_like_mastodon_sends_it() -> None:
+    from datetime import UTC, datetime
+
+    from scrapy.http import Headers
+
+    from spiders.middlewares import parse_rate_limit_reset, rate_limit_wait
+
+    now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    assert parse_rate_limit_reset(b"2026-11-22T12:00:30.000Z", now) == 30.0
+    assert parse_rate_limit_reset("2026-11-22T11:59:00Z", now) == 0.0  # already reset: retry at once
+    assert parse_rate_limit_reset(str(int(now.timestamp()) + 45), now) == 45.0  # Unix seconds (GitHub style)
+    assert parse_rate_limit_reset("12", now) == 12.0  # a small number is a delay
+    assert parse_rate_limit_reset("soon", now) is None and parse_rate_limit_reset(None, now) is None
+    # Read against the server's own Date, so a skewed local clock changes nothing; Retry-After wins.
+    headers = Headers({"Date": "Sun, 22 Nov 2026 12:00:00 GMT", "X-RateLimit-Reset": "2026-11-22T12:01:00.000Z"})
+    assert rate_limit_wait(headers) == (60.0, "X-RateLimit-Reset")
+    headers["Retry-After"] = "5"
+    assert rate_limit_wait(headers) == (5.0, "Retry-After")
+    assert rate_limit_wait(Headers({})) is None
+
+
+def test_429_with_x_ratelimit_reset_is_waited_out_and_long_waits_are_left_for_later(tmp_path: Path) -> None:
+    import time
+
+    with SocialApis() as server:
+        path = masto_config(tmp_path, server, tags=["limited"])
+        started = time.monotonic()
+        result = crawl(path, env={TOKEN_ENV: ""})["masto"]
+        assert time.monotonic() - started >= 1.0  # waited until the reset time the instance gave
+        assert (result["new"], result["status"], result["messages"]) == (5, "ok", [])
+        assert len([h for h in server.hits() if "/tag/limited?" in h["path"]]) == 2  # limited once, then retried
+
+        # A reset an hour away is over MONITOR_MAX_RETRY_AFTER: no hour-long stall, a message for the next crawl.
+        path = masto_config(tmp_path, server, tags=["limitedlong"])
+        started = time.monotonic()
+        result = crawl(path, env={TOKEN_ENV: ""})["masto"]
+        assert time.monotonic() - started < 60
+        assert result["status"] == "failed"
+        [message] = result["messages"]
+        assert message.startswith(f"HTTP 429 from {server.url('/mastodon/api/v1/timelines/tag/limitedlong')}")
+        assert "Too many requests" in message and "rate limited by the instance" in message
+        assert len([h for h in server.hits() if "/tag/limitedlong" in h["path"]]) == 1  # not hammered either
+
+
+def test_tags_and_queries_carry_the_brand_they_belong_to(tmp_path: Path) -> None:
+    with SocialApis() as server:
+        path = masto_config(tmp_path, server, tags=["acmecoffee"], search=["acme coffee"], max_pages=1,
+                            brands={"Rival Coffee": ["Acme Coffee"]})  # fmt: skip
+        result = crawl(path, env={TOKEN_ENV: MASTODON_TOKEN})["masto"]
+        assert (result["new"], result["status"]) == (80, "ok")
+        db = open_db(tmp_path / "monitor.db")
+        rows = db.execute("select author, brand from mentions").fetchall()
+        # The mock's search results are written by "searchuser…", the tag timeline's by "taguser…".
+        assert {brand for author, brand in rows if author.startswith("tag")} == {"Acme"}
+        assert {brand for author, brand in rows if author.startswith("search")} == {"Rival Coffee"}

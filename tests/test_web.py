@@ -1,3 +1,4 @@
+import html as html_lib
 import re
 
 import pytest
@@ -139,9 +140,11 @@ def test_reply_records_the_template_and_reopen(team_app):
     html = client.get("/items/1").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
     template = re.search(r'name="template" value="([^"]+)"', html).group(1)
-    client.post("/items/1/reply", data={"csrf_token": token, "text": "Sorry, Pat.", "template": template})
+    suggested = html_lib.unescape(re.search(r'id="reply-text"[^>]*>([^<]*)</textarea>', html).group(1))
+    edited = suggested.replace("Hi ", "Hello ", 1) + " Thanks again."  # edited, but still the template's words
+    client.post("/items/1/reply", data={"csrf_token": token, "text": edited, "template": template})
     db = open_db(team_app.config["MONITOR"].storage_path, migrate=False)
-    assert [(r["text"], r["template"]) for r in db["replies"].rows] == [("Sorry, Pat.", template)]
+    assert [(r["text"], r["template"]) for r in db["replies"].rows] == [(edited, template)]
     assert client.post("/items/1/reopen", data={"csrf_token": token}).status_code == 302
     assert "Reopen" not in client.get("/items/1").get_data(as_text=True)
     # the next suggestion for a wait-time complaint rotates to the other template
@@ -173,6 +176,14 @@ def test_non_loopback_clients_are_refused_without_users(team_app):
     client = team_app.test_client()
     assert client.get("/", environ_base={"REMOTE_ADDR": "10.0.0.5"}).status_code == 403
     assert client.get("/healthz", environ_base={"REMOTE_ADDR": "10.0.0.5"}).status_code == 200
+    # a proxy on this machine forwards other clients: refused too
+    assert client.get("/", headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 403
+
+
+@pytest.mark.parametrize("host, status", [("127.0.0.1:8080", 200), ("localhost:8080", 200), ("[::1]:8080", 200),
+                                          ("rebind.attacker.example", 403), ("evil.example:8080", 403)])  # fmt: skip
+def test_dns_rebinding_is_refused_without_users(team_app, host, status):
+    assert team_app.test_client().get("/", headers={"Host": host}).status_code == status
 
 
 # ------------------------------------------------------------------- logins
@@ -236,12 +247,43 @@ def test_repeated_failed_logins_are_throttled(login_app):
     assert login(client, "dana", "correct horse").status_code == 429
 
 
-def test_open_redirects_are_refused(login_app):
+@pytest.mark.parametrize("target", ["//evil.example/", "/%09/evil.example", "/%5Cevil.example", "https://evil.example",
+                                    "/%0a/evil.example", "/\\evil"])  # fmt: skip
+def test_open_redirects_are_refused(login_app, target):
     client = login_app.test_client()
     token = csrf(client, "/login")
-    response = client.post("/login?next=//evil.example/", data={"csrf_token": token, "user": "dana",
-                                                                 "password": "correct horse"})  # fmt: skip
+    response = client.post(f"/login?next={target}", data={"csrf_token": token, "user": "dana",
+                                                           "password": "correct horse"})  # fmt: skip
     assert response.headers["Location"] == "/"
+
+
+def test_a_changed_password_or_an_old_login_ends_the_session(login_app, monkeypatch):
+    from monitor.web.auth import hash_password
+
+    client = login_app.test_client()
+    login(client, "dana", "correct horse")
+    assert client.get("/items/1").status_code == 200
+    with client.session_transaction() as sess:
+        sess["login_at"] -= 13 * 3600  # past the 12 h session lifetime
+    assert client.get("/items/1").status_code == 302
+
+    login(client, "dana", "correct horse")
+    users = {"dana": hash_password("a new password"), "sam": "x$y"}
+    app = create_app(login_app.config["MONITOR"], users=users)
+    app.secret_key = login_app.secret_key
+    app.testing = True
+    other = app.test_client()
+    with client.session_transaction() as old, other.session_transaction() as new:
+        new.update(old)  # the same signed cookie, presented after the password changed
+    assert other.get("/items/1").status_code == 302
+
+
+def test_one_persons_typos_do_not_lock_out_the_team(login_app):
+    client = login_app.test_client()
+    for _ in range(5):
+        login(client, "dana", "guess")
+    assert login(client, "dana", "correct horse").status_code == 429
+    assert login(client, "sam", "battery staple").status_code == 302
 
 
 @pytest.mark.parametrize(
@@ -256,3 +298,21 @@ def test_bad_user_lists_name_the_variable_but_not_the_secret(value, fragment):
         load_users(WebConfig(), {"MONITOR_USERS": value})
     assert "MONITOR_USERS" in str(info.value) and fragment in str(info.value)
     assert "hunter2" not in str(info.value)
+
+
+def test_a_rewritten_reply_is_not_counted_as_the_template(team_app):
+    client = team_app.test_client()
+    html = client.get("/items/1").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+    template = re.search(r'name="template" value="([^"]+)"', html).group(1)
+    client.post(
+        "/items/1/reply", data={"csrf_token": token, "text": "Totally my own words here.", "template": template}
+    )
+    db = open_db(team_app.config["MONITOR"].storage_path, migrate=False)
+    assert [r["template"] for r in db["replies"].rows] == [None]
+
+
+def test_odd_numbers_in_the_query_string_do_not_break_pages(team_app):
+    client = team_app.test_client()
+    assert client.get("/?page=99999999999999999999").status_code == 200
+    assert client.get("/metrics?days=²").status_code == 200

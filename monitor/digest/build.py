@@ -51,7 +51,8 @@ def _excerpt(text: str | None, limit: int = 280) -> str:
 def _response_metrics(db, since, until):
     from monitor.queue.metrics import response_metrics
 
-    return response_metrics(db, since, until)
+    # Overdue as of the digest's end (or now, for today's): a past day's digest does not change later.
+    return response_metrics(db, since, until, now=min(until, datetime.now(UTC)))[0]
 
 
 def gather_digest(
@@ -112,7 +113,7 @@ def gather_digest(
         "overdue": overdue,
         "open_items": open_count,
         # The team's last seven days up to the digest's day: the habit a manager steers.
-        "responses": _response_metrics(db, end - timedelta(days=7), end)["all"],
+        "responses": _response_metrics(db, end - timedelta(days=7), end),
         "sources": latest_crawl_runs(db),
         "shifts": shifts_for_digest(db, config, day) if config and config.locations else None,
     }

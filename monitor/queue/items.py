@@ -17,7 +17,7 @@ from typing import Any
 import sqlite_utils
 
 from monitor.config import QueueConfig
-from monitor.store import utcnow
+from monitor.store import utcnow, write_transaction
 
 STATES = ("new", "assigned", "replied", "dismissed")
 OPEN_STATES = ("new", "assigned")
@@ -132,7 +132,7 @@ def refresh_queue(db: sqlite_utils.Database, config: QueueConfig, now: datetime 
     from monitor.queue.team import auto_assign
 
     counts.recoveries = detect_recoveries(db)
-    counts.reopened = reopen_on_activity(db)
+    counts.reopened = reopen_on_activity(db, config, now)
     if config.auto_assign and config.team:
         counts.assigned = auto_assign(db, config.team, created_ids, config.source_types)
     recompute_priorities(db, config, now)
@@ -158,23 +158,34 @@ def recompute_priorities(db: sqlite_utils.Database, config: QueueConfig, now: da
         db.conn.executemany("update queue_items set priority = ? where id = ?", updates)
 
 
-def reopen_on_activity(db: sqlite_utils.Database) -> int:
+def reopen_on_activity(
+    db: sqlite_utils.Database, config: QueueConfig | None = None, now: datetime | None = None
+) -> int:
     """Handled items whose mention (or a reply in its thread) changed after handling go back to ``new``.
 
-    An edit that raised the rating after our reply is a recovery, not new work, so it does not reopen.
+    An edit that raised the rating after our reply is a recovery, not new work, so it does not reopen;
+    nor does our own reply showing up in the thread. A reopened item gets a fresh SLA from now.
     """
+    now = now or datetime.now(UTC)
     rows = list(
         db.query(
-            "select q.id from queue_items q join mentions m on m.id = q.mention_id "
+            "select q.id, q.state, m.kind, m.source, c.urgency from queue_items q "
+            "join mentions m on m.id = q.mention_id left join classifications c on c.mention_id = m.id "
             "where q.state in ('replied', 'dismissed') and ("
             "  (m.updated_at > q.updated_at and not exists (select 1 from recoveries r "
             "   where r.queue_item_id = q.id and r.outcome = 'recovered' and r.detected_at >= m.updated_at))"
             "  or exists (select 1 from mentions c where c.source = m.source "
-            "  and c.parent_id = m.external_id and c.first_seen_at > q.updated_at))"
+            "  and c.parent_id = m.external_id and c.first_seen_at > q.updated_at "
+            "  and c.external_id not in (select external_id from replies p "
+            "    where p.queue_item_id = q.id and p.external_id is not null)))"
         )
     )
     for row in rows:
-        transition(db, row["id"], "new", actor="system", detail="new activity on the thread")
+        fields = {}
+        if config is not None:
+            sla = sla_for(row["kind"], config, row["source"], json.loads(row["urgency"] or "[]"))
+            fields["sla_due_at"] = (now + sla).isoformat()
+        set_state(db, row["id"], row["state"], "new", "system", "new activity on the thread", fields)
     return len(rows)
 
 
@@ -190,13 +201,42 @@ def get_item(db: sqlite_utils.Database, item_id: int) -> dict[str, Any]:
     return rows[0]
 
 
+def set_state(
+    db: sqlite_utils.Database,
+    item_id: int,
+    expected: str,
+    state: str,
+    actor: str,
+    detail: str = "",
+    fields: dict[str, Any] | None = None,
+    reply: dict[str, Any] | None = None,
+) -> None:
+    """Compare-and-set the state (the update comes first, under the write lock), log it, and store a reply.
+
+    Fails with QueueError when someone else changed the item since it was read.
+    """
+    fields = fields or {}
+    now = utcnow()
+    assignments = ", ".join(f"{name} = ?" for name in fields)
+    with write_transaction(db):
+        changed = db.execute(
+            f"update queue_items set state = ?, updated_at = ?{', ' if fields else ''}{assignments} "
+            "where id = ? and state = ?",
+            [state, now, *fields.values(), item_id, expected],
+        ).rowcount
+        if not changed:
+            current = get_item(db, item_id)["state"]
+            raise QueueError(f"queue item {item_id} is {current} now (changed by someone else); reload it")
+        _log(db, item_id, actor, state, detail)
+        if reply is not None:
+            db["replies"].insert({"queue_item_id": item_id, "replied_by": actor, "replied_at": now, **reply})
+
+
 def transition(db: sqlite_utils.Database, item_id: int, state: str, actor: str, detail: str = "", **fields) -> None:
     item = get_item(db, item_id)
     if state not in TRANSITIONS[item["state"]]:
         raise QueueError(f"queue item {item_id} is {item['state']}; cannot move to {state}")
-    with db.atomic():
-        db["queue_items"].update(item_id, {"state": state, "updated_at": utcnow(), **fields})
-        _log(db, item_id, actor, state, detail)
+    set_state(db, item_id, item["state"], state, actor, detail, fields)
 
 
 def assign(db: sqlite_utils.Database, item_id: int, user: str, actor: str = "cli") -> None:
@@ -215,25 +255,27 @@ def mark_replied(
     channel: str = "manual",
     template: str | None = None,
     external_id: str | None = None,
+    expected: str | None = None,
 ) -> None:
-    """Record a reply a person made (posting happens elsewhere, by a person's action)."""
+    """Record a reply a person made (posting happens elsewhere, by a person's action).
+
+    ``expected`` is the state the item must be in (``replied`` when a claimed Reddit post is recorded).
+    """
     if not text.strip():
         raise QueueError(f"queue item {item_id}: the reply text is empty")
-    now = utcnow()
-    first = get_item(db, item_id)["first_replied_at"] or now
-    transition(db, item_id, "replied", actor, detail=f"replied via {channel}", first_replied_at=first)
-    with db.atomic():
-        db["replies"].insert(
-            {
-                "queue_item_id": item_id,
-                "text": text,
-                "replied_by": actor,
-                "replied_at": now,
-                "channel": channel,
-                "template": template,
-                "external_id": external_id,
-            }
-        )
+    item = get_item(db, item_id)
+    if expected is None and "replied" not in TRANSITIONS[item["state"]]:
+        raise QueueError(f"queue item {item_id} is {item['state']}; cannot move to replied")
+    set_state(
+        db,
+        item_id,
+        expected or item["state"],
+        "replied",
+        actor,
+        f"replied via {channel}",
+        {"first_replied_at": item["first_replied_at"] or utcnow()},
+        reply={"text": text, "channel": channel, "template": template, "external_id": external_id},
+    )
 
 
 def add_note(db: sqlite_utils.Database, item_id: int, text: str, author: str) -> None:
@@ -358,7 +400,8 @@ def list_items(
     if plan != "matches":
         # CROSS JOIN makes the queue the outer loop, read in priority order.
         sql = sql.replace("from queue_items q join mentions m", "from queue_items q cross join mentions m")
-    sql += " where " + where + " order by q.priority desc, q.sla_due_at limit ? offset ?"
+    # q.id last: ties keep one order whichever plan runs, so pages neither repeat nor skip items.
+    sql += " where " + where + " order by q.priority desc, q.sla_due_at, q.id limit ? offset ?"
     return list(db.query(sql, [*params, limit, offset]))
 
 

@@ -76,6 +76,8 @@ def summarise(rows: list[dict[str, Any]], now: datetime) -> ResponseMetrics:
                 out.sla_breaches += 1
         elif row["state"] == "dismissed":
             out.dismissed += 1
+        elif row["state"] == "replied":
+            out.replied += 1  # replied before reply times were kept: counted, but no time to measure
         else:
             out.open += 1
             if row["sla_due_at"] and row["sla_due_at"] < now_iso:
@@ -102,20 +104,15 @@ def response_metrics(
     until: datetime,
     group_by: str | None = None,
     now: datetime | None = None,
-) -> dict[str, ResponseMetrics]:
-    """Metrics for items created in [since, until); ``group_by`` is assignee, source or location.
-
-    Returns ``{"all": …}`` plus one entry per group value.
-    """
+) -> tuple[ResponseMetrics, dict[str, ResponseMetrics]]:
+    """Metrics for items created in [since, until): overall, and per value of ``group_by``
+    (assignee, source or location; ``{}`` without it). ``now`` decides what counts as overdue."""
     if group_by not in (None, "assignee", "source", "location"):
         raise ValueError(f"cannot group metrics by {group_by!r}")
     now = now or datetime.now(UTC)
     rows = list(db.query(METRICS_SQL, [since.isoformat(), until.isoformat()]))
-    result = {"all": summarise(rows, now)}
+    groups: dict[str, list[dict[str, Any]]] = {}
     if group_by:
-        groups: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
             groups.setdefault(row[group_by] or "(none)", []).append(row)
-        for key in sorted(groups):
-            result[key] = summarise(groups[key], now)
-    return result
+    return summarise(rows, now), {key: summarise(groups[key], now) for key in sorted(groups)}

@@ -14,7 +14,7 @@ import sqlite_utils
 
 from monitor.config import Config, ConfigError
 from monitor.escaping import safe_url
-from monitor.queue.items import QueueError, get_item, mark_replied
+from monitor.queue.items import QueueError, get_item, mark_replied, set_state
 
 # Where a business answers a review when the review's own page is not the place.
 OWNER_CONSOLES = {
@@ -72,13 +72,24 @@ def post_reply_now(
         raise ReplyFailed(f"source {source_name!r} is no longer configured: {exc}") from None
     if source.type != "reddit":
         raise QueueError(f"queue item {item_id}: {source.type} replies are made on the platform, then marked replied")
+    if not text.strip():
+        raise QueueError(f"queue item {item_id}: the reply text is empty")
     if item["state"] not in ("new", "assigned"):
         raise QueueError(f"queue item {item_id} is {item['state']}; reopen it before replying again")
+    # Claim the item first (compare-and-set), so a double click or a colleague cannot post a second reply.
+    previous = item["state"]
+    set_state(db, item_id, previous, "replied", actor, "posting a reply to Reddit")
     from spiders.reddit import RedditReplyError, post_reply
 
     try:
         comment_id = post_reply(source, external_id, text)
     except (RedditReplyError, ConfigError) as exc:
+        set_state(db, item_id, "replied", previous, actor, f"reply not posted: {exc}")
         raise ReplyFailed(str(exc)) from None
-    mark_replied(db, item_id, text, actor=actor, channel="reddit", template=template, external_id=comment_id)
+    except BaseException:
+        set_state(db, item_id, "replied", previous, actor, "reply not posted: unexpected error")
+        raise
+    mark_replied(
+        db, item_id, text, actor=actor, channel="reddit", template=template, external_id=comment_id, expected="replied"
+    )
     return comment_id

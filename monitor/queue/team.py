@@ -50,9 +50,11 @@ def auto_assign(
     for item_id in item_ids:
         rows = list(
             db.query(
-                "select q.state, m.source, m.location, coalesce(c.lang, m.lang) as lang from queue_items q "
+                # A post without a location may have been placed by the shift stage (keywords, business ids).
+                "select q.state, m.source, coalesce(nullif(m.location, ''), e.location) as location, "
+                "coalesce(c.lang, m.lang) as lang from queue_items q "
                 "join mentions m on m.id = q.mention_id left join classifications c on c.mention_id = m.id "
-                "where q.id = ?",
+                "left join incident_estimates e on e.mention_id = m.id where q.id = ?",
                 [item_id],
             )
         )

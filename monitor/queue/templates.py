@@ -9,6 +9,7 @@ words are not posted twice in a row. A person always edits and sends.
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import sqlite_utils
 from monitor.config import ConfigError
 
 PLACEHOLDERS = ("author", "location", "business", "contact", "source")
+MISSING_CONTACT = "[contact]"
 _PLACEHOLDER = re.compile(r"\{(\w*)\}")
 TEMPLATE_KEYS = ("id", "text", "topics", "flags", "languages", "sources", "reasons")
 REASONS = ("complaint", "question")
@@ -39,7 +41,8 @@ class ReplyTemplate:
 
     def fits(self, item: dict[str, Any]) -> bool:
         """Every non-empty constraint meets the item (an unknown language does not rule a template out)."""
-        if self.languages and item.get("lang") and item["lang"] not in self.languages:
+        lang = (item.get("lang") or "").split("-")[0].lower()  # en-US fits an "en" template
+        if self.languages and lang and lang not in self.languages:
             return False
         return all(
             not wanted or bool(set(wanted) & have)
@@ -183,9 +186,15 @@ def placeholder_values(item: dict[str, Any], location_names: dict[str, str], con
         # With no location, the brand reads well in "the team at {location}".
         "location": location_names.get(location, location) or business or "our store",
         "business": business or "us",
-        "contact": contacts.get(location) or default_contact,
+        # A visible gap beats a broken sentence: the person fills it in (the page says how to set it).
+        "contact": contacts.get(location) or default_contact or MISSING_CONTACT,
         "source": item.get("source") or "",
     }
+
+
+def follows_template(sent: str, suggested: str) -> bool:
+    """Whether a sent reply is still mostly the suggested words (so rotation counts it as that template)."""
+    return difflib.SequenceMatcher(None, sent.split(), suggested.split()).ratio() >= 0.5
 
 
 def suggest_reply(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -37,10 +38,26 @@ from monitor.queue.items import (
 )
 from monitor.queue.metrics import response_metrics
 from monitor.queue.replying import ReplyFailed, can_post_directly, post_reply_now, reply_page_url, source_type_of
-from monitor.queue.templates import load_templates, placeholder_values, suggest_reply
+from monitor.queue.templates import (
+    MISSING_CONTACT,
+    follows_template,
+    load_templates,
+    placeholder_values,
+    suggest_reply,
+)
 from monitor.shifts.stage import mention_shift
 from monitor.store import open_db
-from monitor.web.auth import LoginThrottle, check_bind_address, check_password, is_loopback, load_users
+from monitor.web.auth import (
+    FORWARDING_HEADERS,
+    LoginThrottle,
+    check_bind_address,
+    check_password,
+    credential_fingerprint,
+    is_loopback,
+    is_loopback_host_header,
+    load_users,
+    safe_redirect_target,
+)
 
 SECRET_ENV = "MONITOR_SECRET_KEY"
 PAGE_SIZE = 50
@@ -59,8 +76,12 @@ def create_app(config: Config, users: dict[str, str] | None = None) -> Flask:
     app = Flask(__name__)
     app.config["SECRET_KEY"] = os.environ.get(SECRET_ENV) or secrets.token_hex(32)
     app.config["SESSION_COOKIE_HTTPONLY"] = True
-    app.config["SESSION_COOKIE_SAMESITE"] = "Strict"
+    # Lax, not Strict: a link from chat or email must open the item logged in; every change is a POST
+    # with a CSRF token anyway.
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["SESSION_COOKIE_SECURE"] = config.web.cookie_secure
     app.config["PERMANENT_SESSION_LIFETIME"] = config.web.session_lifetime
+    app.config["SESSION_REFRESH_EACH_REQUEST"] = False  # a login lasts session_lifetime, not "while used"
     app.config["MONITOR"] = config
     users = load_users(config.web) if users is None else users
     throttle = LoginThrottle()
@@ -108,11 +129,24 @@ def create_app(config: Config, users: dict[str, str] | None = None) -> Flask:
         if request.endpoint in ("healthz", "static", "login"):
             return None
         if not users:
-            # No logins: only this machine may talk to the inbox (a proxy in front would bypass the bind check).
-            if not is_loopback(request.remote_addr or ""):
-                abort(403, description="the inbox has no users configured, so it only answers loopback clients")
+            # No logins: only this machine may talk to the inbox. The Host check stops DNS rebinding (a web
+            # page that re-points its own name at 127.0.0.1); forwarding headers mean a proxy is in front.
+            if not is_loopback(request.remote_addr or "") or any(h in request.headers for h in FORWARDING_HEADERS):
+                abort(403, description="the inbox has no users configured, so it only answers this machine")
+            if not is_loopback_host_header(request.host):
+                abort(403, description="unexpected Host header; open the inbox as http://127.0.0.1:PORT/")
             return None
-        if session.get("user") not in users:
+        user = session.get("user")
+        fresh = time.time() - session.get("login_at", 0) < config.web.session_lifetime.total_seconds()
+        valid = (
+            user in users
+            and fresh
+            and secrets.compare_digest(
+                session.get("credential", ""), credential_fingerprint(app.secret_key, users[user])
+            )
+        )
+        if not valid:
+            session.pop("user", None)
             if request.method == "POST":
                 abort(401, description="log in first")
             return redirect(url_for("login", next=request.full_path if request.args else request.path))
@@ -143,24 +177,24 @@ def create_app(config: Config, users: dict[str, str] | None = None) -> Flask:
 
     @app.route("/login", methods=["GET", "POST"])
     def login():
-        target = request.args.get("next") or "/"
-        if not target.startswith("/") or target.startswith("//"):
-            target = "/"  # only same-site redirects
+        target = safe_redirect_target(request.args.get("next"))
         if not users:
             return redirect(target)
         error = None
         if request.method == "POST":
             client = request.remote_addr or "?"
             name = (request.form.get("user") or "").strip()
-            if throttle.blocked(client):
+            if throttle.blocked(client, name):
                 abort(429, description="too many failed logins; wait a few minutes")
             if check_password(users, name, request.form.get("password") or ""):
-                throttle.succeeded(client)
+                throttle.succeeded(client, name)
                 session.clear()  # a fresh session (and CSRF token) on login
                 session.permanent = True
                 session["user"] = name
+                session["login_at"] = time.time()
+                session["credential"] = credential_fingerprint(app.secret_key, users[name])
                 return redirect(target)
-            throttle.failed(client)
+            throttle.failed(client, name)
             error = "Unknown user or wrong password."
         return render_template("login.html", error=error, target=target), 401 if error else 200
 
@@ -194,7 +228,7 @@ def create_app(config: Config, users: dict[str, str] | None = None) -> Flask:
     def inbox():
         state, filters, active = inbox_filter()
         page_arg = request.args.get("page", "1")
-        page = max(int(page_arg), 1) if page_arg.isdigit() else 1
+        page = min(max(int(page_arg), 1), 100_000) if page_arg.isascii() and page_arg.isdigit() else 1
         items = list_items(db(), filters=filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
         return render_template(
             "inbox.html", items=items, state=state, filters=active, page=page, page_size=PAGE_SIZE,
@@ -214,6 +248,19 @@ def create_app(config: Config, users: dict[str, str] | None = None) -> Flask:
             headers={"Content-Disposition": f'attachment; filename="queue-{stamp}.csv"'},
         )
 
+    def suggestion_for(detail: dict[str, Any]):
+        source_type = source_type_of(config, detail["source"])
+        facts = {
+            **detail,
+            "topics": json.loads(detail["topics"] or "[]"),
+            "flags": json.loads(detail["urgency"] or "[]"),
+            "source_type": source_type,
+            # Reddit posts carry no location; the shift stage may have placed them by keywords.
+            "location": detail["location"] or (detail.get("shift") or {}).get("location"),
+        }
+        values = placeholder_values(facts, location_names, contacts, config.queue.contact, config.digest.brand)
+        return suggest_reply(db(), templates, facts, values) if templates else None
+
     @app.get("/items/<int:item_id>")
     def item(item_id: int):
         try:
@@ -222,20 +269,10 @@ def create_app(config: Config, users: dict[str, str] | None = None) -> Flask:
             abort(404)
         detail["shift"] = mention_shift(db(), detail["mention_id"])
         source_type = source_type_of(config, detail["source"])
-        facts = {
-            **detail,
-            "topics": json.loads(detail["topics"] or "[]"),
-            "flags": json.loads(detail["urgency"] or "[]"),
-            "source_type": source_type,
-            # Reddit posts carry no location; the shift stage may have placed them by keywords.
-            "location": detail["location"] or (detail["shift"] or {}).get("location"),
-        }
-        values = placeholder_values(facts, location_names, contacts, config.queue.contact, config.digest.brand)
-        suggestion = suggest_reply(db(), templates, facts, values) if templates else None
         return render_template(
-            "item.html", item=detail, now=datetime.now(UTC).isoformat(), suggestion=suggestion, team=team,
-            can_post=can_post_directly(source_type), reply_url=reply_page_url(source_type, detail),
-            source_type=source_type,
+            "item.html", item=detail, now=datetime.now(UTC).isoformat(), suggestion=suggestion_for(detail),
+            team=team, can_post=can_post_directly(source_type), reply_url=reply_page_url(source_type, detail),
+            source_type=source_type, missing_contact=MISSING_CONTACT,
         )  # fmt: skip
 
     def _act(item_id: int, action) -> Any:
@@ -260,6 +297,18 @@ def create_app(config: Config, users: dict[str, str] | None = None) -> Flask:
         if not text:
             abort(400, description="reply text is required")
         template = request.form.get("template") or None
+        if template:
+            # Count the reply as the template's only if it still mostly says what the template said.
+            try:
+                detail = item_detail(db(), item_id)
+            except QueueError:
+                abort(404)
+            detail["shift"] = mention_shift(db(), detail["mention_id"])
+            template_text = next((t.text for t in templates if t.id == template), None)
+            suggestion = suggestion_for(detail)
+            reference = suggestion.text if suggestion and suggestion.template_id == template else template_text
+            if reference is None or not follows_template(text, reference):
+                template = None
         if request.form.get("send") == "post":
             try:
                 post_reply_now(db(), config, item_id, text, actor=actor(), template=template)
@@ -289,12 +338,11 @@ def create_app(config: Config, users: dict[str, str] | None = None) -> Flask:
     @app.get("/metrics")
     def metrics():
         days_arg = request.args.get("days", "30")
-        days = min(max(int(days_arg), 1), 3650) if days_arg.isdigit() else 30
+        days = min(max(int(days_arg), 1), 3650) if days_arg.isascii() and days_arg.isdigit() else 30
         group = request.args.get("by") if request.args.get("by") in ("assignee", "source", "location") else "assignee"
         now = datetime.now(UTC)
-        result = response_metrics(db(), now - timedelta(days=days), now + timedelta(seconds=1), group, now=now)
-        overall = result.pop("all")
-        return render_template("metrics.html", overall=overall, groups=result, days=days, group=group)
+        overall, groups = response_metrics(db(), now - timedelta(days=days), now + timedelta(seconds=1), group, now)
+        return render_template("metrics.html", overall=overall, groups=groups, days=days, group=group)
 
     @app.get("/healthz")
     def healthz():

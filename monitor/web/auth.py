@@ -8,10 +8,13 @@ never reach the database, the logs or a page.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import os
+import re
 import time
-from collections import defaultdict, deque
+from collections import OrderedDict, deque
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -79,23 +82,60 @@ def check_bind_address(host: str, users: dict[str, str] | None = None, users_env
 
 
 class LoginThrottle:
-    """At most MAX_FAILURES failed logins per client address in FAILURE_WINDOW seconds."""
+    """At most MAX_FAILURES failed logins per (client address, user name) in FAILURE_WINDOW seconds.
+
+    Keyed by name too, so behind a proxy (every client 127.0.0.1) one person's typos do not lock the
+    whole team out; the table is bounded so a flood of names cannot grow it without end.
+    """
+
+    MAX_KEYS = 10_000
 
     def __init__(self, clock=time.monotonic) -> None:
         self.clock = clock
-        self.failures: dict[str, deque[float]] = defaultdict(deque)
+        self.failures: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
 
-    def _recent(self, client: str) -> deque[float]:
-        stamps = self.failures[client]
+    def _recent(self, key: tuple[str, str]) -> deque[float]:
+        stamps = self.failures.setdefault(key, deque())
         while stamps and self.clock() - stamps[0] > FAILURE_WINDOW:
             stamps.popleft()
         return stamps
 
-    def blocked(self, client: str) -> bool:
-        return len(self._recent(client)) >= MAX_FAILURES
+    def blocked(self, client: str, name: str) -> bool:
+        return len(self._recent((client, name.lower()))) >= MAX_FAILURES
 
-    def failed(self, client: str) -> None:
-        self._recent(client).append(self.clock())
+    def failed(self, client: str, name: str) -> None:
+        key = (client, name.lower())
+        self._recent(key).append(self.clock())
+        self.failures.move_to_end(key)
+        while len(self.failures) > self.MAX_KEYS:
+            self.failures.popitem(last=False)
 
-    def succeeded(self, client: str) -> None:
-        self.failures.pop(client, None)
+    def succeeded(self, client: str, name: str) -> None:
+        self.failures.pop((client, name.lower()), None)
+
+
+def credential_fingerprint(secret_key: str, hashed: str) -> str:
+    """Ties a session to the user's current password hash: changing the password ends old sessions."""
+    return hmac.new(secret_key.encode(), hashed.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+_SAFE_TARGET = re.compile(r"/(?![/\\])[\x21-\x5b\x5d-\x7e]*")
+
+
+def safe_redirect_target(target: str | None) -> str:
+    """A same-site path to go to after login, else ``/`` (no scheme, host, ``//``, backslash or control chars)."""
+    return target if target and _SAFE_TARGET.fullmatch(target) else "/"
+
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+FORWARDING_HEADERS = ("X-Forwarded-For", "X-Forwarded-Host", "Forwarded", "X-Real-IP")
+
+
+def is_loopback_host_header(host: str) -> bool:
+    """Whether a Host header names this machine (guards the login-less inbox against DNS rebinding)."""
+    name = host.strip().lower()
+    if name.startswith("["):
+        name = name[1 : name.find("]")] if "]" in name else name
+    else:
+        name = name.rsplit(":", 1)[0] if name.count(":") == 1 else name
+    return name in LOOPBACK_HOSTS or is_loopback(name)

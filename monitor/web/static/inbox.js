@@ -18,6 +18,14 @@
     if (form.requestSubmit) form.requestSubmit(button); else button.click();
   }
   document.addEventListener("DOMContentLoaded", function () {
+    // One submit per form: a double click must not post a reply twice.
+    Array.prototype.forEach.call(document.querySelectorAll("form[method=post]"), function (form) {
+      form.addEventListener("submit", function () {
+        setTimeout(function () {
+          Array.prototype.forEach.call(form.querySelectorAll("button"), function (b) { b.disabled = true; });
+        }, 0);
+      });
+    });
     var items = Array.prototype.slice.call(document.querySelectorAll("#items .item"));
     var index = items.length ? 0 : -1;
     function select(i) {
@@ -52,7 +60,9 @@
       } else if (detail && e.key === "a") { focusField("assign-user"); e.preventDefault(); }
       else if (detail && e.key === "r") { focusField("reply-text"); e.preventDefault(); }
       else if (detail && e.key === "n") { focusField("note-text"); e.preventDefault(); }
-      else if (detail && e.key === "d" && document.getElementById("dismiss-form")) { document.getElementById("dismiss-form").submit(); }
+      else if (detail && e.key === "d" && document.getElementById("dismiss-form")) {
+        if (window.confirm("Dismiss this item? It needs no reply.")) document.getElementById("dismiss-form").submit();
+      }
       else if (detail && e.key === "u") { window.location.href = "/"; }
       else if (!detail && index >= 0 && items.length && (e.key === "a" || e.key === "r" || e.key === "d")) {
         window.location.href = items[index].getAttribute("data-href") + "#" + e.key;

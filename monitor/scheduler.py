@@ -1,0 +1,178 @@
+"""`monitor run`: the scheduler daemon (APScheduler 3) that drives every stage.
+
+Jobs (module-level functions, so APScheduler can name them in its logs):
+
+* ``crawl_job`` — one per enabled source, on the source's ``every`` / ``cron``
+  (default ``[schedule] default_every``). Scrapy sources crawl in a child
+  process (``monitor/crawl.py``), so the daemon can crawl again and again.
+  New mentions are processed right after the crawl.
+* ``process_job`` — every ``[schedule] process_every``: classify what is new,
+  estimate shifts, refresh the queue (priorities follow the SLA clock, new
+  activity reopens items, recoveries are recorded).
+* ``digest_job`` — daily at ``[schedule] digest_at`` in ``[schedule] timezone``:
+  the digest for the day before, written to ``[digest] output_dir``.
+
+A failing job is logged with its id and the next runs go on; a source that
+fails is recorded in ``crawl_runs`` like any crawl. One job of a kind runs at
+a time (``max_instances=1``), missed runs are coalesced into one.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
+from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from monitor.config import Config, SourceConfig, load_config
+
+log = logging.getLogger("monitor.scheduler")
+
+# Processing writes the whole pipeline's tables; two runs at once would only contend for the lock.
+_PROCESS_LOCK = threading.Lock()
+# The model takes seconds to load: keep one per config file for the daemon's lifetime.
+_CLASSIFIERS: dict[str, Any] = {}
+
+
+def _classifier(config: Config):
+    from monitor.classify.stage import classifier_from_config
+
+    key = str(config.path)
+    if key not in _CLASSIFIERS:
+        _CLASSIFIERS[key] = classifier_from_config(config)
+    return _CLASSIFIERS[key]
+
+
+def process_new_mentions(config: Config) -> dict[str, Any]:
+    """Classify → shifts → queue, in data-flow order; returns counts for the log."""
+    from monitor.classify.stage import classify_pending
+    from monitor.queue.items import refresh_queue
+    from monitor.shifts.stage import estimate_and_attribute
+    from monitor.store import open_db
+
+    with _PROCESS_LOCK:
+        db = open_db(config.storage_path)
+        try:
+            classified = classify_pending(db, _classifier(config))
+            estimate_and_attribute(db, config)
+            queued = refresh_queue(db, config.queue)
+        finally:
+            db.conn.close()
+    return {"classified": classified.classified, "queued": queued.created, "reopened": queued.reopened,
+            "recoveries": queued.recoveries}  # fmt: skip
+
+
+def crawl_job(config_path: str, source_names: list[str]) -> dict[str, Any]:
+    """Crawl the named sources now, then process what they brought."""
+    from monitor.cycle import crawl_sources
+
+    config = load_config(config_path)
+    results = crawl_sources(config, source_names)
+    for name, result in results.items():
+        log.info("crawled %s: %s new, %s updated, %s errors", name, result["new"], result["updated"],
+                 result["errors"])  # fmt: skip
+        for message in result["messages"]:
+            log.warning("%s", message)
+    if any(r["new"] or r["updated"] for r in results.values()):
+        log.info("processed: %s", process_new_mentions(config))
+    return results
+
+
+def process_job(config_path: str) -> dict[str, Any] | None:
+    """The periodic pass; skipped when a crawl is processing right now."""
+    if _PROCESS_LOCK.locked():
+        return None
+    counts = process_new_mentions(load_config(config_path))
+    log.info("processed: %s", counts)
+    return counts
+
+
+def digest_job(config_path: str, day: str | None = None) -> str:
+    """Write the digest for ``day`` (ISO date; default yesterday in the schedule's time zone)."""
+    from monitor.cycle import default_digest_path
+    from monitor.digest.build import write_digest
+    from monitor.store import open_db
+
+    config = load_config(config_path)
+    zone = ZoneInfo(config.schedule.timezone)
+    target = datetime.fromisoformat(day).date() if day else (datetime.now(zone) - timedelta(days=1)).date()
+    db = open_db(config.storage_path)
+    try:
+        path = write_digest(db, default_digest_path(config, target), target, config.digest.brand, config)
+    finally:
+        db.conn.close()
+    log.info("digest for %s written to %s", target, path)
+    return str(path)
+
+
+def source_trigger(source: SourceConfig, default_every: timedelta):
+    if source.cron:
+        return CronTrigger.from_crontab(source.cron, timezone=UTC)
+    return IntervalTrigger(seconds=(source.every or default_every).total_seconds(), timezone=UTC)
+
+
+def build_scheduler(config: Config, scheduler: BaseScheduler | None = None) -> BaseScheduler:
+    """Add every job for ``config`` to ``scheduler`` (a BlockingScheduler by default); does not start it."""
+    scheduler = scheduler or BlockingScheduler(timezone=UTC)
+    path = str(config.path)
+    plan = config.schedule
+    now = datetime.now(UTC)
+    common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 3600}
+    for source in config.sources:
+        if not source.enabled:
+            continue
+        scheduler.add_job(
+            crawl_job, source_trigger(source, plan.default_every), args=[path, [source.name]],
+            id=f"crawl:{source.name}", name=f"crawl {source.name}", next_run_time=now, **common,
+        )  # fmt: skip
+    scheduler.add_job(
+        process_job, IntervalTrigger(seconds=plan.process_every.total_seconds(), timezone=UTC), args=[path],
+        id="process", name="classify, shifts, queue", **common,
+    )  # fmt: skip
+    hour, minute = divmod(plan.digest_at, 60)
+    scheduler.add_job(
+        digest_job, CronTrigger(hour=hour, minute=minute, timezone=ZoneInfo(plan.timezone)), args=[path],
+        id="digest", name="daily digest", **common,
+    )  # fmt: skip
+    scheduler.add_listener(_log_job_event, EVENT_JOB_ERROR | EVENT_JOB_EXECUTED)
+    return scheduler
+
+
+def _log_job_event(event: JobExecutionEvent) -> None:
+    if event.exception is not None:
+        # The traceback goes to the log; the daemon and the other jobs go on.
+        log.error("job %s failed: %s: %s", event.job_id, type(event.exception).__name__, event.exception)
+    else:
+        log.debug("job %s done", event.job_id)
+
+
+def describe_schedule(scheduler: BaseScheduler) -> list[dict[str, str]]:
+    """Each job's id, name, trigger and next run (for ``monitor run --list``)."""
+    out = []
+    for job in scheduler.get_jobs():
+        next_run = getattr(job, "next_run_time", None) or job.trigger.get_next_fire_time(None, datetime.now(UTC))
+        out.append({"id": job.id, "name": job.name, "trigger": str(job.trigger),
+                    "next_run": next_run.isoformat() if next_run else ""})  # fmt: skip
+    return out
+
+
+def run_daemon(config: Config) -> None:
+    """Run until SIGINT / SIGTERM; a stop lets running jobs finish."""
+    scheduler = build_scheduler(config)
+
+    def stop(signum, _frame) -> None:
+        log.info("signal %s: stopping after running jobs finish", signum)
+        scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("scheduler started with %d jobs", len(scheduler.get_jobs()))
+    scheduler.start()

@@ -1,0 +1,121 @@
+"""`monitor run`: jobs and triggers from config, and a real scheduler crawling a loopback site on time."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from monitor.config import loads_config
+from monitor.demo.review_site import start_review_site
+from monitor.scheduler import build_scheduler, describe_schedule, digest_job, process_job
+from monitor.store import open_db
+
+from .helpers import add_classified
+
+CONFIG = """
+[storage]
+path = "{db}"
+[model]
+default = "{model}"
+[schedule]
+default_every = "{every}"
+process_every = "10m"
+digest_at = "07:30"
+timezone = "Europe/London"
+[[sources]]
+name = "reviews"
+type = "schema_org"
+urls = ["{url}/reviews?page=1&location=downtown"]
+[[sources]]
+name = "hourly"
+type = "schema_org"
+cron = "0 * * * *"
+urls = ["{url}/reviews?page=1&location=airport"]
+[[sources]]
+name = "off"
+type = "schema_org"
+enabled = false
+urls = ["{url}/reviews"]
+"""
+
+
+def make_config(tmp_path, tiny_model_dir, url="http://127.0.0.1:9", every="1h", broken_hourly=False):
+    text = CONFIG.format(db=tmp_path / "s.db", model=tiny_model_dir, url=url, every=every)
+    if broken_hourly:
+        # A source pointing at a closed port fails every time; the others keep crawling.
+        text = text.replace('cron = "0 * * * *"', 'every = "3s"').replace(
+            f"{url}/reviews?page=1&location=airport", "http://127.0.0.1:9/reviews"
+        )
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return loads_config(text, path)
+
+
+def test_jobs_and_triggers_follow_the_config(tmp_path, tiny_model_dir):
+    scheduler = build_scheduler(make_config(tmp_path, tiny_model_dir), BackgroundScheduler(timezone=UTC))
+    jobs = {job.id: job for job in scheduler.get_jobs()}
+    assert set(jobs) == {"crawl:reviews", "crawl:hourly", "process", "digest"}  # disabled sources get none
+    assert isinstance(jobs["crawl:reviews"].trigger, IntervalTrigger)
+    assert jobs["crawl:reviews"].trigger.interval == timedelta(hours=1)
+    assert isinstance(jobs["crawl:hourly"].trigger, CronTrigger)
+    assert jobs["process"].trigger.interval == timedelta(minutes=10)
+    digest = jobs["digest"].trigger
+    fire = digest.get_next_fire_time(None, datetime(2026, 7, 1, 12, tzinfo=UTC))
+    assert (fire.hour, fire.minute, str(fire.tzinfo)) == (7, 30, "Europe/London")  # local time, DST-aware
+    assert all(job.max_instances == 1 and job.coalesce for job in jobs.values())
+    listed = {row["id"]: row for row in describe_schedule(scheduler)}
+    assert listed["digest"]["next_run"] and "cron" in listed["digest"]["trigger"]
+
+
+def test_process_and_digest_jobs(tmp_path, tiny_model_dir):
+    config = make_config(tmp_path, tiny_model_dir)
+    db = open_db(config.storage_path)
+    add_classified(db, "reviews", "1", "cold coffee", "complaint", rating=1, hours_ago=20)
+    db.conn.close()
+    counts = process_job(str(config.path))
+    assert counts["queued"] == 1
+    day = (datetime.now(UTC) - timedelta(hours=20)).date().isoformat()
+    path = digest_job(str(config.path), day)
+    assert path.endswith(f"digest-{day}.html") and "cold coffee" in Path(path).read_text(encoding="utf-8")
+
+
+def test_the_scheduler_crawls_on_time_and_survives_a_failing_source(tmp_path, tiny_model_dir):
+    server, url = start_review_site()
+    config = make_config(tmp_path, tiny_model_dir, url=url, every="3s", broken_hourly=True)
+    scheduler = build_scheduler(config, BackgroundScheduler(timezone=UTC))
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            db = open_db(config.storage_path)
+            runs = db.execute("select count(*) from crawl_runs where source = 'reviews'").fetchone()[0]
+            db.conn.close()
+            if runs >= 2:
+                break
+            time.sleep(0.5)
+    finally:
+        scheduler.shutdown(wait=True)
+        server.shutdown()
+    db = open_db(config.storage_path)
+    statuses = dict(db.execute("select source, group_concat(distinct status) from crawl_runs group by source"))
+    assert runs >= 2, statuses  # crawled again on its interval
+    assert statuses["reviews"] == "ok" and "hourly" in statuses and statuses["hourly"] != "ok"
+    assert db["classifications"].count == db["mentions"].count > 0  # processed after the crawl
+
+
+def test_monitor_run_list_prints_the_jobs(tmp_path, tiny_model_dir):
+    from click.testing import CliRunner
+
+    from monitor.cli import cli
+
+    config = make_config(tmp_path, tiny_model_dir)
+    result = CliRunner().invoke(cli, ["--config", str(config.path), "run", "--list"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert [line.split()[0] for line in lines] == ["crawl:reviews", "crawl:hourly", "process", "digest"]
+    assert "cron[" in lines[-1] and "interval[1:00:00]" in lines[0]
