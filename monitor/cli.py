@@ -455,17 +455,19 @@ def shifts(ctx, since, until, location, incidents, heatmap, fmt) -> None:
 @cli.command()
 @click.option("--date", "day", default=None, help="UTC day YYYY-MM-DD (default today).")
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="File to write (.html or .md).")
+@click.option("--send", is_flag=True, help="Also email it to [digest] recipients over SMTP (after writing the file).")
 @click.pass_context
 @handle_errors
-def digest(ctx, day: str | None, output: str | None) -> None:
-    """Build the daily digest as HTML or Markdown.
+def digest(ctx, day: str | None, output: str | None, send: bool) -> None:
+    """Build the daily digest as HTML or Markdown, and optionally email it.
 
     \b
     Example:
         monitor digest --date 2026-11-21 --output digest.md
+        MONITOR_SMTP_USER=digest MONITOR_SMTP_PASSWORD=... monitor digest --send
     """
     from monitor.cycle import default_digest_path
-    from monitor.digest.build import write_digest
+    from monitor.digest.send import DigestSendError, deliver_digest, smtp_settings
     from monitor.store import open_db
 
     config = get_config(ctx)
@@ -473,9 +475,16 @@ def digest(ctx, day: str | None, output: str | None) -> None:
         when = date.fromisoformat(day) if day else datetime.now(UTC).date()
     except ValueError:
         raise click.BadParameter(f"expected YYYY-MM-DD, got {day!r}", param_hint="--date") from None
+    settings = smtp_settings(config.digest) if send else None  # a config error stops before any work
     path = Path(output) if output else default_digest_path(config, when)
-    write_digest(open_db(config.storage_path), path, when, config.digest.brand, config)
+    try:
+        path, sent_to = deliver_digest(config, open_db(config.storage_path), when, path, send=send)
+    except DigestSendError as exc:
+        click.echo(f"digest written to {exc.path}" + ("" if exc.sent_to else " (not sent)"))
+        raise click.ClickException(str(exc)) from None
     click.echo(f"digest written to {path}")
+    if settings:
+        click.echo(f"digest emailed to {', '.join(sent_to)} via {settings.server} ({settings.security})")
 
 
 @cli.command()
@@ -499,6 +508,53 @@ def serve(ctx, host: str | None, port: int | None) -> None:
     open_db(config.storage_path).conn.close()
     click.echo(f"inbox on http://{host or config.web.host}:{port or config.web.port}/ (Ctrl-C stops)")
     serve_inbox(config, host, port)
+
+
+@cli.command()
+@click.option("--days", default=30, show_default=True, help="How many days back from today.")
+@click.option("--brand", "brands", multiple=True, help="Only these brands (repeat for several).")
+@click.option("--by", type=click.Choice(["day", "week"]), default="day", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False), default=None, help="Write FILE.csv or FILE.png.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+@handle_errors
+def trends(ctx, days: int, brands: tuple[str, ...], by: str, output: str | None, fmt: str) -> None:
+    """Net sentiment and share of voice per brand and competitor, with complaint spikes flagged.
+
+    \b
+    Example:
+        monitor trends --days 30
+        monitor trends --by week --days 90 --output trends.png
+        monitor trends --brand "Acme Coffee" --brand "Rival Roasters" --output trends.csv
+    """
+    from monitor.store import open_db
+    from monitor.trends.export import write_trends_csv, write_trends_png
+    from monitor.trends.report import trends_report
+
+    config = get_config(ctx)
+    report = trends_report(open_db(config.storage_path), config.trends, days, by, list(brands) or None)
+    if output:
+        path = Path(output)
+        if path.suffix.lower() == ".png":
+            write_trends_png(path, report.points, report.spikes)
+        elif path.suffix.lower() == ".csv":
+            write_trends_csv(path, report.points, report.spikes)
+        else:
+            raise click.UsageError("--output must end in .csv or .png")
+        click.echo(f"wrote {path}", err=True)
+    if fmt == "json":
+        payload = {"by": by, "brands": report.brand_summary(), "points": [p.as_dict() for p in report.points],
+                   "spikes": [s.as_dict() for s in report.spikes]}  # fmt: skip
+        click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"{'brand':<24} {'mentions':>8} {'net':>6} {'voice':>6} {'spikes':>6}")
+    for row in report.brand_summary():
+        net = "-" if row["net_sentiment"] is None else f"{row['net_sentiment']:+.0f}"
+        click.echo(f"{str(row['brand'])[:24]:<24} {row['mentions']:>8} {net:>6} {row['share_of_voice']:>6.0%} "
+                   f"{row['spikes']:>6}")  # fmt: skip
+    for spike in report.spikes:
+        click.echo(f"spike: {spike.brand} {spike.period}: {spike.complaints} complaints "
+                   f"(normal {spike.baseline:g}, p={spike.p_value:.1g})")  # fmt: skip
 
 
 @cli.command()

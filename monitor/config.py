@@ -224,6 +224,46 @@ def _host(key: str, value: Any) -> str:
     return value
 
 
+_EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+$")
+
+
+def _email(key: str, value: Any) -> str:
+    """An address like ``a@b.example`` or ``Acme Digest <a@b.example>`` (one address, no line breaks)."""
+    from email.utils import parseaddr
+
+    value = _str(key, value).strip()
+    addr = parseaddr(value)[1] if "<" in value else value
+    if "\r" in value or "\n" in value or not _EMAIL.match(addr) or (value.count("@") != 1):
+        raise ConfigError(key, f'expected an email address like "manager@acme.example", got {value!r}')
+    return value
+
+
+def _email_list(key: str, value: Any) -> list[str]:
+    items = _str_list(key, value)
+    return [_email(f"{key}[{i}]", item) for i, item in enumerate(items)]
+
+
+def _sender(key: str, value: Any) -> str:
+    return _email(key, value) if value != "" else ""
+
+
+def _optional_host(key: str, value: Any) -> str:
+    return _host(key, value) if value != "" else ""
+
+
+def _optional_env_name(key: str, value: Any) -> str:
+    return _env_name(key, value) if value != "" else ""
+
+
+SMTP_SECURITY = ("starttls", "tls", "none")
+
+
+def _smtp_security(key: str, value: Any) -> str:
+    if value not in SMTP_SECURITY:
+        raise ConfigError(key, f"expected one of {', '.join(SMTP_SECURITY)}, got {value!r}")
+    return value
+
+
 # -------------------------------------------------------------------- schema
 # key -> (checker, default, description). A default of REQUIRED means required.
 
@@ -266,6 +306,18 @@ SECTIONS: dict[str, dict[str, tuple[Any, Any, str]]] = {
     "digest": {
         "output_dir": (_nonempty_str, "digests", "where digest files are written, relative to the config file"),
         "brand": (_str, "", "own brand shown in the digest title"),
+        "recipients": (_email_list, [], "who `monitor digest --send` and `monitor run` email the digest to"),
+        "sender": (_sender, "", 'From address, e.g. "Acme Digest <digest@acme.example>" (required with recipients)'),
+        "smtp_host": (_optional_host, "", "SMTP server host name (required with recipients)"),
+        "smtp_port": (_port, 587, "SMTP server port (587 for starttls, 465 for tls, 25 for none)"),
+        "smtp_security": (
+            _smtp_security,
+            "starttls",
+            "starttls, tls (implicit TLS) or none (plain: local relays only)",
+        ),
+        "smtp_user_env": (_optional_env_name, "MONITOR_SMTP_USER", "env var with the SMTP login (unset: no login)"),
+        "smtp_password_env": (_optional_env_name, "MONITOR_SMTP_PASSWORD", "env var with the SMTP password"),
+        "smtp_timeout": (_duration, timedelta(seconds=30), "give up on an unresponsive SMTP server after this"),
     },
     "web": {
         "host": (_host, "127.0.0.1", "address the inbox binds to"),
@@ -287,6 +339,20 @@ SECTIONS: dict[str, dict[str, tuple[Any, Any, str]]] = {
         "min_shift_complaints": (_count_at_least(1), 5, "complaints a shift needs before it can be flagged"),
         "alpha": (None, 0.05, "significance level of the flag test, Bonferroni-corrected per location"),
         "roster": (_str, "", "optional CSV of who worked which shift (date, location, shift, staff)"),
+    },
+    "trends": {
+        "timezone": (_timezone, "UTC", "IANA time zone whose calendar days (and Monday weeks) trends count in"),
+        "baseline_periods": (
+            _count_at_least(3),
+            14,
+            "past days (or weeks) a brand's normal complaint count is taken from",
+        ),
+        "spike_alpha": (
+            None,
+            0.001,
+            "a period is a spike when a normal period reaches its count with lower probability",
+        ),
+        "min_spike_complaints": (_count_at_least(1), 5, "complaints a period needs before it can be a spike"),
     },
     "schedule": {
         "default_every": (_duration, timedelta(hours=1), "crawl interval of sources with neither every nor cron"),
@@ -473,6 +539,22 @@ class QueueConfig:
 class DigestConfig:
     output_dir: str = "digests"
     brand: str = ""
+    recipients: list[str] = field(default_factory=list)
+    sender: str = ""
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_security: str = "starttls"
+    smtp_user_env: str = "MONITOR_SMTP_USER"
+    smtp_password_env: str = "MONITOR_SMTP_PASSWORD"
+    smtp_timeout: timedelta = timedelta(seconds=30)
+
+    def __post_init__(self) -> None:
+        # Recipients mean the digest is emailed (by `monitor run` too): the server and sender must be set.
+        if self.recipients:
+            if not self.smtp_host.strip():
+                raise ConfigError("digest.smtp_host", "required when digest.recipients is set")
+            if not self.sender:
+                raise ConfigError("digest.sender", "required when digest.recipients is set")
 
 
 @dataclass
@@ -510,6 +592,14 @@ class Location:
     keywords: list[str] = field(default_factory=list)
     contact: str = ""
     shifts: list[Shift] = field(default_factory=list)
+
+
+@dataclass
+class TrendsConfig:
+    timezone: str = "UTC"
+    baseline_periods: int = 14
+    spike_alpha: float = 0.001
+    min_spike_complaints: int = 5
 
 
 @dataclass
@@ -569,6 +659,7 @@ class Config:
     shifts: ShiftsConfig = field(default_factory=ShiftsConfig)
     team: list[TeamMember] = field(default_factory=list)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    trends: TrendsConfig = field(default_factory=TrendsConfig)
 
     @property
     def base_dir(self) -> Path:
@@ -628,6 +719,7 @@ def _threshold(key: str, value: Any) -> float:
 
 SECTIONS["queue"]["complaint_threshold"] = (_threshold, 0.5, SECTIONS["queue"]["complaint_threshold"][2])
 SECTIONS["shifts"]["alpha"] = (_threshold, 0.05, SECTIONS["shifts"]["alpha"][2])
+SECTIONS["trends"]["spike_alpha"] = (_threshold, 0.001, SECTIONS["trends"]["spike_alpha"][2])
 
 
 def _weekly_spans(shift: Shift) -> list[tuple[int, int]]:
@@ -740,6 +832,7 @@ def validate(raw: dict[str, Any], path: Path) -> Config:
         shifts=ShiftsConfig(**sections["shifts"]),
         team=team,
         schedule=ScheduleConfig(**sections["schedule"]),
+        trends=TrendsConfig(**sections["trends"]),
     )
     config.storage_path = config.resolve(storage["path"])
     config.queue.team = team

@@ -10,7 +10,8 @@ Jobs (module-level functions, so APScheduler can name them in its logs):
   estimate shifts, refresh the queue (priorities follow the SLA clock, new
   activity reopens items, recoveries are recorded).
 * ``digest_job`` — daily at ``[schedule] digest_at`` in ``[schedule] timezone``:
-  the digest for the day before, written to ``[digest] output_dir``.
+  the digest for the day before, written to ``[digest] output_dir`` and emailed
+  to ``[digest] recipients`` when set.
 
 A failing job is logged with its id and the next runs go on; a source that
 fails is recorded in ``crawl_runs`` like any crawl. One job of a kind runs at
@@ -96,9 +97,10 @@ def process_job(config_path: str) -> dict[str, Any] | None:
 
 
 def digest_job(config_path: str, day: str | None = None) -> str:
-    """Write the digest for ``day`` (ISO date; default yesterday in the schedule's time zone)."""
-    from monitor.cycle import default_digest_path
-    from monitor.digest.build import write_digest
+    """Write the digest for ``day`` (ISO date; default yesterday in the schedule's time zone), and email
+    it when ``[digest] recipients`` is set. A failed send is logged; the written file stays."""
+    from monitor.config import ConfigError
+    from monitor.digest.send import DigestSendError, deliver_digest
     from monitor.store import open_db
 
     config = load_config(config_path)
@@ -106,10 +108,13 @@ def digest_job(config_path: str, day: str | None = None) -> str:
     target = datetime.fromisoformat(day).date() if day else (datetime.now(zone) - timedelta(days=1)).date()
     db = open_db(config.storage_path)
     try:
-        path = write_digest(db, default_digest_path(config, target), target, config.digest.brand, config)
+        path, sent_to = deliver_digest(config, db, target)
+    except (DigestSendError, ConfigError) as exc:
+        log.error("digest for %s written but not sent: %s", target, exc)
+        return str(getattr(exc, "path", ""))
     finally:
         db.conn.close()
-    log.info("digest for %s written to %s", target, path)
+    log.info("digest for %s written to %s%s", target, path, f", emailed to {', '.join(sent_to)}" if sent_to else "")
     return str(path)
 
 

@@ -119,3 +119,19 @@ def test_monitor_run_list_prints_the_jobs(tmp_path, tiny_model_dir):
     lines = result.output.splitlines()
     assert [line.split()[0] for line in lines] == ["crawl:reviews", "crawl:hourly", "process", "digest"]
     assert "cron[" in lines[-1] and "interval[1:00:00]" in lines[0]
+
+
+def test_digest_job_keeps_the_file_when_sending_fails(tmp_path, tiny_model_dir, caplog, monkeypatch):
+    import monitor.digest.send as send
+
+    monkeypatch.setattr(send.time, "sleep", lambda _s: None, raising=False)
+    config = make_config(tmp_path, tiny_model_dir)
+    text = config.path.read_text().replace(
+        "[schedule]",
+        '[digest]\nrecipients = ["manager@acme.example"]\nsender = "monitor@acme.example"\n'
+        'smtp_host = "127.0.0.1"\nsmtp_port = 9\nsmtp_security = "none"\n\n[schedule]',
+    )
+    config.path.write_text(text)
+    path = digest_job(str(config.path), "2026-11-20")
+    assert path.endswith("digest-2026-11-20.html") and Path(path).exists()
+    assert "written but not sent" in caplog.text and "127.0.0.1:9" in caplog.text

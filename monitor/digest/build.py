@@ -55,6 +55,14 @@ def _response_metrics(db, since, until):
     return response_metrics(db, since, until, now=min(until, datetime.now(UTC)))[0]
 
 
+def _spikes(db, config, end):
+    """Complaint spikes per brand on the digest's day (and the day before), as `monitor trends` finds them."""
+    from monitor.trends.report import trends_report
+
+    report = trends_report(db, config.trends, days=2, now=end - timedelta(seconds=1))
+    return [spike.as_dict() for spike in report.spikes]
+
+
 def gather_digest(
     db: sqlite_utils.Database, day: date, brand: str = "", config: Config | None = None
 ) -> dict[str, Any]:
@@ -99,6 +107,9 @@ def gather_digest(
         )
     ]
     open_count = db.execute("select count(*) from queue_items where state in ('new', 'assigned')").fetchone()[0]
+    overdue_total = db.execute(
+        "select count(*) from queue_items where state in ('new', 'assigned') and sla_due_at < ?", [now]
+    ).fetchone()[0]
     return {
         "day": day.isoformat(),
         "brand": brand,
@@ -110,12 +121,14 @@ def gather_digest(
         "complaints": mentions("complaint", 10),
         "praise": mentions("praise", 5),
         "topics": sorted(topics.items(), key=lambda kv: (-kv[1], kv[0])),
-        "overdue": overdue,
+        "overdue": overdue,  # the 20 most overdue
+        "overdue_total": overdue_total,
         "open_items": open_count,
         # The team's last seven days up to the digest's day: the habit a manager steers.
         "responses": _response_metrics(db, end - timedelta(days=7), end),
         "sources": latest_crawl_runs(db),
         "shifts": shifts_for_digest(db, config, day) if config and config.locations else None,
+        "spikes": _spikes(db, config, end) if config else [],
     }
 
 
@@ -136,11 +149,16 @@ def render_digest(data: dict[str, Any], fmt: str = "html") -> str:
     return _environment().get_template(template).render(**data)
 
 
+def save_digest(data: dict[str, Any], output: Path) -> Path:
+    """Render gathered digest ``data`` to ``output`` (.html, or .md for Markdown)."""
+    fmt = "md" if output.suffix.lower() in {".md", ".markdown"} else "html"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render_digest(data, fmt), encoding="utf-8")
+    return output
+
+
 def write_digest(
     db: sqlite_utils.Database, output: Path, day: date, brand: str = "", config: Config | None = None
 ) -> Path:
     """Render the digest to ``output`` (.html, or .md for Markdown)."""
-    fmt = "md" if output.suffix.lower() in {".md", ".markdown"} else "html"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render_digest(gather_digest(db, day, brand, config), fmt), encoding="utf-8")
-    return output
+    return save_digest(gather_digest(db, day, brand, config), output)

@@ -1,0 +1,1 @@
+"""Sentiment trends per brand and competitor: series, spikes, share of voice, exports."""
