@@ -399,3 +399,16 @@ def test_a_failed_reddit_post_gives_the_item_back(tmp_path, monkeypatch):
     item = item_detail(db, 1)
     assert item["state"] == "assigned" and item["replies"] == [] and item["first_replied_at"] is None
     assert "reply not posted" in item["events"][-1]["detail"]
+
+
+def test_refresh_only_looks_at_what_changed_since_the_last_one(fresh_db):
+    add_classified(fresh_db, "reviews", "1", "cold food", "complaint", rating=1)
+    refresh_queue(fresh_db, QueueConfig())
+    mark_replied(fresh_db, 1, "Sorry!")
+    _an_hour_passes(fresh_db)
+    marks = dict(fresh_db.execute("select key, value from meta where key like 'queue.%'").fetchall())
+    assert marks == {"queue.mention_mark": "1", "queue.revision_mark": "0"}
+    _edit(fresh_db, "reviews", "1", "cold food, still waiting", 1)  # revision 1, above the mark
+    assert refresh_queue(fresh_db, QueueConfig()).reopened == 1
+    assert fresh_db.execute("select value from meta where key = 'queue.revision_mark'").fetchone()[0] == "1"
+    assert refresh_queue(fresh_db, QueueConfig()).reopened == 0  # nothing new since

@@ -131,8 +131,19 @@ def refresh_queue(db: sqlite_utils.Database, config: QueueConfig, now: datetime 
     from monitor.queue.recovery import detect_recoveries
     from monitor.queue.team import auto_assign
 
-    counts.recoveries = detect_recoveries(db)
-    counts.reopened = reopen_on_activity(db, config, now)
+    # Only what changed since the last refresh can reopen an item or be a recovery: read the newest
+    # revision and mention ids first, look at rows above the previous marks, then move the marks.
+    revision_high = db.execute("select coalesce(max(id), 0) from mention_revisions").fetchone()[0]
+    mention_high = db.execute("select coalesce(max(id), 0) from mentions").fetchone()[0]
+    since_revision, since_mention = _mark(db, "queue.revision_mark"), _mark(db, "queue.mention_mark")
+    counts.recoveries = detect_recoveries(db, since_revision)
+    counts.reopened = reopen_on_activity(db, config, now, since_revision, since_mention)
+    with db.atomic():
+        db["meta"].upsert_all(
+            [{"key": "queue.revision_mark", "value": str(revision_high)},
+             {"key": "queue.mention_mark", "value": str(mention_high)}],
+            pk="key",
+        )  # fmt: skip
     if config.auto_assign and config.team:
         counts.assigned = auto_assign(db, config.team, created_ids, config.source_types)
     recompute_priorities(db, config, now)
@@ -158,26 +169,41 @@ def recompute_priorities(db: sqlite_utils.Database, config: QueueConfig, now: da
         db.conn.executemany("update queue_items set priority = ? where id = ?", updates)
 
 
+def _mark(db: sqlite_utils.Database, key: str) -> int:
+    row = db.execute("select value from meta where key = ?", [key]).fetchone()
+    return int(row[0]) if row else 0
+
+
 def reopen_on_activity(
-    db: sqlite_utils.Database, config: QueueConfig | None = None, now: datetime | None = None
+    db: sqlite_utils.Database,
+    config: QueueConfig | None = None,
+    now: datetime | None = None,
+    since_revision: int = 0,
+    since_mention: int = 0,
 ) -> int:
     """Handled items whose mention (or a reply in its thread) changed after handling go back to ``new``.
 
     An edit that raised the rating after our reply is a recovery, not new work, so it does not reopen;
     nor does our own reply showing up in the thread. A reopened item gets a fresh SLA from now.
+    Only mentions with a revision above ``since_revision``, or a new reply above ``since_mention``
+    (row ids), are looked at, so a refresh costs what changed, not the size of the store.
     """
     now = now or datetime.now(UTC)
     rows = list(
         db.query(
             "select q.id, q.state, m.kind, m.source, c.urgency from queue_items q "
             "join mentions m on m.id = q.mention_id left join classifications c on c.mention_id = m.id "
-            "where q.state in ('replied', 'dismissed') and ("
+            "where q.state in ('replied', 'dismissed') and q.mention_id in ("
+            "  select mention_id from mention_revisions where id > :rev "
+            "  union select p.id from mentions c join mentions p on p.source = c.source "
+            "  and p.external_id = c.parent_id where c.id > :men and c.parent_id is not null) and ("
             "  (m.updated_at > q.updated_at and not exists (select 1 from recoveries r "
             "   where r.queue_item_id = q.id and r.outcome = 'recovered' and r.detected_at >= m.updated_at))"
             "  or exists (select 1 from mentions c where c.source = m.source "
             "  and c.parent_id = m.external_id and c.first_seen_at > q.updated_at "
             "  and c.external_id not in (select external_id from replies p "
-            "    where p.queue_item_id = q.id and p.external_id is not null)))"
+            "    where p.queue_item_id = q.id and p.external_id is not null)))",
+            {"rev": since_revision, "men": since_mention},
         )
     )
     for row in rows:

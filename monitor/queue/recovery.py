@@ -26,19 +26,22 @@ def recovery_outcome(rating_before: float | None, rating_after: float | None, te
     return "edited" if text_changed else "unchanged"
 
 
-def detect_recoveries(db: sqlite_utils.Database) -> int:
+def detect_recoveries(db: sqlite_utils.Database, since_revision: int = 0) -> int:
     """Record (or update) a recovery for every replied item whose mention was edited after the reply.
 
-    Returns how many recoveries were recorded or changed in this call.
+    Only mentions with a revision above ``since_revision`` (a row id) are looked at. Returns how many
+    recoveries were recorded or changed in this call.
     """
     rows = list(
         db.query(
             "select q.id as item_id, q.mention_id, q.first_replied_at, m.rating as rating_now "
             "from queue_items q join mentions m on m.id = q.mention_id "
             "left join recoveries r on r.queue_item_id = q.id "
-            "where q.first_replied_at is not null and exists (select 1 from mention_revisions v "
+            "where q.mention_id in (select mention_id from mention_revisions where id > ?) "
+            "and q.first_replied_at is not null and exists (select 1 from mention_revisions v "
             "  where v.mention_id = q.mention_id and v.seen_at >= q.first_replied_at "
-            "  and (r.revision_id is null or v.id > r.revision_id))"
+            "  and (r.revision_id is null or v.id > r.revision_id))",
+            [since_revision],
         )
     )
     changed = 0
