@@ -7,6 +7,7 @@ import json
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -472,7 +473,7 @@ def digest(ctx, day: str | None, output: str | None, send: bool) -> None:
 
     config = get_config(ctx)
     try:
-        when = date.fromisoformat(day) if day else datetime.now(UTC).date()
+        when = date.fromisoformat(day) if day else datetime.now(ZoneInfo(config.schedule.timezone)).date()
     except ValueError:
         raise click.BadParameter(f"expected YYYY-MM-DD, got {day!r}", param_hint="--date") from None
     settings = smtp_settings(config.digest) if send else None  # a config error stops before any work
@@ -555,6 +556,56 @@ def trends(ctx, days: int, brands: tuple[str, ...], by: str, output: str | None,
     for spike in report.spikes:
         click.echo(f"spike: {spike.brand} {spike.period}: {spike.complaints} complaints "
                    f"(normal {spike.baseline:g}, p={spike.p_value:.1g})")  # fmt: skip
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Only list what each channel would get; send and record nothing.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.pass_context
+@handle_errors
+def alerts(ctx, dry_run: bool, fmt: str) -> None:
+    """Send alerts now (urgent items, incidents, spikes, SLA breaches), each once per channel.
+
+    `monitor run` does this every [alerts] every and after each processing pass; see docs/alerts.md.
+
+    \b
+    Example:
+        monitor alerts --dry-run
+        MONITOR_ALERT_WEBHOOK_URL=https://hooks.slack.com/services/... monitor alerts
+    """
+    from monitor.alerts.run import run_alerts
+    from monitor.store import open_db
+
+    config = get_config(ctx)
+    db = open_db(config.storage_path)
+    try:
+        result = run_alerts(config, db, dry_run=dry_run)
+    finally:
+        db.conn.close()
+    if fmt == "json":
+        payload = {"dry_run": dry_run, "alerts": [a.as_dict() for a in result.alerts],
+                   "channels": {name: {**r.as_dict(), "pending_keys": [[a.kind, a.key] for a in r.pending]}
+                                for name, r in result.channels.items()}}  # fmt: skip
+        click.echo(json.dumps(payload, indent=2, ensure_ascii=False, default=str))
+    else:
+        if not config.alerts.channels:
+            click.echo("no alert channel configured ([alerts] recipients or webhook_url_env)", err=True)
+        for alert in result.alerts:
+            states = []
+            for name, r in result.channels.items():
+                if alert in r.delivered:
+                    states.append(f"{name} sent now")
+                elif alert in r.pending:
+                    states.append(f"{name} {'would send' if dry_run else 'failed'}")
+                else:
+                    states.append(f"{name} sent before")
+            click.echo(f"{alert.kind:<11} {', '.join(states) or '-':<36} {alert.title}")
+        for name, r in result.channels.items():
+            verb = "would send" if dry_run else "sent"
+            click.echo(f"{name}: {verb} {len(r.pending) if dry_run else r.sent} of {len(r.pending)} pending"
+                       + "".join(f"\n  error: {e}" for e in r.errors))  # fmt: skip
+    if not result.ok:
+        sys.exit(1)
 
 
 @cli.command()

@@ -235,6 +235,9 @@ def _email(key: str, value: Any) -> str:
     addr = parseaddr(value)[1] if "<" in value else value
     if "\r" in value or "\n" in value or not _EMAIL.match(addr) or (value.count("@") != 1):
         raise ConfigError(key, f'expected an email address like "manager@acme.example", got {value!r}')
+    if not addr.isascii():
+        # smtplib cannot send to these without SMTPUTF8; say so now, not at 8 a.m. tomorrow.
+        raise ConfigError(key, f"non-ASCII email addresses are not supported, got {value!r}")
     return value
 
 
@@ -262,6 +265,33 @@ def _smtp_security(key: str, value: Any) -> str:
     if value not in SMTP_SECURITY:
         raise ConfigError(key, f"expected one of {', '.join(SMTP_SECURITY)}, got {value!r}")
     return value
+
+
+def _webhook_format(key: str, value: Any) -> str:
+    if value not in ("text", "full"):
+        raise ConfigError(key, f"expected one of text, full, got {value!r}")
+    return value
+
+
+def _optional_url(key: str, value: Any) -> str:
+    return _url(key, value) if value != "" else ""
+
+
+def _non_negative(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigError(key, f"expected a number 0 or more, got {value!r}")
+    return float(value)
+
+
+URGENCY_FLAGS = ("safety_health", "legal_threat", "churn_threat", "high_reach", "question")
+
+
+def _urgency_flags(key: str, value: Any) -> list[str]:
+    items = _str_list(key, value)
+    for i, item in enumerate(items):
+        if item not in URGENCY_FLAGS:
+            raise ConfigError(f"{key}[{i}]", f"expected one of {', '.join(URGENCY_FLAGS)}, got {item!r}")
+    return items
 
 
 # -------------------------------------------------------------------- schema
@@ -363,6 +393,24 @@ SECTIONS: dict[str, dict[str, tuple[Any, Any, str]]] = {
         ),
         "digest_at": (_clock, 8 * 60, 'local time the daily digest (for the day before) is written, "HH:MM"'),
         "timezone": (_timezone, "UTC", "IANA time zone of digest_at and of the digest's day"),
+    },
+    "alerts": {
+        "enabled": (_bool, True, "send alerts (they also need recipients or webhook_url_env)"),
+        "every": (_duration, timedelta(minutes=5), "how often `monitor run` checks for alerts"),
+        "urgent_items": (_bool, True, "alert on a new queue item carrying one of `flags`"),
+        "flags": (_urgency_flags, ["safety_health", "legal_threat"], "urgency flags that alert"),
+        "incidents": (_bool, True, "alert on a new incident ([shifts] incident_min_complaints in incident_window)"),
+        "spikes": (_bool, True, "alert on a complaint spike for a brand today ([trends])"),
+        "spike_brands": (_str_list, [], "brands whose spikes alert (empty: every brand)"),
+        "sla_breaches": (_bool, False, "alert when an open item has just passed its SLA"),
+        "sla_min_priority": (_non_negative, 0.0, "only items with at least this priority"),
+        "max_age": (_duration, timedelta(hours=24), "ignore what happened longer ago than this"),
+        "recipients": (_email_list, [], "email addresses (SMTP settings from [digest])"),
+        "webhook_url_env": (_optional_env_name, "", "env var holding the webhook URL"),
+        "webhook_format": (_webhook_format, "text", '"text" ({"text": ...}, Slack / Teams) or "full"'),
+        "webhook_timeout": (_duration, timedelta(seconds=10), "give up on a webhook that does not answer"),
+        "inbox_url": (_optional_url, "", "the inbox's address, for links to items in alerts"),
+        "excerpt_chars": (_count_at_least(40), 280, "mention text quoted per alert, at most"),
     },
 }
 
@@ -611,6 +659,33 @@ class ScheduleConfig:
 
 
 @dataclass
+class AlertsConfig:
+    enabled: bool = True
+    every: timedelta = timedelta(minutes=5)
+    urgent_items: bool = True
+    flags: list[str] = field(default_factory=lambda: ["safety_health", "legal_threat"])
+    incidents: bool = True
+    spikes: bool = True
+    spike_brands: list[str] = field(default_factory=list)
+    sla_breaches: bool = False
+    sla_min_priority: float = 0.0
+    max_age: timedelta = timedelta(hours=24)
+    recipients: list[str] = field(default_factory=list)
+    webhook_url_env: str = ""
+    webhook_format: str = "text"
+    webhook_timeout: timedelta = timedelta(seconds=10)
+    inbox_url: str = ""
+    excerpt_chars: int = 280
+
+    @property
+    def channels(self) -> list[str]:
+        """The configured delivery channels (none: alerts are off)."""
+        if not self.enabled:
+            return []
+        return [name for name, on in (("email", self.recipients), ("webhook", self.webhook_url_env)) if on]
+
+
+@dataclass
 class ShiftsConfig:
     default_visit_lag: timedelta = timedelta(hours=2)
     incident_min_complaints: int = 3
@@ -660,6 +735,7 @@ class Config:
     team: list[TeamMember] = field(default_factory=list)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     trends: TrendsConfig = field(default_factory=TrendsConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
 
     @property
     def base_dir(self) -> Path:
@@ -833,7 +909,12 @@ def validate(raw: dict[str, Any], path: Path) -> Config:
         team=team,
         schedule=ScheduleConfig(**sections["schedule"]),
         trends=TrendsConfig(**sections["trends"]),
+        alerts=AlertsConfig(**sections["alerts"]),
     )
+    if config.alerts.recipients:  # alert emails go through the [digest] SMTP server
+        for key in ("smtp_host", "sender"):
+            if not str(getattr(config.digest, key)).strip():
+                raise ConfigError(f"digest.{key}", "required when alerts.recipients is set")
     config.storage_path = config.resolve(storage["path"])
     config.queue.team = team
     config.queue.source_types = {s.name: s.type for s in sources}

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from monitor.classify.stage import Classifier, ClassifyCounts, classifier_from_config, classify_pending
 from monitor.config import Config, ConfigError, SourceConfig
@@ -93,7 +94,7 @@ def run_cycle(config: Config, classifier: Classifier | None = None, names: list[
         # Shifts before the queue (the data-flow order): auto-assignment uses the location they infer.
         report.shifts = estimate_and_attribute(db, config)
         report.queue = refresh_queue(db, config.queue)
-        day = datetime.now(UTC).date()
+        day = datetime.now(ZoneInfo(config.schedule.timezone)).date()  # the digest's days are local
         report.digest_path = write_digest(db, default_digest_path(config, day), day, config.digest.brand, config)
     finally:
         db.conn.close()

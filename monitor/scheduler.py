@@ -12,6 +12,9 @@ Jobs (module-level functions, so APScheduler can name them in its logs):
 * ``digest_job`` — daily at ``[schedule] digest_at`` in ``[schedule] timezone``:
   the digest for the day before, written to ``[digest] output_dir`` and emailed
   to ``[digest] recipients`` when set.
+* ``alerts_job`` — every ``[alerts] every`` when an alert channel is configured,
+  and right after each processing pass: urgent items, incidents, spikes and SLA
+  breaches, each delivered once per channel (``monitor/alerts/``).
 
 A failing job is logged with its id and the next runs go on; a source that
 fails is recorded in ``crawl_runs`` like any crawl. One job of a kind runs at
@@ -41,6 +44,9 @@ log = logging.getLogger("monitor.scheduler")
 _PROCESS_LOCK = threading.Lock()
 # The model takes seconds to load: keep one per config file for the daemon's lifetime.
 _CLASSIFIERS: dict[str, Any] = {}
+# Alerts are read, sent and recorded under this lock, so a crawl's pass and the periodic one never
+# both send the same alert.
+_ALERTS_LOCK = threading.Lock()
 
 
 def _classifier(config: Config):
@@ -84,6 +90,7 @@ def crawl_job(config_path: str, source_names: list[str]) -> dict[str, Any]:
             log.warning("%s", message)
     if any(r["new"] or r["updated"] for r in results.values()):
         log.info("processed: %s", process_new_mentions(config))
+        _alerts_after_processing(config)
     return results
 
 
@@ -91,9 +98,44 @@ def process_job(config_path: str) -> dict[str, Any] | None:
     """The periodic pass; skipped when a crawl is processing right now."""
     if _PROCESS_LOCK.locked():
         return None
-    counts = process_new_mentions(load_config(config_path))
+    config = load_config(config_path)
+    counts = process_new_mentions(config)
     log.info("processed: %s", counts)
+    _alerts_after_processing(config)
     return counts
+
+
+def run_alerts_now(config: Config) -> dict[str, Any] | None:
+    """One alerts pass for ``config``; None when no alert channel is configured."""
+    from monitor.alerts.run import run_alerts
+    from monitor.store import open_db
+
+    if not config.alerts.channels:
+        return None
+    with _ALERTS_LOCK:
+        db = open_db(config.storage_path)
+        try:
+            run = run_alerts(config, db)
+        finally:
+            db.conn.close()
+    summary = run.summary()
+    if any(r["pending"] for r in summary.values() if isinstance(r, dict)):
+        log.info("alerts: %s", summary)
+    return summary
+
+
+def alerts_job(config_path: str) -> dict[str, Any] | None:
+    """Send what deserves an alert now (each alert once per channel); failed channels retry next run."""
+    return run_alerts_now(load_config(config_path))
+
+
+def _alerts_after_processing(config: Config) -> None:
+    # New items and incidents should not wait for the next alerts interval; a failure here must not
+    # fail the crawl or processing job that called it (the periodic alerts job tries again).
+    try:
+        run_alerts_now(config)
+    except Exception as exc:
+        log.error("alerts after processing failed: %s: %s", type(exc).__name__, exc)
 
 
 def digest_job(config_path: str, day: str | None = None) -> str:
@@ -147,6 +189,11 @@ def build_scheduler(config: Config, scheduler: BaseScheduler | None = None) -> B
         digest_job, CronTrigger(hour=hour, minute=minute, timezone=ZoneInfo(plan.timezone)), args=[path],
         id="digest", name="daily digest", **common,
     )  # fmt: skip
+    if config.alerts.channels:
+        scheduler.add_job(
+            alerts_job, IntervalTrigger(seconds=config.alerts.every.total_seconds(), timezone=UTC), args=[path],
+            id="alerts", name="alerts", next_run_time=now, **common,
+        )  # fmt: skip
     scheduler.add_listener(_log_job_event, EVENT_JOB_ERROR | EVENT_JOB_EXECUTED)
     return scheduler
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -52,9 +53,23 @@ def write_transaction(db: sqlite_utils.Database) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        db.conn.execute("ROLLBACK")
+        if db.conn.in_transaction:  # SQLite may have rolled back already; keep the original error
+            db.conn.execute("ROLLBACK")
         raise
     db.conn.execute("COMMIT")
+
+
+def _enable_wal(db: sqlite_utils.Database) -> None:
+    """Switch to WAL once; SQLite answers "locked" at once (no busy wait) when another process switches too."""
+    for attempt in range(20):
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                db.execute("PRAGMA journal_mode = wal")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 19:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def open_db(path: str | Path, migrate: bool = True) -> sqlite_utils.Database:
@@ -65,7 +80,7 @@ def open_db(path: str | Path, migrate: bool = True) -> sqlite_utils.Database:
     conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
     db = sqlite_utils.Database(conn)
     if str(path) != ":memory:":
-        db.enable_wal()
+        _enable_wal(db)
     db.execute("PRAGMA foreign_keys = ON")
     db.execute("PRAGMA busy_timeout = 30000")
     if migrate:
@@ -308,12 +323,22 @@ def _m005_reply_work(db: sqlite_utils.Database) -> None:
     db["mentions"].create_index(["source", "parent_id"])
 
 
+def _m006_alerts_sent(db: sqlite_utils.Database) -> None:
+    """One row per alert delivered on a channel (monitor/alerts/): it is never sent there again."""
+    db["alerts_sent"].create(
+        {"kind": str, "subject_key": str, "channel": str, "sent_at": str, "title": str, "detail": str},
+        pk=("kind", "subject_key", "channel"),
+    )
+    db["alerts_sent"].create_index(["sent_at"])
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m001_initial,
     _m002_shifts,
     _m003_source_state,
     _m004_fts_update_trigger,
     _m005_reply_work,
+    _m006_alerts_sent,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -15,6 +15,9 @@ urls = ["https://acme.example/reviews"]
 
 BAD_CONFIGS = [
     # (config text, expected key path, expected message fragment)
+    ('[digest]\nrecipients = ["m\u00e1nager@acme.example"]\n', "digest.recipients[0]", "non-ASCII"),
+    ('[trends]\nspike_alpha = 2\n', "trends.spike_alpha", "probability"),
+    ('[schedule]\ndigest_at = "8am"\n', "schedule.digest_at", "HH:MM"),
     (GOOD_SOURCE.replace('type = "schema_org"', 'type = "schema_org"\nevery = "often"'),
      "sources[0].every", 'expected a duration like "15m" or "1h", got \'often\''),
     (GOOD_SOURCE.replace('type = "schema_org"', 'type = "schema_org"\ncron = "every day"'),

@@ -60,3 +60,19 @@ def test_markdown_digest_escapes_markup(fresh_db, tmp_path):
 
 def test_markdown_escape():
     assert markdown_escape("*bold* <b>\nnext") == "\\*bold\\* &lt;b&gt; next"
+
+
+def test_the_digest_day_is_local(fresh_db, tmp_path):
+    from datetime import date
+    from zoneinfo import ZoneInfo
+
+    from monitor.config import loads_config
+
+    tokyo = ZoneInfo("Asia/Tokyo")
+    for n, hour in enumerate((1, 23)):  # 01:00 and 23:00 on Nov 20 in Tokyo = Nov 19 16:00 and Nov 20 14:00 UTC
+        when = datetime(2026, 11, 20, hour, tzinfo=tokyo).astimezone(UTC).isoformat()
+        record_mentions(fresh_db, "s", [{"external_id": str(n), "text": "late", "posted_at": when}])
+        fresh_db["classifications"].insert({"mention_id": n + 1, "label": "complaint", "probs": "{}", "topics": "[]"})
+    config = loads_config('[schedule]\ntimezone = "Asia/Tokyo"\n', tmp_path / "config.toml")
+    assert gather_digest(fresh_db, date(2026, 11, 20), config=config)["counts"] == {"complaint": 2}
+    assert gather_digest(fresh_db, date(2026, 11, 20))["counts"] == {"complaint": 1}  # a UTC day without config

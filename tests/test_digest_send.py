@@ -450,3 +450,19 @@ def test_cli_send_without_recipients_is_a_config_error(tmp_path, db):
     result = CliRunner().invoke(cli, ["--config", str(path), "digest", "--send"])
     assert result.exit_code == 2
     assert result.output.startswith("config error: digest.recipients: no recipients configured")
+
+
+def test_a_non_ascii_password_is_a_config_error_that_does_not_echo_it(monkeypatch, tmp_path):
+    from monitor.config import ConfigError, loads_config
+    from monitor.digest.send import smtp_settings
+
+    config = loads_config(
+        '[digest]\nrecipients = ["a@acme.example"]\nsender = "s@acme.example"\nsmtp_host = "127.0.0.1"\n'
+        'smtp_user_env = "T_SMTP_USER"\nsmtp_password_env = "T_SMTP_PASSWORD"\n',
+        tmp_path / "config.toml",
+    )
+    monkeypatch.setenv("T_SMTP_USER", "digest")
+    monkeypatch.setenv("T_SMTP_PASSWORD", "pässwörd-9")
+    with pytest.raises(ConfigError) as info:
+        smtp_settings(config.digest)
+    assert "T_SMTP_PASSWORD" in str(info.value) and "pässwörd" not in str(info.value)

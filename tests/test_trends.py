@@ -40,8 +40,12 @@ def test_series_counts_net_sentiment_and_share_of_voice(fresh_db):
     acme = cell[("Acme", date(2026, 11, 18))]
     assert (acme.mentions, acme.complaint, acme.praise, acme.neutral) == (5, 2, 1, 1)
     assert acme.net_sentiment == -25.0  # (1 - 2) / 4
-    assert acme.share_of_voice == round(5 / 7, 4)
+    assert acme.share_of_voice == round(5 / 6, 4)  # mentions with no brand are no one's voice
     assert cell[("(no brand)", date(2026, 11, 18))].net_sentiment == 100.0
+    assert cell[("(no brand)", date(2026, 11, 18))].share_of_voice is None
+    only_acme = sentiment_series(fresh_db, datetime(2026, 11, 17, tzinfo=UTC), datetime(2026, 11, 20, tzinfo=UTC),
+                                 brands=["Acme"])  # fmt: skip
+    assert {p.period: p.share_of_voice for p in only_acme}[date(2026, 11, 18)] == round(5 / 6, 4)
     # every brand has every day, empty days included (a gap is information)
     assert {p.period for p in points} == {date(2026, 11, 17), date(2026, 11, 18), date(2026, 11, 19)}
     assert cell[("Acme", date(2026, 11, 17))].mentions == 0 and cell[("Acme", date(2026, 11, 17))].net_sentiment is None
@@ -58,11 +62,36 @@ def test_days_are_local_and_weeks_start_on_monday(fresh_db):
     assert [p.mentions for p in weekly] == [0, 1]
 
 
+def test_local_day_bounds_are_compared_in_utc(fresh_db):
+    from zoneinfo import ZoneInfo
+
+    ny = ZoneInfo("America/New_York")
+    add(fresh_db, 1, "Acme", "complaint", datetime(2026, 11, 18, 9, tzinfo=ny))
+    add(fresh_db, 2, "Acme", "complaint", datetime(2026, 11, 18, 21, 30, tzinfo=ny))  # 02:30 UTC next day
+    since, until = datetime(2026, 11, 18, tzinfo=ny), datetime(2026, 11, 19, tzinfo=ny)
+    [point] = sentiment_series(fresh_db, since, until, timezone="America/New_York")
+    assert point.complaint == 2
+
+
+def test_a_new_brand_or_a_bursty_one_is_not_a_spike(fresh_db):
+    start = NOW - timedelta(days=30)
+    for d in range(26, 30):  # monitoring began four days ago: a steady six a day
+        for n in range(6):
+            add(fresh_db, n, "New", "complaint", start + timedelta(days=d))
+    rng = random.Random(7)
+    for d in range(30):  # a brand whose days swing between quiet and busy
+        for n in range(rng.choice([2, 3, 4, 16, 18, 20])):
+            add(fresh_db, n, "Bursty", "complaint", start + timedelta(days=d))
+    report = trends_report(fresh_db, TrendsConfig(), days=10, now=NOW)
+    assert report.spikes == []
+
+
 def test_poisson_tail():
     assert poisson_tail(0, 3.0) == 1.0
     assert poisson_tail(1, 2.0) == pytest.approx(1 - 0.1353352832, rel=1e-6)
     assert poisson_tail(12, 2.0) < 1e-5
     assert 0.0 <= poisson_tail(500, 400.0) <= 1.0  # large counts do not overflow
+    assert 0.0 < poisson_tail(60, 2.0) < 1e-40  # tiny tails keep their precision
 
 
 def test_a_burst_is_a_spike_and_ordinary_noise_is_not(fresh_db):
@@ -99,6 +128,10 @@ def test_csv_and_png_exports(fresh_db, tmp_path):
     rows = list(csv.DictReader(write_trends_csv(tmp_path / "t.csv", report.points, report.spikes).open()))
     assert len(rows) == 14 and {r["brand"] for r in rows} == {"Acme", '\'=HYPERLINK("http://x")'}
     png = write_trends_png(tmp_path / "t.png", report.points, report.spikes).read_bytes()
+    add(fresh_db, 3, "A$}$B", "praise", NOW - timedelta(days=1))  # not TeX
+    add(fresh_db, 4, "_hidden", "praise", NOW - timedelta(days=1))
+    again = trends_report(fresh_db, TrendsConfig(), days=7, now=NOW)
+    assert write_trends_png(tmp_path / "u.png", again.points, again.spikes).stat().st_size > 5000
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
 
 

@@ -12,6 +12,7 @@ import re
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlite_utils
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -55,22 +56,28 @@ def _response_metrics(db, since, until):
     return response_metrics(db, since, until, now=min(until, datetime.now(UTC)))[0]
 
 
-def _spikes(db, config, end):
+def _spikes(db, config, day):
     """Complaint spikes per brand on the digest's day (and the day before), as `monitor trends` finds them."""
     from monitor.trends.report import trends_report
 
-    report = trends_report(db, config.trends, days=2, now=end - timedelta(seconds=1))
-    return [spike.as_dict() for spike in report.spikes]
+    noon = datetime.combine(day, time(12), tzinfo=ZoneInfo(config.trends.timezone))
+    report = trends_report(db, config.trends, days=3, now=noon)
+    return [spike.as_dict() for spike in report.spikes if day - timedelta(days=1) <= spike.period <= day]
 
 
 def gather_digest(
     db: sqlite_utils.Database, day: date, brand: str = "", config: Config | None = None
 ) -> dict[str, Any]:
-    """Everything the digest for ``day`` (a UTC calendar day) shows; shifts and incidents need ``config``."""
-    start = datetime.combine(day, time(), tzinfo=UTC)
-    end = start + timedelta(days=1)
-    prev = start - timedelta(days=1)
-    iso = lambda d: d.isoformat()  # noqa: E731
+    """Everything the digest for ``day`` shows; shifts and incidents need ``config``.
+
+    ``day`` is a calendar day in ``[schedule] timezone`` (UTC without a config): local midnight to the
+    next local midnight, which is 23 or 25 hours on DST days.
+    """
+    zone = ZoneInfo(config.schedule.timezone) if config else UTC
+    start = datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time(), tzinfo=zone).astimezone(UTC)
+    prev = datetime.combine(day - timedelta(days=1), time(), tzinfo=zone).astimezone(UTC)
+    iso = lambda d: d.isoformat()  # noqa: E731  (UTC text, as stored)
     today = _count_labels(db, iso(start), iso(end))
     yesterday = _count_labels(db, iso(prev), iso(start))
 
@@ -128,7 +135,7 @@ def gather_digest(
         "responses": _response_metrics(db, end - timedelta(days=7), end),
         "sources": latest_crawl_runs(db),
         "shifts": shifts_for_digest(db, config, day) if config and config.locations else None,
-        "spikes": _spikes(db, config, end) if config else [],
+        "spikes": _spikes(db, config, day) if config else [],
     }
 
 

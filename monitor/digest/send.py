@@ -66,6 +66,8 @@ class SmtpSettings:
     recipients: list[str]  # bare addresses
     user: str | None = None
     password: str | None = None
+    recipients_key: str = "digest.recipients"  # named in errors about refused recipients
+    purpose: str = "digest"  # what is being sent, for the log
 
     @property
     def server(self) -> str:
@@ -75,12 +77,16 @@ class SmtpSettings:
         return f"SmtpSettings(server={self.server!r}, security={self.security!r}, user={self.user!r})"
 
 
-def smtp_settings(digest: DigestConfig) -> SmtpSettings:
-    """Check that ``[digest]`` can send and read the credentials; raises :class:`ConfigError` naming the key."""
-    if not digest.recipients:
-        raise ConfigError(
-            "digest.recipients", 'no recipients configured; set e.g. recipients = ["manager@acme.example"]'
-        )
+def smtp_settings(
+    digest: DigestConfig, recipients: list[str] | None = None, recipients_key: str = "digest.recipients"
+) -> SmtpSettings:
+    """Check that ``[digest]`` can send and read the credentials; raises :class:`ConfigError` naming the key.
+
+    Alerts reuse the ``[digest]`` server with their own ``recipients`` (named ``recipients_key`` in errors).
+    """
+    recipients = digest.recipients if recipients is None else recipients
+    if not recipients:
+        raise ConfigError(recipients_key, 'no recipients configured; set e.g. recipients = ["manager@acme.example"]')
     if not digest.smtp_host:
         raise ConfigError("digest.smtp_host", "no SMTP server configured")
     if not digest.sender:
@@ -89,6 +95,12 @@ def smtp_settings(digest: DigestConfig) -> SmtpSettings:
     password = None
     if user:
         password = os.environ.get(digest.smtp_password_env) if digest.smtp_password_env else None
+        if password and not password.isascii():
+            # smtplib would fail with an error quoting the offending character; name only the variable.
+            raise ConfigError(
+                "digest.smtp_password_env",
+                f"the password in {digest.smtp_password_env} has non-ASCII characters, which SMTP AUTH cannot send",
+            )
         if not password:
             missing = digest.smtp_password_env or "(digest.smtp_password_env is empty)"
             raise ConfigError(
@@ -106,9 +118,11 @@ def smtp_settings(digest: DigestConfig) -> SmtpSettings:
         security=digest.smtp_security,
         timeout=digest.smtp_timeout.total_seconds(),
         sender=digest.sender,
-        recipients=[parseaddr(r)[1] or r for r in digest.recipients],
+        recipients=[parseaddr(r)[1] or r for r in recipients],
         user=user or None,
         password=password,
+        recipients_key=recipients_key,
+        purpose=recipients_key.partition(".")[0],
     )
 
 
@@ -127,20 +141,28 @@ def digest_subject(data: dict[str, Any]) -> str:
     return f"{brand} digest — {data['day']}: {_plural(complaints, 'complaint')}, {overdue} overdue"
 
 
+def new_message(
+    subject: str, sender: str, recipients: list[str], id_tag: str, now: datetime | None = None
+) -> EmailMessage:
+    """An automated email's headers (no body yet); ``id_tag`` goes into the Message-ID."""
+    name, addr = parseaddr(sender)
+    domain = addr.rpartition("@")[2] or "localhost"
+    message = EmailMessage()
+    message["Subject"] = " ".join(subject.split())  # one line, whatever went into it
+    message["From"] = Address(display_name=name, addr_spec=addr) if name else addr
+    message["To"] = ", ".join(recipients)
+    message["Date"] = format_datetime(now or datetime.now(UTC))
+    message["Message-ID"] = make_msgid(id_tag, domain=domain)
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation auto-replies
+    message["X-Auto-Response-Suppress"] = "All"
+    return message
+
+
 def build_message(
     data: dict[str, Any], sender: str, recipients: list[str], now: datetime | None = None
 ) -> EmailMessage:
     """The digest as a multipart/alternative email (plain text from the Markdown, then HTML)."""
-    name, addr = parseaddr(sender)
-    domain = addr.rpartition("@")[2] or "localhost"
-    message = EmailMessage()
-    message["Subject"] = digest_subject(data)
-    message["From"] = Address(display_name=name, addr_spec=addr) if name else addr
-    message["To"] = ", ".join(recipients)
-    message["Date"] = format_datetime(now or datetime.now(UTC))
-    message["Message-ID"] = make_msgid(f"digest.{data['day']}", domain=domain)
-    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation auto-replies
-    message["X-Auto-Response-Suppress"] = "All"
+    message = new_message(digest_subject(data), sender, recipients, f"digest.{data['day']}", now)
     message.set_content(render_digest(data, "md"), subtype="plain", charset="utf-8")
     message.add_alternative(render_digest(data, "html"), subtype="html", charset="utf-8")
     return message
@@ -207,7 +229,7 @@ def _send_once(message: EmailMessage, settings: SmtpSettings, context: ssl.SSLCo
     if refused:
         detail = "; ".join(f"{r} ({_reply_text(*reply)})" for r, reply in refused.items())
         raise DigestSendError(
-            f"SMTP server {settings.server} refused recipient(s) {detail} (check digest.recipients); "
+            f"SMTP server {settings.server} refused recipient(s) {detail} (check {settings.recipients_key}); "
             f"sent to {', '.join(accepted)}",
             sent_to=accepted,
         )
@@ -232,7 +254,7 @@ def _explain(exc: BaseException, settings: SmtpSettings) -> tuple[str, bool]:
         replies = list(exc.recipients.items())
         detail = "; ".join(f"{r} ({_reply_text(*reply)})" for r, reply in replies)
         temporary = all(400 <= reply[0] < 500 for _r, reply in replies)
-        return f"SMTP server {server} refused every recipient: {detail}; check digest.recipients", temporary
+        return f"SMTP server {server} refused every recipient: {detail}; check {settings.recipients_key}", temporary
     if isinstance(exc, smtplib.SMTPSenderRefused):
         reply = _reply_text(exc.smtp_code, exc.smtp_error)
         return f"SMTP server {server} refused the sender {exc.sender} ({reply}); check digest.sender", (
@@ -266,15 +288,20 @@ def _explain(exc: BaseException, settings: SmtpSettings) -> tuple[str, bool]:
 
 
 def send_digest_message(
-    message: EmailMessage, settings: SmtpSettings, *, ssl_context: ssl.SSLContext | None = None
+    message: EmailMessage,
+    settings: SmtpSettings,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    retry_delays: tuple[float, ...] | None = None,
 ) -> list[str]:
     """Send ``message`` to every recipient; returns the addresses the server accepted.
 
-    Temporary failures are tried again after :data:`RETRY_DELAYS`; anything else, or the last
-    temporary failure, raises :class:`DigestSendError`.
+    Temporary failures are tried again after ``retry_delays`` (default :data:`RETRY_DELAYS`); anything
+    else, or the last temporary failure, raises :class:`DigestSendError`.
     """
     context = ssl_context or ssl.create_default_context()
-    attempts = len(RETRY_DELAYS) + 1
+    delays = RETRY_DELAYS if retry_delays is None else retry_delays
+    attempts = len(delays) + 1
     for attempt in range(1, attempts + 1):
         try:
             return _send_once(message, settings, context)
@@ -286,8 +313,8 @@ def send_digest_message(
             if not temporary or attempt == attempts:
                 suffix = f" (after {attempts} attempts)" if temporary else ""
                 raise DigestSendError(text + suffix) from None
-            delay = RETRY_DELAYS[attempt - 1]
-            log.warning("digest: %s; trying again in %gs", text, delay)
+            delay = delays[attempt - 1]
+            log.warning("%s: %s; trying again in %gs", settings.purpose, text, delay)
             _sleep(delay)
     raise AssertionError("unreachable")
 

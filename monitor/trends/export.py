@@ -35,13 +35,22 @@ def write_trends_png(path: Path, points: list[TrendPoint], spikes: list[Spike], 
     matplotlib.use("Agg")  # no display on a server
     import matplotlib.pyplot as plt
 
+    with matplotlib.rc_context({"text.parse_math": False}):  # a "$" in a brand name is not TeX
+        return _draw(plt, path, points, spikes, title)
+
+
+def _label(brand: str) -> str:
+    return " " + brand if brand.startswith("_") else brand  # matplotlib hides labels starting with "_"
+
+
+def _draw(plt, path: Path, points: list[TrendPoint], spikes: list[Spike], title: str) -> Path:
     brands = sorted({p.brand for p in points})
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True, height_ratios=[3, 2])
     flagged = {(s.brand, s.period) for s in spikes}
     for brand in brands:
         series = sorted((p for p in points if p.brand == brand), key=lambda p: p.period)
         xs = [p.period for p in series]
-        line = top.plot(xs, [p.net_sentiment for p in series], marker=".", label=brand)[0]
+        line = top.plot(xs, [p.net_sentiment for p in series], marker=".", label=_label(brand))[0]
         marks = [p for p in series if (brand, p.period) in flagged]
         if marks:
             top.scatter([p.period for p in marks], [p.net_sentiment or 0 for p in marks], s=90, marker="v",
@@ -56,7 +65,7 @@ def write_trends_png(path: Path, points: list[TrendPoint], spikes: list[Spike], 
     for brand in brands:
         shares = {p.period: p.share_of_voice or 0.0 for p in points if p.brand == brand}
         values = [shares.get(period, 0.0) * 100 for period in periods]
-        bottom.bar(periods, values, bottom=bottom_stack, label=brand, width=0.8 if len(periods) < 60 else 1.0)
+        bottom.bar(periods, values, bottom=bottom_stack, label=_label(brand), width=0.8 if len(periods) < 60 else 1.0)
         bottom_stack = [a + b for a, b in zip(bottom_stack, values, strict=True)]
     bottom.set_ylabel("share of voice %")
     bottom.set_ylim(0, 100)

@@ -52,10 +52,12 @@ def trends_report(
     local_today = now.astimezone(zone).date()
     end = datetime.combine(local_today + timedelta(days=1), datetime.min.time(), tzinfo=zone)
     start = end - timedelta(days=days)
-    history = timedelta(days=config.baseline_periods * (7 if by == "week" else 1))
-    points = sentiment_series(db, start - history, end, by, config.timezone, brands)
-    spikes = find_spikes(points, config.baseline_periods, config.spike_alpha, config.min_spike_complaints)
     first_shown = start.date() - timedelta(days=start.date().weekday()) if by == "week" else start.date()
+    # Whole periods of history before the first one shown (a week's starts on its Monday).
+    history_start = first_shown - timedelta(days=config.baseline_periods * (7 if by == "week" else 1))
+    since = datetime.combine(history_start, datetime.min.time(), tzinfo=zone)
+    points = sentiment_series(db, since, end, by, config.timezone, brands)
+    spikes = find_spikes(points, config.baseline_periods, config.spike_alpha, config.min_spike_complaints)
     return TrendsReport(
         by=by,
         points=[p for p in points if p.period >= first_shown],

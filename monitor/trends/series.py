@@ -2,7 +2,8 @@
 
 Net sentiment is the usual social-listening score: (praise − complaints) ÷
 classified mentions × 100, from −100 (all complaints) to +100 (all praise).
-Share of voice is a brand's mentions over all brands' mentions in the period.
+Share of voice is a brand's mentions over all brands' mentions in the period
+(mentions with no brand are not a voice: they count in neither side).
 Days are calendar days in the configured time zone (DST-aware); weeks start
 on Monday.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -67,22 +68,24 @@ def sentiment_series(
         "select coalesce(nullif(m.brand, ''), ?) as brand, coalesce(m.posted_at, m.first_seen_at) as at, c.label "
         "from mentions m left join classifications c on c.mention_id = m.id "
         "where coalesce(m.posted_at, m.first_seen_at) >= ? and coalesce(m.posted_at, m.first_seen_at) < ?",
-        [NO_BRAND, since.isoformat(), until.isoformat()],
+        # Stored times are UTC text: compare with UTC text, whatever zone the bounds were made in.
+        [NO_BRAND, since.astimezone(UTC).isoformat(), until.astimezone(UTC).isoformat()],
     )
     cells: dict[tuple[str, date], TrendPoint] = {}
+    totals: dict[date, int] = defaultdict(int)  # every brand's mentions, so --brand does not change shares
     for row in rows:
+        period = period_of(datetime.fromisoformat(row["at"]), zone, by)
+        if row["brand"] != NO_BRAND:
+            totals[period] += 1
         if brands and row["brand"] not in brands:
             continue
-        key = (row["brand"], period_of(datetime.fromisoformat(row["at"]), zone, by))
+        key = (row["brand"], period)
         point = cells.get(key) or cells.setdefault(key, TrendPoint(*key))
         point.mentions += 1
         if row["label"] in ("complaint", "neutral", "praise"):
             setattr(point, row["label"], getattr(point, row["label"]) + 1)
     all_brands = sorted(brands or {brand for brand, _ in cells})
     span = periods(period_of(since, zone, by), period_of(until - timedelta(microseconds=1), zone, by), by)
-    totals: dict[date, int] = defaultdict(int)
-    for (_, period), point in cells.items():
-        totals[period] += point.mentions
     points = []
     for brand in all_brands:
         for period in span:
@@ -90,7 +93,7 @@ def sentiment_series(
             classified = point.complaint + point.neutral + point.praise
             if classified:
                 point.net_sentiment = round((point.praise - point.complaint) / classified * 100, 1)
-            if totals[period]:
+            if totals[period] and brand != NO_BRAND:
                 point.share_of_voice = round(point.mentions / totals[period], 4)
             points.append(point)
     return points
