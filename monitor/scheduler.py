@@ -18,21 +18,26 @@ Jobs (module-level functions, so APScheduler can name them in its logs):
 
 A failing job is logged with its id and the next runs go on; a source that
 fails is recorded in ``crawl_runs`` like any crawl. One job of a kind runs at
-a time (``max_instances=1``), missed runs are coalesced into one.
+a time (``max_instances=1``), missed runs are coalesced into one. Crawls run
+in their own thread pool, so a slow crawl never delays processing or the
+digest. Jobs read the config file each time they run (a source disabled or
+removed is skipped); new schedules and sources take effect on restart.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
-from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -42,8 +47,13 @@ log = logging.getLogger("monitor.scheduler")
 
 # Processing writes the whole pipeline's tables; two runs at once would only contend for the lock.
 _PROCESS_LOCK = threading.Lock()
-# The model takes seconds to load: keep one per config file for the daemon's lifetime.
+# The model takes seconds to load: keep one per config file and [model] settings.
 _CLASSIFIERS: dict[str, Any] = {}
+# Set when the daemon is stopping: crawls still waiting in the pool's queue do not start.
+_STOPPING = threading.Event()
+CRAWL_THREADS = 3
+DIGEST_CATCH_UP_DAYS = 7
+DIGEST_MARK = "schedule.last_digest_day"
 # Alerts are read, sent and recorded under this lock, so a crawl's pass and the periodic one never
 # both send the same alert.
 _ALERTS_LOCK = threading.Lock()
@@ -52,7 +62,7 @@ _ALERTS_LOCK = threading.Lock()
 def _classifier(config: Config):
     from monitor.classify.stage import classifier_from_config
 
-    key = str(config.path)
+    key = f"{config.path}|{config.model!r}"
     if key not in _CLASSIFIERS:
         _CLASSIFIERS[key] = classifier_from_config(config)
     return _CLASSIFIERS[key]
@@ -81,8 +91,17 @@ def crawl_job(config_path: str, source_names: list[str]) -> dict[str, Any]:
     """Crawl the named sources now, then process what they brought."""
     from monitor.cycle import crawl_sources
 
+    if _STOPPING.is_set():
+        return {}
     config = load_config(config_path)
-    results = crawl_sources(config, source_names)
+    # The file may have changed since start-up: a source disabled or removed since is not crawled.
+    configured = {s.name: s for s in config.sources}
+    names = [n for n in source_names if n in configured and configured[n].enabled]
+    for name in sorted(set(source_names) - set(names)):
+        log.warning("source %s is disabled or no longer configured; not crawled (restart to drop its job)", name)
+    if not names:
+        return {}
+    results = crawl_sources(config, names)
     for name, result in results.items():
         log.info("crawled %s: %s new, %s updated, %s errors", name, result["new"], result["updated"],
                  result["errors"])  # fmt: skip
@@ -138,24 +157,45 @@ def _alerts_after_processing(config: Config) -> None:
         log.error("alerts after processing failed: %s: %s", type(exc).__name__, exc)
 
 
-def digest_job(config_path: str, day: str | None = None) -> str:
-    """Write the digest for ``day`` (ISO date; default yesterday in the schedule's time zone), and email
-    it when ``[digest] recipients`` is set. A failed send is logged; the written file stays."""
-    from monitor.config import ConfigError
-    from monitor.digest.send import DigestSendError, deliver_digest
+def digest_job(config_path: str, day: str | None = None) -> list[str]:
+    """Write (and email, when ``[digest] recipients`` is set) the digest of ``day``, or of every day
+    since the last one written up to yesterday in the schedule's time zone.
+
+    Catching up from a mark in ``meta`` makes a late run, a restart across ``digest_at`` or a
+    repeated hour at a DST change neither skip a day nor send one twice. A failed send is logged;
+    the written file stays.
+    """
     from monitor.store import open_db
 
     config = load_config(config_path)
-    zone = ZoneInfo(config.schedule.timezone)
-    target = datetime.fromisoformat(day).date() if day else (datetime.now(zone) - timedelta(days=1)).date()
+    yesterday = datetime.now(ZoneInfo(config.schedule.timezone)).date() - timedelta(days=1)
     db = open_db(config.storage_path)
+    try:
+        if day:
+            days = [date.fromisoformat(day)]
+        else:
+            row = db.execute("select value from meta where key = ?", [DIGEST_MARK]).fetchone()
+            last = date.fromisoformat(row[0]) if row else yesterday - timedelta(days=1)
+            first = max(last + timedelta(days=1), yesterday - timedelta(days=DIGEST_CATCH_UP_DAYS - 1))
+            days = [first + timedelta(days=i) for i in range((yesterday - first).days + 1)]
+        paths = [_deliver_one(config, db, target) for target in days]
+        if days and not day:
+            with db.atomic():
+                db["meta"].upsert({"key": DIGEST_MARK, "value": days[-1].isoformat()}, pk="key")
+    finally:
+        db.conn.close()
+    return paths
+
+
+def _deliver_one(config: Config, db, target: date) -> str:
+    from monitor.config import ConfigError
+    from monitor.digest.send import DigestSendError, deliver_digest
+
     try:
         path, sent_to = deliver_digest(config, db, target)
     except (DigestSendError, ConfigError) as exc:
         log.error("digest for %s written but not sent: %s", target, exc)
         return str(getattr(exc, "path", ""))
-    finally:
-        db.conn.close()
     log.info("digest for %s written to %s%s", target, path, f", emailed to {', '.join(sent_to)}" if sent_to else "")
     return str(path)
 
@@ -163,31 +203,39 @@ def digest_job(config_path: str, day: str | None = None) -> str:
 def source_trigger(source: SourceConfig, default_every: timedelta):
     if source.cron:
         return CronTrigger.from_crontab(source.cron, timezone=UTC)
-    return IntervalTrigger(seconds=(source.every or default_every).total_seconds(), timezone=UTC)
+    every = (source.every or default_every).total_seconds()
+    # A little jitter keeps sources with the same interval from all crawling in the same second.
+    return IntervalTrigger(seconds=every, timezone=UTC, jitter=min(every / 10, 60) if every >= 60 else None)
 
 
 def build_scheduler(config: Config, scheduler: BaseScheduler | None = None) -> BaseScheduler:
-    """Add every job for ``config`` to ``scheduler`` (a BlockingScheduler by default); does not start it."""
-    scheduler = scheduler or BlockingScheduler(timezone=UTC)
+    """Add every job for ``config`` to ``scheduler`` (a BackgroundScheduler by default); does not start it."""
+    scheduler = scheduler or BackgroundScheduler(timezone=UTC)
+    # Crawls get their own pool: ten slow crawls must not hold up processing or the digest.
+    scheduler.add_executor(ThreadPoolExecutor(CRAWL_THREADS), "crawl")
     path = str(config.path)
     plan = config.schedule
     now = datetime.now(UTC)
     common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 3600}
-    for source in config.sources:
-        if not source.enabled:
-            continue
+    enabled = [s for s in config.sources if s.enabled]
+    for i, source in enumerate(enabled):
         scheduler.add_job(
             crawl_job, source_trigger(source, plan.default_every), args=[path, [source.name]],
-            id=f"crawl:{source.name}", name=f"crawl {source.name}", next_run_time=now, **common,
+            id=f"crawl:{source.name}", name=f"crawl {source.name}", executor="crawl",
+            next_run_time=now + timedelta(seconds=2 * i), **common,  # staggered first crawls
         )  # fmt: skip
     scheduler.add_job(
         process_job, IntervalTrigger(seconds=plan.process_every.total_seconds(), timezone=UTC), args=[path],
         id="process", name="classify, shifts, queue", **common,
     )  # fmt: skip
     hour, minute = divmod(plan.digest_at, 60)
+    zone = ZoneInfo(plan.timezone)
+    local_now = now.astimezone(zone)
+    # Started after today's digest time: catch up at once (digest_job skips days already written).
+    catch_up = now + timedelta(seconds=30) if local_now.time() >= time(hour, minute) else None
     scheduler.add_job(
-        digest_job, CronTrigger(hour=hour, minute=minute, timezone=ZoneInfo(plan.timezone)), args=[path],
-        id="digest", name="daily digest", **common,
+        digest_job, CronTrigger(hour=hour, minute=minute, timezone=zone), args=[path],
+        id="digest", name="daily digest", next_run_time=catch_up, **common,
     )  # fmt: skip
     if config.alerts.channels:
         scheduler.add_job(
@@ -216,15 +264,31 @@ def describe_schedule(scheduler: BaseScheduler) -> list[dict[str, str]]:
     return out
 
 
-def run_daemon(config: Config) -> None:
-    """Run until SIGINT / SIGTERM; a stop lets running jobs finish."""
+def run_daemon(config: Config, stop_event: threading.Event | None = None) -> None:
+    """Run until SIGINT / SIGTERM (or ``stop_event``); running jobs finish, queued crawls do not start.
+
+    A second signal while jobs are finishing exits at once.
+    """
     scheduler = build_scheduler(config)
+    stop_event = stop_event or threading.Event()
 
     def stop(signum, _frame) -> None:
+        if stop_event.is_set():
+            log.warning("signal %s again: exiting without waiting for running jobs", signum)
+            os._exit(128 + signum)
         log.info("signal %s: stopping after running jobs finish", signum)
-        scheduler.shutdown(wait=False)
+        stop_event.set()
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    log.info("scheduler started with %d jobs", len(scheduler.get_jobs()))
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+    _STOPPING.clear()
     scheduler.start()
+    log.info("scheduler started with %d jobs", len(scheduler.get_jobs()))
+    try:
+        while not stop_event.wait(1.0):
+            pass
+    finally:
+        _STOPPING.set()
+        scheduler.shutdown(wait=True)
+        log.info("scheduler stopped")

@@ -80,7 +80,7 @@ def test_process_and_digest_jobs(tmp_path, tiny_model_dir):
     counts = process_job(str(config.path))
     assert counts["queued"] == 1
     day = (datetime.now(UTC) - timedelta(hours=20)).date().isoformat()
-    path = digest_job(str(config.path), day)
+    [path] = digest_job(str(config.path), day)
     assert path.endswith(f"digest-{day}.html") and "cold coffee" in Path(path).read_text(encoding="utf-8")
 
 
@@ -132,6 +132,46 @@ def test_digest_job_keeps_the_file_when_sending_fails(tmp_path, tiny_model_dir, 
         'smtp_host = "127.0.0.1"\nsmtp_port = 9\nsmtp_security = "none"\n\n[schedule]',
     )
     config.path.write_text(text)
-    path = digest_job(str(config.path), "2026-11-20")
+    [path] = digest_job(str(config.path), "2026-11-20")
     assert path.endswith("digest-2026-11-20.html") and Path(path).exists()
     assert "written but not sent" in caplog.text and "127.0.0.1:9" in caplog.text
+
+
+def test_digest_job_catches_up_missed_days_once(tmp_path, tiny_model_dir):
+    from zoneinfo import ZoneInfo
+
+    config = make_config(tmp_path, tiny_model_dir)
+    db = open_db(config.storage_path)
+    yesterday = datetime.now(ZoneInfo("Europe/London")).date() - timedelta(days=1)
+    three_ago = (yesterday - timedelta(days=3)).isoformat()
+    db["meta"].upsert({"key": "schedule.last_digest_day", "value": three_ago}, pk="key")
+    db.conn.close()
+    paths = digest_job(str(config.path))
+    assert [Path(p).name for p in paths] == [
+        f"digest-{yesterday - timedelta(days=d)}.html" for d in (2, 1, 0)
+    ]  # the daemon was down for two digests: both written, then yesterday's
+    assert digest_job(str(config.path)) == []  # a second run the same day (DST's repeated hour) sends nothing
+
+
+def test_a_source_disabled_while_running_is_not_crawled(tmp_path, tiny_model_dir, caplog):
+    from monitor.scheduler import crawl_job
+
+    config = make_config(tmp_path, tiny_model_dir)
+    config.path.write_text(config.path.read_text().replace('name = "reviews"\n', 'name = "reviews"\nenabled = false\n'))
+    assert crawl_job(str(config.path), ["reviews", "gone"]) == {}
+    assert "reviews is disabled or no longer configured" in caplog.text and "gone is disabled" in caplog.text
+
+
+def test_the_daemon_stops_cleanly(tmp_path, tiny_model_dir):
+    import threading
+
+    from monitor.scheduler import _STOPPING, run_daemon
+
+    config = make_config(tmp_path, tiny_model_dir)
+    stop = threading.Event()
+    daemon = threading.Thread(target=run_daemon, args=(config, stop))
+    daemon.start()
+    time.sleep(1.5)
+    stop.set()
+    daemon.join(timeout=60)
+    assert not daemon.is_alive() and _STOPPING.is_set()
