@@ -17,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,9 @@ from monitor.store import UpsertCounts, finish_crawl_run, open_db, start_crawl_r
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 DEFAULT_TIMEOUT = 3600.0
+# Crawl children now running, so a daemon that must stop at once can stop them too.
+_RUNNING: set[subprocess.Popen] = set()
+_RUNNING_LOCK = threading.Lock()
 STDERR_TAIL = 800
 
 
@@ -81,26 +85,44 @@ def crawl_scrapy_sources(
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     failure = ""
     try:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             crawl_command(config, names, settings),
             cwd=REPO_ROOT,
             env=env,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=timeout,
-            check=False,
         )
-    except subprocess.TimeoutExpired:
-        failure = f"crawl process did not finish within {timeout:g} s and was stopped"
     except OSError as exc:
         failure = f"could not start the crawl process: {exc}"
     else:
-        # Exit code 1 only means some named source could not start; run.py records those itself.
-        # Any code is worth reporting for a source that ends up without a finished run.
-        if proc.returncode != 0:
-            failure = f"crawl process exited with code {proc.returncode}: {_tail(proc.stderr)}"
+        with _RUNNING_LOCK:
+            _RUNNING.add(proc)
+        try:
+            _stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            failure = f"crawl process did not finish within {timeout:g} s and was stopped"
+        else:
+            # Exit code 1 only means some named source could not start; run.py records those itself.
+            # Any code is worth reporting for a source that ends up without a finished run.
+            if proc.returncode != 0:
+                failure = f"crawl process exited with code {proc.returncode}: {_tail(stderr)}"
+        finally:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(proc)
 
     return _collect(config, names, before, failure)
+
+
+def stop_running_crawls() -> int:
+    """Ask every running crawl child to stop (SIGTERM: Scrapy closes its spiders and stores what it has)."""
+    with _RUNNING_LOCK:
+        procs = list(_RUNNING)
+    for proc in procs:
+        proc.terminate()
+    return len(procs)
 
 
 def _collect(config: Config, names: list[str], before: int, failure: str) -> dict[str, dict[str, Any]]:

@@ -274,7 +274,9 @@ def run_daemon(config: Config, stop_event: threading.Event | None = None) -> Non
 
     def stop(signum, _frame) -> None:
         if stop_event.is_set():
-            log.warning("signal %s again: exiting without waiting for running jobs", signum)
+            from monitor.crawl import stop_running_crawls
+
+            log.warning("signal %s again: stopping %d crawl(s) and exiting now", signum, stop_running_crawls())
             os._exit(128 + signum)
         log.info("signal %s: stopping after running jobs finish", signum)
         stop_event.set()

@@ -175,3 +175,25 @@ def test_the_daemon_stops_cleanly(tmp_path, tiny_model_dir):
     stop.set()
     daemon.join(timeout=60)
     assert not daemon.is_alive() and _STOPPING.is_set()
+
+
+def test_running_crawls_can_be_stopped(tmp_path, tiny_model_dir, monkeypatch):
+    import threading
+
+    from monitor import crawl
+
+    config = make_config(tmp_path, tiny_model_dir)
+    open_db(config.storage_path).conn.close()
+    results = {}
+    # A crawl that would sit for a minute: the child sleeps instead of crawling.
+    monkeypatch.setattr(crawl, "crawl_command", lambda *a, **k: ["python3", "-c", "import time; time.sleep(60)"])
+    worker = threading.Thread(target=lambda: results.update(
+        crawl.crawl_scrapy_sources(config, [config.source("reviews")])))  # fmt: skip
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not crawl._RUNNING and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert crawl.stop_running_crawls() == 1
+    worker.join(timeout=10)
+    assert not worker.is_alive()
+    assert results["reviews"]["status"] == "failed" and "exited with code" in results["reviews"]["messages"][0]
