@@ -403,7 +403,7 @@ SECTIONS: dict[str, dict[str, tuple[Any, Any, str]]] = {
         "spikes": (_bool, True, "alert on a complaint spike for a brand today ([trends])"),
         "spike_brands": (_str_list, [], "brands whose spikes alert (empty: every brand)"),
         "sla_breaches": (_bool, False, "alert when an open item has just passed its SLA"),
-        "sla_min_priority": (_non_negative, 0.0, "only items with at least this priority"),
+        "sla_min_priority": (_non_negative, 0.0, "only items with at least this priority at their deadline"),
         "max_age": (_duration, timedelta(hours=24), "ignore what happened longer ago than this"),
         "recipients": (_email_list, [], "email addresses (SMTP settings from [digest])"),
         "webhook_url_env": (_optional_env_name, "", "env var holding the webhook URL"),

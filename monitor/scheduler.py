@@ -124,19 +124,24 @@ def process_job(config_path: str) -> dict[str, Any] | None:
     return counts
 
 
-def run_alerts_now(config: Config) -> dict[str, Any] | None:
-    """One alerts pass for ``config``; None when no alert channel is configured."""
+def run_alerts_now(config: Config, wait: bool = True) -> dict[str, Any] | None:
+    """One alerts pass for ``config``; None when no alert channel is configured, or (``wait=False``)
+    when another pass is running — it, or the next periodic one, picks the new alerts up."""
     from monitor.alerts.run import run_alerts
     from monitor.store import open_db
 
     if not config.alerts.channels:
         return None
-    with _ALERTS_LOCK:
+    if not _ALERTS_LOCK.acquire(blocking=wait):
+        return None
+    try:
         db = open_db(config.storage_path)
         try:
             run = run_alerts(config, db)
         finally:
             db.conn.close()
+    finally:
+        _ALERTS_LOCK.release()
     summary = run.summary()
     if any(r["pending"] for r in summary.values() if isinstance(r, dict)):
         log.info("alerts: %s", summary)
@@ -152,7 +157,7 @@ def _alerts_after_processing(config: Config) -> None:
     # New items and incidents should not wait for the next alerts interval; a failure here must not
     # fail the crawl or processing job that called it (the periodic alerts job tries again).
     try:
-        run_alerts_now(config)
+        run_alerts_now(config, wait=False)  # never queue a crawl thread behind a slow channel
     except Exception as exc:
         log.error("alerts after processing failed: %s: %s", type(exc).__name__, exc)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -208,6 +209,15 @@ def test_urgent_items_respect_flags_state_and_max_age(tmp_path, db, webhook):
     assert webhook.payloads()[0]["text"].startswith("[Urgent] Legal threat: complaint on reviews")
 
 
+def test_a_date_only_review_from_earlier_today_still_alerts(tmp_path, db, webhook):
+    config = make_config(tmp_path, email=False, **only("urgent_items"))
+    urgent_item(db, "1", "food poisoning", hours_ago=0.1)
+    midnight = (datetime.now(UTC) - timedelta(hours=20)).replace(hour=0, minute=0, second=0, microsecond=0)
+    db.execute("update mentions set posted_at = ?", [midnight.isoformat()])  # the site gave only a date
+    db.conn.commit()
+    assert [a.detail["mention_id"] for a in run(config, db).alerts] == [1]
+
+
 def _complaints_at_downtown(db, ids, hours_ago):
     for external_id, ago in zip(ids, hours_ago, strict=True):
         add_classified(db, "reviews", external_id, f"awful service {external_id}", "complaint", rating=1,
@@ -262,7 +272,8 @@ def test_spike_alerts_once_per_brand_and_day(tmp_path, db, webhook):
 
 
 def test_sla_breach_with_minimum_priority(tmp_path, db, webhook):
-    config = make_config(tmp_path, email=False, **only("sla_breaches", sla_min_priority=3))
+    # Priority at the deadline: 1-star complaint 5.8, the 3-star one 3.8 (severity + 2 for a due SLA).
+    config = make_config(tmp_path, email=False, **only("sla_breaches", sla_min_priority=5))
     add_classified(db, "reviews", "1", "still waiting for a refund", "complaint", rating=1, hours_ago=0.5)
     add_classified(db, "reviews", "2", "meh", "complaint", rating=3, hours_ago=0.5)
     add_classified(db, "reviews", "3", "ancient", "complaint", rating=1, hours_ago=0.5)
@@ -308,14 +319,15 @@ def test_failing_webhook_is_retried_next_run_while_email_goes(tmp_path, db, smtp
     config = make_config(tmp_path, server.port, **only("urgent_items"))
     urgent_item(db, "1")
     urgent_item(db, "2", "they threatened a lawsuit", flags=("legal_threat",))
-    webhook.statuses = [500, 503]
+    webhook.statuses = [500]
     caplog.set_level(logging.DEBUG)
 
     first = run(config, db)
 
     assert len(handler.received) == 1  # one email carries both alerts
     assert first.channels["email"].sent == 2
-    assert first.channels["webhook"].sent == 0 and len(first.channels["webhook"].errors) == 2
+    # a 5xx stops the channel for this pass: the second alert is not tried against a broken server
+    assert first.channels["webhook"].sent == 0 and len(first.channels["webhook"].errors) == 1
     assert "answered HTTP 500" in first.channels["webhook"].errors[0]
     assert "tried again on the next run" in caplog.text and f"${WEBHOOK_ENV}" in caplog.text
     assert (sent_count(db, "email"), sent_count(db, "webhook")) == (2, 0)
@@ -484,3 +496,43 @@ def test_cli_alerts_dry_run_then_send(tmp_path, db, webhook):
     failed = runner.invoke(cli, ["--config", str(config.path), "alerts"])
     assert failed.exit_code == 1 and "error: cannot reach webhook at 127.0.0.1" in failed.output
     assert TOKEN not in failed.output
+
+
+def test_webhook_text_cannot_ping_a_channel_or_hide_a_link(tmp_path, db, webhook):
+    config = make_config(tmp_path, email=False, **only("urgent_items"))
+    urgent_item(db, "1", "@channel food poisoning! [Claim your refund](https://evil.example/phish) <!here>")
+    db.execute("update mentions set url = 'https://example.com/r/1\nInbox: https://evil.example/login'")
+    run(config, db)
+    [payload] = webhook.payloads()
+    text = payload["text"]
+    assert "@channel" not in text and "@\u2060channel" in text
+    assert "](https://evil" not in text and "&lt;!here&gt;" in text
+    assert "evil.example/login" not in text  # a URL with a line break is left out, not printed as a new line
+
+
+def test_a_webhook_that_trickles_is_abandoned_at_the_deadline(tmp_path, db, monkeypatch):
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def trickle():
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        for byte in b"HTTP/1.1 200 OK\r\n":
+            conn.sendall(bytes([byte]))
+            time.sleep(0.4)
+        conn.close()
+
+    threading.Thread(target=trickle, daemon=True).start()
+    monkeypatch.setenv(WEBHOOK_ENV, f"http://127.0.0.1:{listener.getsockname()[1]}/hooks/{TOKEN}")
+    config = make_config(tmp_path, email=False, **only("urgent_items"))
+    config.alerts.webhook_timeout = timedelta(seconds=1)
+    urgent_item(db, "1")
+    began = time.monotonic()
+    result = run(config, db)
+    assert time.monotonic() - began < 4  # not the ~7 s the trickle would take
+    assert "did not answer within 1s" in result.channels["webhook"].errors[0]
+    listener.close()

@@ -16,16 +16,19 @@ import http.client
 import os
 import re
 import ssl
+import threading
 import urllib.error
 import urllib.request
 from datetime import datetime
 from email.message import EmailMessage
+from typing import Any
 from urllib.parse import urlsplit
 
 from monitor.alerts.detect import Alert
 from monitor.alerts.render import email_bodies, email_subject, inert_json, webhook_payload
 from monitor.config import Config, ConfigError
 from monitor.digest.send import new_message, send_digest_message, smtp_settings
+from monitor.web.auth import is_loopback
 
 # One quick second try for a temporary SMTP failure; beyond that the next run tries again.
 EMAIL_RETRY_DELAYS = (5.0,)
@@ -86,6 +89,9 @@ def webhook_url(config: Config) -> str:
         raise ConfigError(
             "alerts.webhook_url_env", f"environment variable {name} does not hold an http(s) URL (value not shown)"
         )
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        # The URL is the secret (a token in its path): it must not cross the network in clear text.
+        raise ConfigError("alerts.webhook_url_env", f"{name} holds a plain http:// URL to another host; use https://")
     return url
 
 
@@ -119,9 +125,26 @@ def post_webhook(alert: Alert, config: Config, url: str | None = None) -> int:
     opener = urllib.request.build_opener(_NoRedirects())
     where = _describe(url, config)
     timeout = config.alerts.webhook_timeout.total_seconds()
+    outcome: dict[str, Any] = {}
+
+    def call() -> None:
+        try:
+            with opener.open(request, timeout=timeout) as response:
+                outcome["status"] = response.status
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread below
+            outcome["error"] = exc
+
+    # urllib's timeout limits each socket read, not the call: a server trickling bytes could hold it for
+    # ever. The call runs in a daemon thread and is abandoned at the deadline.
+    worker = threading.Thread(target=call, name="alerts-webhook", daemon=True)
+    worker.start()
+    worker.join(timeout * 1.5)
+    if worker.is_alive():
+        raise AlertDeliveryError(f"{where} did not answer within {timeout:g}s (alerts.webhook_timeout)", True)
     try:
-        with opener.open(request, timeout=timeout) as response:
-            return response.status
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["status"]
     except urllib.error.HTTPError as exc:
         try:
             answer = exc.read(400).decode("utf-8", "replace")
@@ -129,8 +152,10 @@ def post_webhook(alert: Alert, config: Config, url: str | None = None) -> int:
             answer = ""
         hint = " (redirects are not followed: check the URL)" if 300 <= exc.code < 400 else ""
         said = f": {_clean(answer, url)}" if answer.strip() else ""
+        # Rate-limited or broken server: stop this channel for the pass instead of trying every alert.
+        busy = exc.code == 429 or exc.code >= 500
         raise AlertDeliveryError(
-            f"{where} answered HTTP {exc.code} {_clean(exc.reason or '', url)}{said}{hint}"
+            f"{where} answered HTTP {exc.code} {_clean(exc.reason or '', url)}{said}{hint}", busy
         ) from None
     except TimeoutError:
         raise AlertDeliveryError(f"{where} did not answer within {timeout:g}s (alerts.webhook_timeout)", True) from None

@@ -16,6 +16,7 @@ still hostile — the renderers escape it.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ from monitor.shifts.localtime import parse_utc
 from monitor.shifts.stage import LocationResolver
 from monitor.trends.report import trends_report
 from monitor.trends.series import NO_BRAND
+
+log = logging.getLogger("monitor.alerts")
 
 KINDS = ("urgent_item", "incident", "spike", "sla_breach")
 FLAG_NAMES = {
@@ -125,7 +128,10 @@ class _Context:
 
     def mention_link(self, url: str | None) -> list[tuple[str, str]]:
         link = safe_url(url)
-        return [("Mention", link)] if link != "#" else []
+        # A crawled URL with a line break or other invisible character could add a fake line to the text.
+        if link == "#" or any(ch.isspace() or unicodedata.category(ch)[0] in "CZ" for ch in link):
+            return []
+        return [("Mention", link)]
 
     def mention_facts(self, row: dict[str, Any], location: str | None) -> list[tuple[str, str]]:
         facts = [("Source", _one_line(row["source"]))]
@@ -152,7 +158,7 @@ _ITEM_SQL = """
 select q.id as item_id, q.state, q.priority, q.sla_due_at, q.created_at, q.assignee,
        m.id as mention_id, m.source, m.kind, m.author, m.author_reach, m.title, m.text, m.rating, m.url,
        m.posted_at, m.first_seen_at, m.brand, coalesce(m.location, e.location) as location,
-       c.label, c.urgency
+       c.label, c.urgency, c.probs
 from queue_items q join mentions m on m.id = q.mention_id
 left join classifications c on c.mention_id = m.id
 left join incident_estimates e on e.mention_id = m.id
@@ -166,8 +172,11 @@ def urgent_item_alerts(db: sqlite_utils.Database, ctx: _Context) -> list[Alert]:
     rows = db.query(_ITEM_SQL + " and q.created_at >= ? order by q.priority desc, q.id", [_stamp(ctx.cutoff)])
     for row in rows:
         flags = [f for f in ctx.alerts.flags if f in json.loads(row["urgency"] or "[]")]
-        posted = parse_utc(row["posted_at"] or row["first_seen_at"])
-        if not flags or (posted and posted < ctx.cutoff):
+        posted = parse_utc(row["posted_at"])
+        if posted and posted.time() == datetime.min.time():
+            posted += timedelta(days=1)  # a date-only post time (midnight UTC) may be any time that day
+        seen = parse_utc(row["first_seen_at"])
+        if not flags or (seen and seen < ctx.cutoff) or (posted and posted < ctx.cutoff):
             continue
         ctx.place(db, row)
         what = row["label"] or "mention"
@@ -217,11 +226,19 @@ def _item_alert(ctx: _Context, row: dict[str, Any], kind: str, key: str, title: 
 
 
 def incident_alerts(db: sqlite_utils.Database, ctx: _Context) -> list[Alert]:
-    """Incidents whose (estimated) complaints end within max_age."""
+    """Incidents with a complaint we first saw within max_age (whenever the visits were)."""
     out = []
     for row in db.query("select * from incidents order by window_start, id"):
         start, end = parse_utc(row["window_start"]), parse_utc(row["window_end"])
-        if start is None or end is None or end < ctx.cutoff:
+        if start is None or end is None:
+            continue
+        # New to us is what matters: reviews often arrive days after the visit they describe.
+        newest = db.execute(
+            "select max(coalesce(m.first_seen_at, m.posted_at)) from incident_mentions i "
+            "join mentions m on m.id = i.mention_id where i.incident_id = ?",
+            [row["id"]],
+        ).fetchone()[0]
+        if newest is None or parse_utc(newest) < ctx.cutoff:
             continue
         location = row["location"]
         name = ctx.location_name(location)
@@ -317,10 +334,23 @@ def spike_alerts(db: sqlite_utils.Database, ctx: _Context) -> list[Alert]:
 def sla_alerts(db: sqlite_utils.Database, ctx: _Context) -> list[Alert]:
     """Open items whose SLA passed within max_age, with at least ``sla_min_priority``."""
     out = []
-    rows = db.query(_ITEM_SQL + " and q.priority >= ? order by q.priority desc, q.id", [ctx.alerts.sla_min_priority])
+    from monitor.queue.items import priority, severity, sla_for
+
+    rows = db.query(
+        _ITEM_SQL + " and q.sla_due_at >= ? and q.sla_due_at <= ? order by q.priority desc, q.id",
+        [_stamp(ctx.cutoff), _stamp(ctx.now)],
+    )
     for row in rows:
         due = parse_utc(row["sla_due_at"])
         if due is None or not ctx.cutoff <= due <= ctx.now:
+            continue
+        # Judge the item as it stood at its deadline: the stored priority keeps climbing once overdue,
+        # so a mild item would otherwise pass the bar hours later and alert late.
+        flags = json.loads(row["urgency"] or "[]")
+        complaint = json.loads(row["probs"] or "{}").get("complaint") if row["label"] == "complaint" else 0.0
+        sla = sla_for(row["kind"], ctx.config.queue, row["source"], flags)
+        at_deadline = priority(severity(complaint, row["rating"], flags), row["author_reach"], due, due, sla)
+        if at_deadline < ctx.alerts.sla_min_priority:
             continue
         ctx.place(db, row)
         late = _span(ctx.now - due)
@@ -340,12 +370,17 @@ def detect_alerts(db: sqlite_utils.Database, config: Config, now: datetime | Non
     """Every alert the enabled triggers raise now (sent or not), most urgent kind first."""
     ctx = _Context(config, now or datetime.now(UTC))
     alerts: list[Alert] = []
-    if ctx.alerts.urgent_items and ctx.alerts.flags:
-        alerts += urgent_item_alerts(db, ctx)
-    if ctx.alerts.incidents:
-        alerts += incident_alerts(db, ctx)
-    if ctx.alerts.spikes:
-        alerts += spike_alerts(db, ctx)
-    if ctx.alerts.sla_breaches:
-        alerts += sla_alerts(db, ctx)
+    triggers = [
+        (ctx.alerts.urgent_items and bool(ctx.alerts.flags), urgent_item_alerts),
+        (ctx.alerts.incidents, incident_alerts),
+        (ctx.alerts.spikes, spike_alerts),
+        (ctx.alerts.sla_breaches, sla_alerts),
+    ]
+    for enabled, trigger in triggers:
+        if not enabled:
+            continue
+        try:
+            alerts += trigger(db, ctx)
+        except Exception as exc:  # noqa: BLE001 - one broken trigger must not silence the others
+            log.error("alerts: %s failed: %s: %s", trigger.__name__, type(exc).__name__, exc)
     return alerts

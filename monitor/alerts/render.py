@@ -90,9 +90,19 @@ def inert_json(payload: Any) -> bytes:
     return body.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode("utf-8")
 
 
+_WORD_JOINER = "\u2060"
+
+
+def neutralise_chat_markup(text: str) -> str:
+    """Mention text must not ping a channel or become a disguised link in a chat that renders Markdown:
+    a word joiner after ``@`` breaks ``@channel`` / ``@here`` / ``@all``, and one between ``]`` and ``(``
+    breaks ``[text](url)``. The words read the same."""
+    return text.replace("@", "@" + _WORD_JOINER).replace("](", "]" + _WORD_JOINER + "(")
+
+
 def webhook_payload(alert: Alert, fmt: str = "text") -> dict[str, Any]:
     """``{"text": ...}`` (Slack / Teams / Mattermost / Google Chat incoming webhooks); ``full`` adds the alert."""
-    payload: dict[str, Any] = {"text": slack_escape(alert_text(alert))}
+    payload: dict[str, Any] = {"text": slack_escape(neutralise_chat_markup(alert_text(alert)))}
     if fmt == "full":
         payload["alert"] = alert.as_dict()
     return payload
