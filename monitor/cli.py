@@ -119,16 +119,14 @@ def classify(ctx: click.Context) -> None:
     Example:
         monitor classify
     """
-    from monitor.classify.stage import classifier_from_config, classify_pending
-    from monitor.queue.items import refresh_queue
-    from monitor.shifts.stage import estimate_and_attribute
+    from monitor.classify.stage import classifier_from_config
+    from monitor.cycle import process_new_mentions
     from monitor.store import open_db
 
     config = get_config(ctx)
     db = open_db(config.storage_path)
-    counts = classify_pending(db, classifier_from_config(config))
-    estimate_and_attribute(db, config)  # before the queue: auto-assignment uses the inferred location
-    queued = refresh_queue(db, config.queue)
+    processed = process_new_mentions(db, config, classifier_from_config(config))
+    counts, queued = processed.classified, processed.queue
     labels = ", ".join(f"{k} {v}" for k, v in sorted(counts.by_label.items())) or "nothing new"
     extra = "".join(
         f", {n} {what}"

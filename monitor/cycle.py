@@ -80,6 +80,21 @@ class CycleReport:
     digest_path: Path | None = None
 
 
+@dataclass
+class ProcessCounts:
+    classified: ClassifyCounts
+    shifts: ShiftsCounts
+    queue: QueueCounts
+
+
+def process_new_mentions(db, config: Config, classifier: Classifier) -> ProcessCounts:
+    """Classify → shifts → queue over what is new, in data-flow order (the queue's auto-assignment
+    uses the location the shift stage infers)."""
+    classified = classify_pending(db, classifier)
+    shifts = estimate_and_attribute(db, config)
+    return ProcessCounts(classified, shifts, refresh_queue(db, config.queue))
+
+
 def default_digest_path(config: Config, day) -> Path:
     return config.resolve(config.digest.output_dir) / f"digest-{day.isoformat()}.html"
 
@@ -90,10 +105,8 @@ def run_cycle(config: Config, classifier: Classifier | None = None, names: list[
     report.crawl = crawl_sources(config, names)
     db = open_db(config.storage_path)
     try:
-        report.classified = classify_pending(db, classifier or classifier_from_config(config))
-        # Shifts before the queue (the data-flow order): auto-assignment uses the location they infer.
-        report.shifts = estimate_and_attribute(db, config)
-        report.queue = refresh_queue(db, config.queue)
+        processed = process_new_mentions(db, config, classifier or classifier_from_config(config))
+        report.classified, report.shifts, report.queue = processed.classified, processed.shifts, processed.queue
         day = datetime.now(ZoneInfo(config.schedule.timezone)).date()  # the digest's days are local
         report.digest_path = write_digest(db, default_digest_path(config, day), day, config.digest.brand, config)
     finally:

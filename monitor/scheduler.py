@@ -69,22 +69,18 @@ def _classifier(config: Config):
 
 
 def process_new_mentions(config: Config) -> dict[str, Any]:
-    """Classify → shifts → queue, in data-flow order; returns counts for the log."""
-    from monitor.classify.stage import classify_pending
-    from monitor.queue.items import refresh_queue
-    from monitor.shifts.stage import estimate_and_attribute
+    """Classify → shifts → queue (``monitor.cycle.process_new_mentions``); returns counts for the log."""
+    from monitor.cycle import process_new_mentions as process
     from monitor.store import open_db
 
     with _PROCESS_LOCK:
         db = open_db(config.storage_path)
         try:
-            classified = classify_pending(db, _classifier(config))
-            estimate_and_attribute(db, config)
-            queued = refresh_queue(db, config.queue)
+            counts = process(db, config, _classifier(config))
         finally:
             db.conn.close()
-    return {"classified": classified.classified, "queued": queued.created, "reopened": queued.reopened,
-            "recoveries": queued.recoveries}  # fmt: skip
+    return {"classified": counts.classified.classified, "queued": counts.queue.created,
+            "reopened": counts.queue.reopened, "recoveries": counts.queue.recoveries}  # fmt: skip
 
 
 def crawl_job(config_path: str, source_names: list[str]) -> dict[str, Any]:

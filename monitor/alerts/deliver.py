@@ -28,7 +28,7 @@ from monitor.alerts.detect import Alert
 from monitor.alerts.render import email_bodies, email_subject, inert_json, webhook_payload
 from monitor.config import Config, ConfigError
 from monitor.digest.send import new_message, send_digest_message, smtp_settings
-from monitor.web.auth import is_loopback
+from monitor.hosts import is_loopback
 
 # One quick second try for a temporary SMTP failure; beyond that the next run tries again.
 EMAIL_RETRY_DELAYS = (5.0,)

@@ -36,7 +36,6 @@ from monitor.trends.series import NO_BRAND
 
 log = logging.getLogger("monitor.alerts")
 
-KINDS = ("urgent_item", "incident", "spike", "sla_breach")
 FLAG_NAMES = {
     "safety_health": "Safety / health",
     "legal_threat": "Legal threat",

@@ -31,6 +31,7 @@ import sqlite_utils
 
 from monitor.config import Config, ConfigError, DigestConfig
 from monitor.digest.build import gather_digest, render_digest, save_digest
+from monitor.hosts import is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,6 @@ log = logging.getLogger(__name__)
 # connections, 4xx replies). Refused connections, bad logins and 5xx replies fail at once.
 RETRY_DELAYS = (5.0, 30.0)
 _sleep = time.sleep  # tests patch this
-_LOOPBACK = {"localhost", "127.0.0.1", "::1"}
 
 
 class DigestSendError(RuntimeError):
@@ -107,7 +107,7 @@ def smtp_settings(
                 "digest.smtp_password_env",
                 f"environment variable {missing} is not set, but {digest.smtp_user_env} is (SMTP login {user!r})",
             )
-        if digest.smtp_security == "none" and digest.smtp_host.lower() not in _LOOPBACK:
+        if digest.smtp_security == "none" and not is_loopback(digest.smtp_host.lower()):
             raise ConfigError(
                 "digest.smtp_security",
                 f'"none" would send the SMTP password to {digest.smtp_host} unencrypted; use "starttls" or "tls"',

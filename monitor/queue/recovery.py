@@ -11,8 +11,6 @@ import sqlite_utils
 
 from monitor.store import utcnow
 
-OUTCOMES = ("recovered", "unchanged", "worse", "edited")
-
 
 def recovery_outcome(rating_before: float | None, rating_after: float | None, text_changed: bool) -> str:
     """``recovered`` when the stars went up, ``worse`` when down, ``unchanged`` when only words moved on a

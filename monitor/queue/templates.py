@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,6 @@ class ReplyTemplate:
 class Suggestion:
     template_id: str
     text: str
-    alternatives: list[str] = field(default_factory=list)
 
 
 def _str_tuple(key: str, value: Any) -> tuple[str, ...]:
@@ -162,7 +161,10 @@ def last_used(db: sqlite_utils.Database, template_ids: list[str]) -> dict[str, i
 
 def choose_template(templates: list[ReplyTemplate], item: dict[str, Any], used: dict[str, int]) -> ReplyTemplate | None:
     """Least recently sent first; among never-sent ones the item id spreads suggestions across items."""
-    group = candidates(templates, item)
+    return _least_recent(candidates(templates, item), item, used)
+
+
+def _least_recent(group: list[ReplyTemplate], item: dict[str, Any], used: dict[str, int]) -> ReplyTemplate | None:
     if not group:
         return None
     n = len(group)
@@ -205,9 +207,7 @@ def suggest_reply(
 ) -> Suggestion | None:
     """The suggested reply for a queue item (``item`` as from ``item_detail``, topics decoded)."""
     group = candidates(templates, item)
-    used = last_used(db, [t.id for t in group])
-    chosen = choose_template(templates, item, used)
+    chosen = _least_recent(group, item, last_used(db, [t.id for t in group]))
     if chosen is None:
         return None
-    others = [t.id for t in group if t.id != chosen.id]
-    return Suggestion(template_id=chosen.id, text=render(chosen, values), alternatives=others)
+    return Suggestion(template_id=chosen.id, text=render(chosen, values))

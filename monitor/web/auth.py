@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import os
 import re
 import time
@@ -19,20 +18,12 @@ from collections import OrderedDict, deque
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from monitor.config import ConfigError, WebConfig
+from monitor.hosts import is_loopback
 
 # A hash checked for unknown names too, so a login's timing does not reveal which names exist.
 _DUMMY_HASH = generate_password_hash("not a real password")
 MAX_FAILURES = 5
 FAILURE_WINDOW = 300.0  # seconds
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def hash_password(password: str) -> str:
@@ -127,7 +118,6 @@ def safe_redirect_target(target: str | None) -> str:
     return target if target and _SAFE_TARGET.fullmatch(target) else "/"
 
 
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 FORWARDING_HEADERS = ("X-Forwarded-For", "X-Forwarded-Host", "Forwarded", "X-Real-IP")
 
 
@@ -138,4 +128,4 @@ def is_loopback_host_header(host: str) -> bool:
         name = name[1 : name.find("]")] if "]" in name else name
     else:
         name = name.rsplit(":", 1)[0] if name.count(":") == 1 else name
-    return name in LOOPBACK_HOSTS or is_loopback(name)
+    return is_loopback(name)
