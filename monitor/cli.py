@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import unicodedata
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -154,7 +155,7 @@ def sentiment(ctx: click.Context, texts: tuple[str, ...], in_file, output) -> No
         monitor sentiment "waited 40 minutes and the barista was rude"
         monitor sentiment --file in.jsonl --output out.jsonl
     """
-    from monitor.classify.stage import Classifier, classify_objects
+    from monitor.classify.stage import UNCLASSIFIED_LANGUAGE, Classifier, classify_objects
 
     path = find_config_path(ctx.obj["config_path"])
     if ctx.obj["config_path"] or path.exists():
@@ -176,8 +177,23 @@ def sentiment(ctx: click.Context, texts: tuple[str, ...], in_file, output) -> No
             objects.append(obj)
     if not objects:
         raise click.UsageError("give TEXT arguments or --file")
+    uncovered: dict[str, int] = {}
     for row in classify_objects(objects, classifier):
-        output.write(json.dumps(row, ensure_ascii=False) + "\n")
+        line = json.dumps(row, ensure_ascii=False)
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate read from the file: written \u-escaped, as it was given
+            line = json.dumps(row)
+        output.write(line + "\n")
+        if row["label"] == UNCLASSIFIED_LANGUAGE:
+            uncovered[row["lang"]] = uncovered.get(row["lang"], 0) + 1
+    if uncovered:
+        langs = ", ".join(f"{lang} ({n})" for lang, n in sorted(uncovered.items()))
+        click.echo(
+            f"note: no configured model covers {langs}: labelled {UNCLASSIFIED_LANGUAGE}, not guessed "
+            "(add a model for the language in [model] languages)",
+            err=True,
+        )
 
 
 @cli.group()
@@ -226,11 +242,67 @@ def queue_list(ctx, state, source, label, assignee, location, brand, topic, sla,
     if fmt == "csv":
         click.echo(queue_csv(items), nl=False)
         return
-    now = datetime.now(UTC).isoformat()
+    now = datetime.now(UTC)
+    click.echo(f"{'id':<6} {'priority':>8} {'state':<9} {'source':<18} {'location':<12} {'SLA':<15} text")
     for it in items:
-        overdue = " OVERDUE" if it["sla_due_at"] and it["sla_due_at"] < now else ""
-        text = " ".join((it["text"] or it["title"] or "").split())[:70]
-        click.echo(f"#{it['id']:<5} {it['priority']:>6.2f} {it['state']:<9} {it['source']:<18} {text}{overdue}")
+        text = shorten(it["text"] or it["title"], 60)
+        click.echo(f"#{it['id']:<5} {it['priority']:>8.2f} {it['state']:<9} {shorten(it['source'], 18):<18} "
+                   f"{shorten(it['location'] or '-', 12):<12} {sla_words(it, now):<15} {text}")  # fmt: skip
+
+
+# Bidi overrides and isolates: they reorder what the terminal shows after them.
+_BIDI = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def terminal_safe(text: str | None) -> str:
+    """Mention text fit for a terminal: control characters (escape sequences), other than line breaks and
+    tabs, and bidi overrides removed. Mention text comes from strangers."""
+    return "".join(ch for ch in (text or "") if ch in "\n\t" or (unicodedata.category(ch) != "Cc" and ch not in _BIDI))
+
+
+def _columns(ch: str) -> int:
+    if unicodedata.combining(ch):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1  # Chinese takes two terminal columns
+
+
+def shorten(text: str | None, width: int) -> str:
+    """One line of at most ``width`` terminal columns, cut at a word boundary and marked with "…"."""
+    line = " ".join(terminal_safe(text).split())
+    if sum(map(_columns, line)) <= width:
+        return line
+    end = used = 0
+    while used + _columns(line[end]) <= width - 1:  # room for the "…"
+        used += _columns(line[end])
+        end += 1
+    cut = line[:end]
+    space = cut.rfind(" ")
+    # Back to the last word boundary, unless the cut already is one, or going back would throw away
+    # most of the line (a long URL, or Chinese text, which has no spaces).
+    if line[end] != " " and space >= len(cut) // 2:
+        cut = cut[:space]
+    return cut.rstrip() + "…"
+
+
+def sla_words(item: dict, now: datetime) -> str:
+    """The item's SLA clock in words: "due in 25 min", "3.5 h overdue", "no clock" (untimed), "-" (closed)."""
+    from monitor.queue.metrics import human_minutes
+
+    if item["state"] in ("replied", "dismissed"):
+        return "-"
+    if not item["sla_due_at"]:
+        return "no clock"
+    minutes = (datetime.fromisoformat(item["sla_due_at"]) - now).total_seconds() / 60
+    return f"due in {human_minutes(minutes)}" if minutes >= 0 else f"{human_minutes(-minutes)} overdue"
+
+
+def local_time(value: str | datetime | None, zone_name: str) -> str:
+    """A stored UTC time as local wall time with the zone's abbreviation, e.g. "2026-11-26 08:12 EST"."""
+    if not value:
+        return "-"
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.astimezone(ZoneInfo(zone_name)).strftime("%Y-%m-%d %H:%M %Z")
 
 
 @queue.command("show")
@@ -246,25 +318,40 @@ def queue_show(ctx, item_id: int, fmt: str) -> None:
         monitor queue show 12
     """
     from monitor.queue.items import item_detail
+    from monitor.shifts.stage import mention_shift
     from monitor.store import open_db
 
-    item = item_detail(open_db(get_config(ctx).storage_path), item_id)
+    config = get_config(ctx)
+    db = open_db(config.storage_path)
+    item = item_detail(db, item_id)
     if fmt == "json":
         click.echo(json.dumps(item, indent=2, ensure_ascii=False))
         return
-    click.echo(f"#{item['id']} {item['state']} priority {item['priority']:.2f} due {item['sla_due_at']}")
-    click.echo(f"{item['source']} · {item['kind']} · {item['author'] or 'anonymous'} · {item['url'] or ''}")
+    tz, safe = config.schedule.timezone, terminal_safe
+    if not item["sla_due_at"]:
+        due = "no SLA clock (no trustworthy post time)"
+    elif item["state"] in ("replied", "dismissed"):
+        due = f"was due {local_time(item['sla_due_at'], tz)}"
+    else:
+        due = f"due {local_time(item['sla_due_at'], tz)} ({sla_words(item, datetime.now(UTC))})"
+    # A Reddit post has no location of its own; the shifts stage may have placed it (keywords, business ids).
+    location = item["location"] or (mention_shift(db, item["mention_id"]) or {}).get("location") or "no location"
+    click.echo(f"#{item['id']} {item['state']} · priority {item['priority']:.2f} · {due}")
+    facts = [item["source"], location, item["kind"], safe(item["author"]) or "anonymous"]
+    facts += [f"posted {local_time(item['posted_at'], tz)}" if item["posted_at"] else "no post time", safe(item["url"])]
+    click.echo(" · ".join(fact for fact in facts if fact))
     click.echo(f"label {item['label']} ({item['score'] or 0:.2f}) topics {item['topics']} flags {item['urgency']}")
     if item["title"]:
-        click.echo(item["title"])
-    click.echo(item["text"] or "")
+        click.echo(safe(item["title"]))
+    click.echo(safe(item["text"]))
     if item["recovery"]:
         r = item["recovery"]
         click.echo(f"recovery: {r['outcome']} (rating {r['rating_before']} -> {r['rating_after']})")
     for note in item["notes"]:
-        click.echo(f"  note {note['at']} {note['author']}: {note['text']}")
+        click.echo(f"  note {local_time(note['at'], tz)} {safe(note['author'])}: {safe(note['text'])}")
     for event in item["events"]:
-        click.echo(f"  {event['at']} {event['actor']}: {event['action']} {event['detail'] or ''}")
+        click.echo(f"  {local_time(event['at'], tz)} {safe(event['actor'])}: {event['action']} "
+                   f"{safe(event['detail'])}")  # fmt: skip
 
 
 @queue.command("assign")
@@ -348,7 +435,7 @@ def queue_metrics(ctx, days: int, group_by: str | None, fmt: str) -> None:
     Example:
         monitor queue metrics --days 7 --by assignee
     """
-    from monitor.queue.metrics import response_metrics
+    from monitor.queue.metrics import human_minutes, response_metrics
     from monitor.store import open_db
 
     now = datetime.now(UTC)
@@ -362,8 +449,7 @@ def queue_metrics(ctx, days: int, group_by: str | None, fmt: str) -> None:
                f"{'breaches':>8} {'recovered':>9}")  # fmt: skip
     for key, m in [("(all)", overall), *groups.items()]:
         rate = f"{m.response_rate:.0%}" if m.response_rate is not None else "-"
-        med = f"{m.median_first_response_minutes:.0f}m" if m.median_first_response_minutes is not None else "-"
-        p90 = f"{m.p90_first_response_minutes:.0f}m" if m.p90_first_response_minutes is not None else "-"
+        med, p90 = human_minutes(m.median_first_response_minutes), human_minutes(m.p90_first_response_minutes)
         click.echo(f"{key:<20} {m.items:>6} {m.replied:>7} {rate:>6} {med:>10} {p90:>8} {m.sla_breaches:>8} "
                    f"{m.recoveries.get('recovered', 0):>9}")  # fmt: skip
 
@@ -447,7 +533,11 @@ def shifts(ctx, since, until, location, incidents, heatmap, fmt) -> None:
     else:
         click.echo(render[fmt](rows).rstrip("\n"))
     if heatmap:
-        path = write_heatmap_png(complaint_heatmap(db, config, first, last, location), Path(heatmap))
+        names = {loc.id: loc.name or loc.id for loc in config.locations}
+        zones = {loc.id: loc.timezone for loc in config.locations}
+        grids = complaint_heatmap(db, config, first, last, location)
+        title = f"Complaints by estimated incident time, {first} to {last}"
+        path = write_heatmap_png(grids, Path(heatmap), title, names=names, zones=zones)
         click.echo(f"heatmap written to {path}", err=True)
 
 
@@ -580,14 +670,15 @@ def alerts(ctx, dry_run: bool, fmt: str) -> None:
         result = run_alerts(config, db, dry_run=dry_run)
     finally:
         db.conn.close()
+    # Without a channel nothing can go, but a dry run still lists what would: that is how one tries alerts out.
+    no_channel = "" if config.alerts.channels else _no_channel_reason(config)
     if fmt == "json":
         payload = {"dry_run": dry_run, "alerts": [a.as_dict() for a in result.alerts],
                    "channels": {name: {**r.as_dict(), "pending_keys": [[a.kind, a.key] for a in r.pending]}
-                                for name, r in result.channels.items()}}  # fmt: skip
+                                for name, r in result.channels.items()},
+                   "no_channel": no_channel or None}  # fmt: skip
         click.echo(json.dumps(payload, indent=2, ensure_ascii=False, default=str))
     else:
-        if not config.alerts.channels:
-            click.echo("no alert channel configured ([alerts] recipients or webhook_url_env)", err=True)
         for alert in result.alerts:
             states = []
             for name, r in result.channels.items():
@@ -597,7 +688,10 @@ def alerts(ctx, dry_run: bool, fmt: str) -> None:
                     states.append(f"{name} {'would send' if dry_run else 'failed'}")
                 else:
                     states.append(f"{name} sent before")
-            click.echo(f"{alert.kind:<11} {', '.join(states) or '-':<36} {alert.title}")
+            state = ", ".join(states) or "would send (no channel)"
+            click.echo(f"{alert.kind:<11} {state:<36} {terminal_safe(alert.title)}")
+        if no_channel:
+            click.echo(_no_channel_summary(config, no_channel, len(result.alerts), dry_run))
         for name, r in result.channels.items():
             verb = "would send" if dry_run else "sent"
             click.echo(f"{name}: {verb} {len(r.pending) if dry_run else r.sent} of {len(r.pending)} pending"
@@ -606,34 +700,103 @@ def alerts(ctx, dry_run: bool, fmt: str) -> None:
         sys.exit(1)
 
 
+def _no_channel_reason(config: Config) -> str:
+    if not config.alerts.enabled:
+        return "alerts are switched off ([alerts] enabled = false)"
+    return "no alert channel is configured (set [alerts] recipients or webhook_url_env)"
+
+
+def _no_channel_summary(config: Config, reason: str, count: int, dry_run: bool) -> str:
+    from monitor.queue.metrics import human_minutes
+
+    if not dry_run:
+        return f"nothing sent: {reason}; `monitor alerts --dry-run` lists what would go"
+    if count:
+        return f"{count} alert(s) would be sent, but {reason}"
+    window = human_minutes(config.alerts.max_age.total_seconds() / 60)
+    return f"nothing would be sent now (no alert in the last {window}, [alerts] max_age); and {reason}"
+
+
+def _every(interval: timedelta) -> str:
+    seconds = int(interval.total_seconds())
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
+
+
+def schedule_listing(config: Config, scheduler, now: datetime) -> list[dict[str, str]]:
+    """Each job of a (not started) scheduler: its schedule in words and next run in ``[schedule] timezone``,
+    and why it runs early when it does (the digest's catch-up run, first crawls at start)."""
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    tz = config.schedule.timezone
+    crons = {f"crawl:{s.name}": s.cron for s in config.sources if s.cron}
+    digest_at = "{:02d}:{:02d}".format(*divmod(config.schedule.digest_at, 60))
+    rows = []
+    for job in scheduler.get_jobs():
+        natural = job.trigger.get_next_fire_time(None, now)
+        next_run = getattr(job, "next_run_time", None) or natural
+        if isinstance(job.trigger, IntervalTrigger):
+            schedule = f"every {_every(job.trigger.interval)}"
+        elif job.id == "digest":
+            schedule = f"daily at {digest_at} {tz}"
+        else:
+            schedule = f"cron {crons.get(job.id, str(job.trigger))} (UTC)"
+        note = ""
+        if next_run and natural and next_run < natural:
+            if job.id == "digest":
+                yesterday = now.astimezone(ZoneInfo(tz)).date() - timedelta(days=1)
+                note = (f"catch-up run: started after today's {digest_at} digest time, so the digest for {yesterday} "
+                        "(and any missed day before it) is written now, unless it already was")  # fmt: skip
+            else:
+                note = "first run at start, then on schedule"
+        rows.append({"id": job.id, "name": job.name, "schedule": schedule, "trigger": str(job.trigger),
+                     "next_run": next_run.astimezone(ZoneInfo(tz)).isoformat() if next_run else None,
+                     "next_run_local": local_time(next_run, tz), "timezone": tz, "note": note})  # fmt: skip
+    return rows
+
+
 @cli.command()
 @click.option("--list", "list_only", is_flag=True, help="Print the jobs and their next runs, then exit.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              help="With --list: json prints the jobs as JSON.")  # fmt: skip
 @click.option("--verbose", is_flag=True, help="Log each job run (default: warnings and errors, plus a line per job).")
 @click.pass_context
 @handle_errors
-def run(ctx, list_only: bool, verbose: bool) -> None:
+def run(ctx, list_only: bool, fmt: str, verbose: bool) -> None:
     """The scheduler daemon: crawl each source on its schedule, classify, queue, write the daily digest.
 
     Runs until Ctrl-C or SIGTERM (running jobs finish first). Schedules come from each source's
-    every / cron and the [schedule] section.
+    every / cron and the [schedule] section; --list prints times in [schedule] timezone.
 
     \b
     Example:
         monitor run --list
+        monitor run --list --format json
         monitor run
     """
     import logging
 
-    from monitor.scheduler import build_scheduler, describe_schedule, run_daemon
+    from monitor.scheduler import build_scheduler, run_daemon
     from monitor.store import open_db
 
     config = get_config(ctx)
     if list_only:
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        for job in describe_schedule(build_scheduler(config, BackgroundScheduler(timezone=UTC))):
-            click.echo(f"{job['id']:<28} next {job['next_run'][:19]}  {job['trigger']}")
+        now = datetime.now(UTC)
+        jobs = schedule_listing(config, build_scheduler(config, BackgroundScheduler(timezone=UTC)), now)
+        if fmt == "json":
+            click.echo(json.dumps({"timezone": config.schedule.timezone, "jobs": jobs}, indent=2, ensure_ascii=False))
+            return
+        click.echo(f"{'job':<28} {'next run':<22} schedule  (times in {config.schedule.timezone})")
+        for job in jobs:
+            click.echo(f"{job['id']:<28} {job['next_run_local']:<22} {job['schedule']}")
+            if job["note"]:
+                click.echo(f"{'':<28} ↳ {job['note']}")
         return
+    if fmt != "table":
+        raise click.UsageError("--format applies to --list only")
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
     for noisy in ("apscheduler", "scrapy", "urllib3", "prawcore", "transformers"):

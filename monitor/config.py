@@ -26,13 +26,19 @@ CONFIG_ENV = "MONITOR_CONFIG"
 LABELS = ("complaint", "neutral", "praise")
 
 
+def _short_line(text: str, limit: int) -> str:
+    """``text`` on one line and at most ``limit`` characters: messages quote values, which can be anything."""
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class ConfigError(ValueError):
     """A bad config value; ``str()`` is one line naming the key path."""
 
     def __init__(self, key: str, message: str) -> None:
         self.key = key
         self.message = message
-        super().__init__(f"{key}: {message}")
+        super().__init__(f"{_short_line(key, 120)}: {_short_line(message, 300)}")
 
 
 # ------------------------------------------------------------------ checkers
@@ -113,18 +119,32 @@ def _env_name(key: str, value: Any) -> str:
     return value
 
 
+# Longer than any interval, SLA or lifetime makes sense for, and far from timedelta's and datetime's limits:
+# "now + duration" must never overflow.
+MAX_DURATION = timedelta(days=3660)
+
+
+class DurationTooLong(ValueError):
+    pass
+
+
 def parse_duration(text: str) -> timedelta:
     match = _DURATION.match(text)
     if not match:
         raise ValueError(text)
     amount, unit = int(match.group(1)), match.group(2)
-    return timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: amount})
+    seconds = amount * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+    if seconds > MAX_DURATION.total_seconds():
+        raise DurationTooLong(text)
+    return timedelta(seconds=seconds)
 
 
 def _duration(key: str, value: Any) -> timedelta:
     if isinstance(value, str):
         try:
             result = parse_duration(value)
+        except DurationTooLong:
+            raise ConfigError(key, f'{value.strip()!r} is too long (at most "{MAX_DURATION.days}d")') from None
         except ValueError:
             pass
         else:
@@ -154,8 +174,9 @@ def _timezone(key: str, value: Any) -> str:
     value = _nonempty_str(key, value)
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(key, f'unknown IANA time zone {value!r} (e.g. "Europe/London")') from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long for a file name
+        shown = value if len(value) <= 60 else value[:60] + "…"
+        raise ConfigError(key, f'unknown IANA time zone {shown!r} (e.g. "Europe/London")') from None
     return value
 
 
@@ -166,6 +187,29 @@ def _label_map(key: str, value: Any) -> dict[str, str]:
         if ours not in LABELS:
             raise ConfigError(f"{key}.{model_label}", f"expected one of {', '.join(LABELS)}, got {ours!r}")
     return dict(value)
+
+
+MULTILINGUAL_DEFAULT = ("zh", "es", "de", "fr", "it", "pt", "ar", "hi")
+
+
+def _lang_codes(key: str, value: Any) -> list[str]:
+    codes = _str_list(key, value)
+    for i, code in enumerate(codes):
+        if not re.match(r"^[a-z]{2,3}$", code):
+            raise ConfigError(f"{key}[{i}]", f"expected an ISO 639-1 language code like en or zh, got {code!r}")
+    return codes
+
+
+def _model_device(key: str, value: Any) -> str:
+    if value not in ("auto", "cpu", "cuda") and not (isinstance(value, str) and re.match(r"^cuda:\d+$", value)):
+        raise ConfigError(key, f'expected "auto", "cpu" or "cuda", got {_short_line(repr(value), 60)}')
+    return value
+
+
+def _model_quantize(key: str, value: Any) -> str:
+    if value not in ("none", "int8"):
+        raise ConfigError(key, f'expected "none" or "int8", got {_short_line(repr(value), 60)}')
+    return value
 
 
 def _lang_models(key: str, value: Any) -> dict[str, str]:
@@ -310,6 +354,10 @@ SECTIONS: dict[str, dict[str, tuple[Any, Any, str]]] = {
         "batch_size": (_positive_int, 32, "texts per inference batch"),
         "max_length": (_positive_int, 256, "tokens per text; longer text keeps its head and tail"),
         "threads": (_positive_int, 2, "CPU threads for inference"),
+        "multilingual": (_str, "bundled", '"bundled" (models/sentiment-multi), a model directory, or "" for none'),
+        "multilingual_languages": (_lang_codes, list(MULTILINGUAL_DEFAULT), "languages the multilingual model takes"),
+        "device": (_model_device, "auto", '"auto" (a GPU when there is one), "cpu" or "cuda"'),
+        "quantize": (_model_quantize, "none", '"none" or "int8" (dynamic int8 on CPU: faster, slightly less exact)'),
     },
     "queue": {
         "sla_social": (_duration, timedelta(hours=1), "time to answer a complaint on social platforms"),
@@ -557,6 +605,10 @@ class ModelConfig:
     batch_size: int = 32
     max_length: int = 256
     threads: int = 2
+    multilingual: str = "bundled"
+    multilingual_languages: list[str] = field(default_factory=lambda: list(MULTILINGUAL_DEFAULT))
+    device: str = "auto"
+    quantize: str = "none"
 
 
 @dataclass
@@ -865,6 +917,8 @@ def validate(raw: dict[str, Any], path: Path) -> Config:
         source_type = table.get("type")
         if source_type is None:
             raise ConfigError(f"{key}.type", "required key is missing")
+        if not isinstance(source_type, str):  # a list or table is unhashable: no dict lookup with it
+            raise ConfigError(f"{key}.type", f"expected a source type name, got {_type_name(source_type)}")
         if source_type not in SOURCE_TYPES:
             raise ConfigError(
                 f"{key}.type", f"unknown source type {source_type!r} (supported: {', '.join(sorted(SOURCE_TYPES))})"
@@ -967,6 +1021,13 @@ def load_config(path: str | Path | None = None) -> Config:
         text = config_path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(str(config_path), "config file not found (pass --config or set MONITOR_CONFIG)") from None
+    except UnicodeDecodeError as exc:
+        line = config_path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            config_path.name, f"not UTF-8 text (byte {exc.start + 1}, line {line}); save it as UTF-8"
+        ) from None
+    except OSError as exc:  # a folder, no permission...
+        raise ConfigError(str(config_path), f"cannot read the config file: {exc.strerror or exc}") from None
     return loads_config(text, config_path)
 
 

@@ -19,11 +19,12 @@ import subprocess
 import sys
 import threading
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from monitor.config import Config, SourceConfig
-from monitor.store import UpsertCounts, finish_crawl_run, open_db, start_crawl_run
+from monitor.store import UpsertCounts, finish_crawl_run, open_db, start_crawl_run, utcnow, write_transaction
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,6 +33,60 @@ DEFAULT_TIMEOUT = 3600.0
 _RUNNING: set[subprocess.Popen] = set()
 _RUNNING_LOCK = threading.Lock()
 STDERR_TAIL = 800
+
+
+# A run without a pid (written by an older version, or between its insert and claim_crawl_run) is
+# only judged interrupted once it is older than any crawl may take.
+UNCLAIMED_RUN_GRACE_S = DEFAULT_TIMEOUT + 600
+
+
+def claim_crawl_run(db: Any, run_id: int) -> None:
+    """Record this process as the one running ``run_id``, so a later start can tell if it was killed."""
+    with write_transaction(db):
+        db.execute("update crawl_runs set pid = ? where id = ?", [os.getpid(), run_id])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    except OSError:
+        return False
+    return True
+
+
+def close_interrupted_runs(db: Any, now: datetime | None = None) -> int:
+    """Mark ``running`` crawl runs whose process is gone as failed; return how many.
+
+    A crawl killed outright (``kill -9``, power loss) never finishes its ``crawl_runs`` row,
+    and source health would show it running forever. Called before each crawl starts.
+    """
+    now = now or datetime.now(UTC)
+    cutoff = (now - timedelta(seconds=UNCLAIMED_RUN_GRACE_S)).replace(microsecond=0).isoformat()
+    stale = []
+    for run_id, pid, started_at, messages in db.execute(
+        "select id, pid, started_at, messages from crawl_runs where status = 'running'"
+    ).fetchall():
+        if (pid is not None and not _alive(int(pid))) or (pid is None and (started_at or "") < cutoff):
+            stale.append((run_id, pid, messages))
+    for run_id, pid, messages in stale:
+        try:
+            earlier = json.loads(messages or "[]")
+        except ValueError:
+            earlier = []
+        who = f"process {pid}" if pid is not None else "its process"
+        note = f"crawl interrupted: {who} ended without finishing the run; the next crawl reads deep again"
+        with write_transaction(db):
+            # Checked again under the write lock: the run may have finished meanwhile.
+            db.execute(
+                "update crawl_runs set status = 'failed', finished_at = ?, errors = coalesce(errors, 0) + 1, "
+                "messages = ? where id = ? and status = 'running'",
+                [utcnow(), json.dumps([*earlier, note][:50], ensure_ascii=False), run_id],
+            )
+    return len(stale)
 
 
 def _summary(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -76,6 +131,7 @@ def crawl_scrapy_sources(
         return {}
     db = open_db(config.storage_path)
     try:
+        close_interrupted_runs(db)
         before = db.execute("select coalesce(max(id), 0) from crawl_runs").fetchone()[0]
     finally:
         db.conn.close()

@@ -89,10 +89,27 @@ class ProcessCounts:
 
 def process_new_mentions(db, config: Config, classifier: Classifier) -> ProcessCounts:
     """Classify → shifts → queue over what is new, in data-flow order (the queue's auto-assignment
-    uses the location the shift stage infers)."""
-    classified = classify_pending(db, classifier)
-    shifts = estimate_and_attribute(db, config)
-    return ProcessCounts(classified, shifts, refresh_queue(db, config.queue))
+    uses the location the shift stage infers).
+
+    A stage that fails does not stop the ones after it (they work on what is stored: mentions
+    classified in an earlier pass still get queued); its error is raised once all have run.
+    """
+    errors: list[Exception] = []
+
+    def run(name: str, stage, empty):
+        try:
+            return stage()
+        except Exception as exc:  # re-raised below, once the other stages ran
+            log.exception("processing: the %s stage failed", name)
+            errors.append(exc)
+            return empty
+
+    classified = run("classify", lambda: classify_pending(db, classifier), ClassifyCounts())
+    shifts = run("shifts", lambda: estimate_and_attribute(db, config), ShiftsCounts())
+    queue = run("queue", lambda: refresh_queue(db, config.queue), QueueCounts())
+    if errors:
+        raise errors[0]
+    return ProcessCounts(classified, shifts, queue)
 
 
 def default_digest_path(config: Config, day) -> Path:

@@ -265,6 +265,30 @@ def describe_schedule(scheduler: BaseScheduler) -> list[dict[str, str]]:
     return out
 
 
+def close_interrupted_crawls(config: Config) -> int:
+    """Mark crawl runs left ``running`` by a killed daemon or crawler as failed; return how many.
+
+    Each crawl also does this before it starts, but only for its own turn: until then source health
+    would show a source crawled by a process that died as still crawling. A failure here is logged and
+    the daemon starts anyway -- every crawl checks again.
+    """
+    from monitor.crawl import close_interrupted_runs
+    from monitor.store import open_db
+
+    try:
+        db = open_db(config.storage_path)
+        try:
+            closed = close_interrupted_runs(db)
+        finally:
+            db.conn.close()
+    except Exception:
+        log.exception("could not close interrupted crawl runs in %s", config.storage_path)
+        return 0
+    if closed:
+        log.warning("%d crawl run(s) interrupted before this start marked failed", closed)
+    return closed
+
+
 def run_daemon(config: Config, stop_event: threading.Event | None = None) -> None:
     """Run until SIGINT / SIGTERM (or ``stop_event``); running jobs finish, queued crawls do not start.
 
@@ -286,6 +310,7 @@ def run_daemon(config: Config, stop_event: threading.Event | None = None) -> Non
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
     _STOPPING.clear()
+    close_interrupted_crawls(config)
     scheduler.start()
     log.info("scheduler started with %d jobs", len(scheduler.get_jobs()))
     try:

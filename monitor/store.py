@@ -52,11 +52,31 @@ def write_transaction(db: sqlite_utils.Database) -> Iterator[None]:
     db.conn.execute("BEGIN IMMEDIATE")
     try:
         yield
+        db.conn.execute("COMMIT")
     except BaseException:
         if db.conn.in_transaction:  # SQLite may have rolled back already; keep the original error
             db.conn.execute("ROLLBACK")
         raise
-    db.conn.execute("COMMIT")
+
+
+class Database(sqlite_utils.Database):
+    """sqlite-utils' Database whose outermost ``atomic()`` is ``BEGIN IMMEDIATE``.
+
+    sqlite-utils opens a deferred ``BEGIN`` and reads table info (``PRAGMA table_info``) inside it before
+    writing; when another connection commits in between, SQLite refuses the upgrade to a write with
+    SQLITE_BUSY at once, without waiting out busy_timeout ("database is locked"). Taking the write lock
+    at BEGIN makes every ``atomic()`` block -- ours and the library's own inserts and upserts -- wait
+    its turn instead. Nested blocks keep sqlite-utils' savepoints.
+    """
+
+    @contextmanager
+    def atomic(self) -> Iterator[Database]:
+        if self.conn.in_transaction:
+            with super().atomic():
+                yield self
+            return
+        with write_transaction(self):
+            yield self
 
 
 def _enable_wal(db: sqlite_utils.Database) -> None:
@@ -72,13 +92,14 @@ def _enable_wal(db: sqlite_utils.Database) -> None:
             time.sleep(0.05 * (attempt + 1))
 
 
-def open_db(path: str | Path, migrate: bool = True) -> sqlite_utils.Database:
-    """Open (and by default create/migrate) the database at ``path``."""
+def open_db(path: str | Path, migrate: bool = True) -> Database:
+    """Open (and by default create/migrate) the database at ``path``; every write transaction waits
+    for the lock (see :class:`Database`)."""
     path = Path(path)
     if str(path) != ":memory:":
         path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
-    db = sqlite_utils.Database(conn)
+    db = Database(conn)
     if str(path) != ":memory:":
         _enable_wal(db)
     db.execute("PRAGMA foreign_keys = ON")
@@ -332,6 +353,18 @@ def _m006_alerts_sent(db: sqlite_utils.Database) -> None:
     db["alerts_sent"].create_index(["sent_at"])
 
 
+def _m007_time_trust(db: sqlite_utils.Database) -> None:
+    """``mentions.backfill``: 1 for an item with no trustworthy time (no date from the platform, or old when a
+    source's first crawl found it): stored, shown and counted, never treated as new (docs/time-trust.md).
+    ``crawl_runs.pid``: the crawling process, so a run left ``running`` by a killed process can be told apart
+    from one still going."""
+    db["mentions"].add_column("backfill", int, not_null_default=0)
+    # Undated items stored before this migration fell on the day they were first seen; they have no day.
+    db.execute("update mentions set backfill = 1 where posted_at is null")
+    db["crawl_runs"].add_column("pid", int)
+    db["crawl_runs"].create_index(["status"])
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m001_initial,
     _m002_shifts,
@@ -339,6 +372,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m004_fts_update_trigger,
     _m005_reply_work,
     _m006_alerts_sent,
+    _m007_time_trust,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -396,6 +430,7 @@ def _clean(mention: dict[str, Any]) -> dict[str, Any]:
         row["author_reach"] = int(row["author_reach"])
     raw = mention.get("raw")
     row["raw"] = raw if isinstance(raw, str) or raw is None else json.dumps(raw, ensure_ascii=False, default=str)
+    row["backfill"] = 1 if mention.get("backfill") else 0  # set by the crawlers (docs/time-trust.md)
     return row
 
 
@@ -414,8 +449,13 @@ def _existing_rows(db: sqlite_utils.Database, source: str, external_ids: list[st
     return found
 
 
-_COLUMNS = ("source", "external_id", *MENTION_FIELDS, "raw", "first_seen_at", "updated_at")
 _STORED = (*MENTION_FIELDS, "raw")
+# backfill is written on insert only: an item once judged old (or new) keeps that judgement on re-crawls.
+_INSERTED = (*_STORED, "backfill")
+# A change to one of these moves the mention's incident time or location: its shift estimate is dropped
+# (the shifts stage re-estimates mentions without one). Not a revision: revisions are edits of what was
+# said, and they reopen queue items as new activity.
+_ESTIMATED_FROM = ("posted_at", "experienced_at", "location", "url")
 
 
 def _insert_rows(
@@ -426,18 +466,23 @@ def _insert_rows(
     One statement for many rows, not one per row: the full-text trigger then
     updates the FTS5 index once per statement (FTS5 flushes its pending terms
     at every statement boundary), which made per-row inserts twice as slow.
+    Only columns the table has are written: a database opened before a migration added one
+    (``backfill``, schema 7) keeps taking new mentions.
     """
+    present = db["mentions"].columns_dict
+    inserted = [k for k in _INSERTED if k in present]
+    columns = ("source", "external_id", *inserted, "first_seen_at", "updated_at")
     limit = db.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-    per_statement = max(1, min(500, limit // len(_COLUMNS)))
-    row_marks = "(" + ", ".join("?" * len(_COLUMNS)) + ")"
+    per_statement = max(1, min(500, limit // len(columns)))
+    row_marks = "(" + ", ".join("?" * len(columns)) + ")"
     ids: dict[str, int] = {}
     for start in range(0, len(rows), per_statement):
         chunk = rows[start : start + per_statement]
         params: list[Any] = []
         for external_id, row in chunk:
-            params += (source, external_id, *[row[k] for k in _STORED], now, now)
+            params += (source, external_id, *[row[k] for k in inserted], now, now)
         cursor = db.conn.execute(
-            f"insert into mentions ({', '.join(_COLUMNS)}) values {', '.join([row_marks] * len(chunk))} "
+            f"insert into mentions ({', '.join(columns)}) values {', '.join([row_marks] * len(chunk))} "
             "returning external_id, id",
             params,
         )
@@ -471,6 +516,11 @@ def _update_row(
         f"update mentions set {assignments}" + (", updated_at = ?" if changed else "") + " where id = ?",
         [*(row[k] for k in _STORED), *([now] if changed else []), mention_id],
     )
+    if any(stored[k] != row[k] for k in _ESTIMATED_FROM) and db["incident_estimates"].exists():
+        # A filled-in or corrected time or place: the old window is wrong, and the shifts stage only
+        # revisits estimated mentions that get a revision row. Without an estimate it is redone.
+        db.execute("delete from shift_attributions where mention_id = ?", [mention_id])
+        db.execute("delete from incident_estimates where mention_id = ?", [mention_id])
     return True
 
 

@@ -28,10 +28,11 @@ from scrapy.spidermiddlewares.httperror import HttpError
 from twisted.python.failure import Failure
 
 from monitor.config import SourceConfig
-from spiders.source_spider import REDACTED, SourceSpider  # noqa: F401 - REDACTED re-exported
+from spiders.source_spider import REDACTED, SourceSpider, describe, is_backfill, json_body  # noqa: F401
 
 MAX_DETAIL_CHARS = 200
-BACKFILL_KEY = "backfilled:"
+BACKFILL_KEY = "backfilled:"  # "1": the last crawl read the listing to its end without losing anything
+CRAWLED_KEY = "crawled:"  # "1": some crawl did; until then every crawl is a first crawl (old items = backfill)
 
 
 # ----------------------------------------------------------------- helpers
@@ -68,9 +69,12 @@ def utc_iso(value: Any, assume: tzinfo = UTC) -> str | None:
         moment = datetime.fromisoformat(text)
     except ValueError:
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=assume)
-    return moment.astimezone(UTC).replace(microsecond=0).isoformat()
+    try:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=assume)
+        return moment.astimezone(UTC).replace(microsecond=0).isoformat()
+    except (OverflowError, ValueError):
+        return None  # year 9999 east of UTC, year 1 west of it: no usable time (the item is kept)
 
 
 def star_rating(value: Any, best: float = 5.0) -> float | None:
@@ -127,6 +131,7 @@ class ApiSpider(SourceSpider):
         super().__init__(source, **kwargs)
         self._seen: dict[str, int] = {}  # stream -> already-stored items in a row
         self._streams: dict[str, str] = {}  # stream -> "open" | "done" | "failed"
+        self._before: dict[str, tuple[bool, bool]] = {}  # stream -> (backfilled, crawled) before this crawl
 
     # ----------------------------------------------------------- requests
 
@@ -142,6 +147,7 @@ class ApiSpider(SourceSpider):
         """A GET whose failure is reported; ``stream`` names the listing it belongs to (for incremental paging)."""
         if stream is not None:
             self._streams.setdefault(stream, "open")
+            self.open_stream(stream)
         return scrapy.Request(
             url,
             callback=callback,
@@ -166,30 +172,72 @@ class ApiSpider(SourceSpider):
     def load_json(self, response: Response) -> Any | None:
         """The body as JSON; None (and a message naming the URL) when it is not."""
         try:
-            return json.loads(response.body)
-        except (ValueError, UnicodeDecodeError) as exc:
+            return json_body(response.body)
+        except ValueError as exc:
             self.report(f"malformed JSON from {response.url}: {exc}")
+        except RecursionError:
+            self.report(f"malformed JSON from {response.url}: nested too deep to read")
         stream = meta_of(response).get("stream")
         if stream:
             self.end_stream(stream, ok=False)
         return None
 
+    def page_failed(self, stream: str | None) -> None:
+        for key in [stream] if stream else list(self._streams):
+            self.end_stream(key, ok=False)
+
+    def map_page(
+        self, items: Iterable[Any], mapper: Any, response: Response, stream: str | None
+    ) -> list[dict[str, Any]]:
+        """:meth:`map_each`, and a listing that lost an item is not clean (no state moves past it)."""
+        mentions, bad = self.map_each(items, mapper, response.url)
+        if bad and stream:
+            self.end_stream(stream, ok=False)
+        return mentions
+
     # -------------------------------------------------------- incremental
 
-    def backfilled(self, stream: str) -> bool:
-        """Whether an earlier crawl read this listing to its end (only then may overlap stop paging)."""
+    def open_stream(self, stream: str) -> None:
+        """First sight of a listing in this crawl: remember its state, then mark it not backfilled.
+
+        Marked before anything is fetched, so a crawl killed half-way is followed by one that reads
+        deep again instead of stopping at the overlap of what the killed crawl stored.
+        """
+        if stream in self._before:
+            return
         if self.db is None:
-            return False
-        from monitor.store import get_source_state
+            self._before[stream] = (False, True)  # no store (a saved-response test): no history to judge by
+            return
+        from monitor.store import get_source_state, set_source_state
 
-        return get_source_state(self.db, self.source.name, BACKFILL_KEY + stream) == "1"
+        before = get_source_state(self.db, self.source.name, BACKFILL_KEY + stream) == "1"
+        crawled = before or get_source_state(self.db, self.source.name, CRAWLED_KEY + stream) == "1"
+        self._before[stream] = (before, crawled)
+        if before:
+            set_source_state(self.db, self.source.name, BACKFILL_KEY + stream, "0")
 
-    def fresh(self, mentions: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Drop mentions already yielded in this crawl (a listing shifts while it is paged)."""
+    def backfilled(self, stream: str) -> bool:
+        """Whether the previous crawl read this listing to its end (only then may overlap stop paging)."""
+        self.open_stream(stream)
+        return self._before[stream][0]
+
+    def first_crawl(self, stream: str) -> bool:
+        """No crawl has read this listing cleanly yet: what it finds may be history (docs/time-trust.md)."""
+        self.open_stream(stream)
+        return not self._before[stream][1]
+
+    def fresh(self, mentions: Iterable[dict[str, Any]], stream: str | None = None) -> list[dict[str, Any]]:
+        """Drop mentions already yielded in this crawl (a listing shifts while it is paged).
+
+        With ``stream``, old items found by that listing's first crawl are marked ``backfill``.
+        """
+        first = self.first_crawl(stream) if stream else False
         out = []
         for mention in mentions:
             if mention["external_id"] not in self._yielded:
                 self._yielded.add(mention["external_id"])
+                if first and is_backfill(mention.get("posted_at"), first, self.started):
+                    mention["backfill"] = True
                 out.append(mention)
         return out
 
@@ -226,8 +274,12 @@ class ApiSpider(SourceSpider):
 
         try:
             for stream, state in self._streams.items():
-                # A listing still "open" was cut short (shutdown, a crash in a callback).
-                set_source_state(db, self.source.name, BACKFILL_KEY + stream, "1" if state == "done" else "0")
+                # A listing still "open" was cut short (shutdown, a crash in a callback); one whose item
+                # could not be stored is not backfilled either.
+                clean = state == "done" and reason == "finished" and not self.storage_failed
+                set_source_state(db, self.source.name, BACKFILL_KEY + stream, "1" if clean else "0")
+                if clean:
+                    set_source_state(db, self.source.name, CRAWLED_KEY + stream, "1")
         finally:
             db.conn.close()
             self._db = None

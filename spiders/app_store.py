@@ -115,15 +115,16 @@ class AppStoreSpider(ApiSpider):
             self.end_stream(stream, ok=False)
             return
         brand = brand_for(self.source, app_id)
-        mentions = [m for e in entries if (m := entry_to_mention(e, app_id, country, brand,
-                                                                 self.source.location))]  # fmt: skip
+        mentions = self.map_page(
+            entries, lambda e: entry_to_mention(e, app_id, country, brand, self.source.location), response, stream
+        )
         if not mentions:
             if page == 1:
                 # Apple answers an unknown app id or an empty storefront with an empty feed, not an error.
                 self.report(f"no reviews for app {app_id} in storefront {country!r} ({response.url})")
             self.end_stream(stream)
             return
-        yield from self.fresh(mentions)
+        yield from self.fresh(mentions, stream)
         stop = self.track_page(stream, [m["external_id"] for m in mentions])
         limit = min(int(self.options.get("max_pages", APPLE_MAX_PAGES)), APPLE_MAX_PAGES, last_page(data) or 99)
         # No short-page shortcut: Apple's page sizes are not documented, an empty page is cheap.

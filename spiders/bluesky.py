@@ -162,7 +162,8 @@ class BlueskySpider(IncrementalSpider):
         if not isinstance(posts, list):
             self.fail(stream, f"unexpected response from {response.url}: no 'posts' list")
             return
-        mentions = [m for m in (post_to_mention(p, self.source) for p in posts if isinstance(p, dict)) if m]
+        items = [p for p in posts if isinstance(p, dict)]
+        mentions = self.map_page(items, lambda p: post_to_mention(p, self.source), response, stream)
         fresh, more = self.take(stream, mentions, response.url)
         cursor = data.get("cursor")
         if more and posts and isinstance(cursor, str) and cursor:

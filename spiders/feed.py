@@ -60,30 +60,57 @@ def unwrap_link(url: str | None) -> str | None:
     return url
 
 
+def _text_and_lang(entry: dict[str, Any]) -> tuple[str, str | None]:
+    """The entry's text (summary, else content) and the ``xml:lang`` of the element it came from.
+
+    feedparser copies an Atom ``content`` into ``summary`` without its details, so the language is
+    looked up on whichever element holds the text; None when that element has none.
+    """
+    summary = entry.get("summary") or ""
+    detail = entry.get("summary_detail") or {}
+    if summary and detail.get("value") == summary:
+        return summary, detail.get("language") or None
+    contents = [c for c in entry.get("content") or [] if isinstance(c, dict) and c.get("value")]
+    chosen = next((c for c in contents if c.get("value") == summary), None) if summary else None
+    chosen = chosen or (contents[0] if contents else None)
+    if chosen is not None:
+        return summary or chosen["value"], chosen.get("language") or None
+    return summary, None
+
+
 def entry_to_mention(
-    entry: dict[str, Any], feed_url: str, feed_lang: str | None = None, source: SourceConfig | None = None
+    entry: dict[str, Any],
+    feed_url: str,
+    feed_lang: str | None = None,
+    source: SourceConfig | None = None,
+    feed_author: str | None = None,
 ) -> dict[str, Any]:
-    """Map one feedparser entry onto the stored mention shape."""
+    """Map one feedparser entry onto the stored mention shape.
+
+    ``feed_lang`` is the feed's language, used when the text's element has none; ``feed_author``
+    the feed's author, which an Atom entry without its own author inherits (RFC 4287, 4.2.1).
+    """
     link = unwrap_link(entry.get("link"))
     title = html_to_text(entry.get("title"))
-    summary = entry.get("summary") or next((c.get("value") for c in entry.get("content") or [] if c.get("value")), "")
+    summary, lang = _text_and_lang(entry)
+    if not summary:
+        lang = (entry.get("title_detail") or {}).get("language") or None  # a title-only entry
     posted = _struct_to_iso(entry.get("published_parsed")) or _struct_to_iso(entry.get("updated_parsed"))
     external_id = entry.get("id") or entry.get("link")
     if not external_id:
         # Neither guid nor link: what identifies the entry within this feed is its title and date.
         parts = json.dumps([feed_url, title or "", posted or ""], ensure_ascii=False).encode()
         external_id = "sha1:" + hashlib.sha1(parts).hexdigest()[:32]
-    detail = entry.get("summary_detail") or entry.get("title_detail") or {}
     return {
         "external_id": str(external_id),
         "url": link or feed_url,
         "kind": "post",
-        "author": entry.get("author") or None,
+        "author": entry.get("author") or feed_author or None,
         "author_reach": None,
         "title": title,
         "text": html_to_text(summary),
         "rating": None,
-        "lang": detail.get("language") or feed_lang or None,
+        "lang": lang or feed_lang or None,
         "posted_at": posted,
         "experienced_at": None,
         "location": source.location if source else "",
@@ -138,9 +165,14 @@ class FeedSpider(IncrementalSpider):
         elif parsed.get("bozo"):
             # feedparser recovered the entries; worth a log line, not a failed crawl.
             self.logger.info("source %r: %s has XML errors (%s)", self.source.name, feed_url, parsed.bozo_exception)
-        feed_lang = (parsed.get("feed") or {}).get("language")
+        feed = parsed.get("feed") or {}
+        feed_lang = feed.get("language")
+        # Atom entries inherit the feed's author; an RSS channel's editor is not the author of its items.
+        feed_author = feed.get("author") if str(parsed.get("version", "")).startswith("atom") else None
         base = response.url
-        mentions = [entry_to_mention(entry, base, feed_lang, self.source) for entry in entries]
+        mentions = self.map_page(
+            entries, lambda entry: entry_to_mention(entry, base, feed_lang, self.source, feed_author), response, stream
+        )
         fresh, _ = self.take(stream, mentions, response.url)
         yield from fresh
         # Saved on a clean close only, so a crash before the items are stored cannot turn them into a 304.

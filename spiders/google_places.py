@@ -78,7 +78,7 @@ class GooglePlacesSpider(ApiSpider):
         headers = {"X-Goog-Api-Key": key, "X-Goog-FieldMask": FIELD_MASK}
         for place_id in self.options.get("place_ids", []):
             url = details_url(base_url, place_id, self.options.get("language", ""))
-            yield self.request(url, self.parse, headers=headers, meta={"place_id": place_id})
+            yield self.request(url, self.parse, stream=place_id, headers=headers, meta={"place_id": place_id})
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[dict[str, Any]]:
         place_id = meta_of(response).get("place_id") or response.url.rsplit("/", 1)[-1].split("?")[0]
@@ -87,19 +87,22 @@ class GooglePlacesSpider(ApiSpider):
             return
         if not isinstance(data, dict) or not data.get("id"):
             self.report(f"unexpected response from {response.url}: no place object")
+            self.end_stream(place_id, ok=False)
             return
         reviews = data.get("reviews", [])
         if not isinstance(reviews, list):
             self.report(f"unexpected response from {response.url}: reviews is not a list")
+            self.end_stream(place_id, ok=False)
             return
         if not reviews:
             # Google leaves the field out for a place without reviews: not an error.
             self.logger.info("source %r: no reviews for place %s", self.source.name, place_id)
-        skipped = 0
-        for review in reviews:
-            if not isinstance(review, dict) or not review.get("name"):
-                skipped += 1
-                continue
-            yield review_to_mention(review, place_id, brand_for(self.source, place_id), self.source.location)
-        if skipped:
-            self.report(f"{skipped} review(s) without a name (id) in {response.url}; skipped")
+        usable = [review for review in reviews if isinstance(review, dict) and review.get("name")]
+        brand = brand_for(self.source, place_id)
+        mentions = self.map_page(
+            usable, lambda r: review_to_mention(r, place_id, brand, self.source.location), response, place_id
+        )
+        yield from self.fresh(mentions, place_id)
+        if len(usable) < len(reviews):
+            self.report(f"{len(reviews) - len(usable)} review(s) without a name (id) in {response.url}; skipped")
+        self.end_stream(place_id)

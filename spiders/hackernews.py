@@ -26,8 +26,16 @@ ITEM_URL = "https://news.ycombinator.com/item?id={}"
 def _posted_at(hit: dict[str, Any]) -> str | None:
     seconds = hit.get("created_at_i")
     if isinstance(seconds, int) and not isinstance(seconds, bool):
-        return datetime.fromtimestamp(seconds, UTC).isoformat()
+        try:
+            return datetime.fromtimestamp(seconds, UTC).isoformat()
+        except (OverflowError, OSError, ValueError):
+            pass  # a time no calendar holds (1e30, year 10001): try the text form
     return utc_iso(hit.get("created_at"))
+
+
+def _count(value: Any, default: int) -> int:
+    """A page number or count from the response; ``default`` when it is not a whole number."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
 def hit_to_mention(hit: dict[str, Any], source: SourceConfig | None = None) -> dict[str, Any] | None:
@@ -98,12 +106,14 @@ class HackerNewsSpider(IncrementalSpider):
         if not isinstance(hits, list):
             self.fail(stream, f"unexpected response from {response.url}: no 'hits' list")
             return
-        mentions = [m for m in (hit_to_mention(h, self.source) for h in hits if isinstance(h, dict)) if m]
-        if len(mentions) < len(hits):
-            self.report(f"skipped {len(hits) - len(mentions)} hits without objectID on {response.url}")
+        items = [h for h in hits if isinstance(h, dict)]
+        mentions = self.map_page(items, lambda h: hit_to_mention(h, self.source), response, stream)
+        without_id = sum(1 for h in items if not h.get("objectID"))
+        if without_id:
+            self.report(f"skipped {without_id} hits without objectID on {response.url}")
         fresh, more = self.take(stream, mentions, response.url)
-        page = int(data.get("page", meta.get("page", 0)))
-        if more and hits and page + 1 < int(data.get("nbPages", 0)):
+        page = _count(data.get("page"), _count(meta.get("page"), 0))
+        if more and hits and page + 1 < _count(data.get("nbPages"), 0):
             # Asked for before the items go out, so the download overlaps storing this page.
             yield self.request(stream, page + 1)
         yield from fresh

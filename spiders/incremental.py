@@ -11,9 +11,15 @@ newest first. Incremental crawling is the same for all of them:
   paging stops (the overlap re-reads recent items, so edits become revisions),
   but only if the stream's previous crawl was clean: after a failed page the
   next crawl reads as deep as ``max_pages`` again;
+* a stream is marked incomplete (``complete:<stream>`` = 0) before anything is
+  fetched, so a crawl killed half-way is followed by one that reads deep again
+  rather than stopping at the overlap of what the killed crawl stored;
 * state is written only when the spider closes normally, after the store
-  pipeline flushed its last batch, and only for streams that had no errors, so a
-  crash or a failed page never moves a watermark past items that were not stored.
+  pipeline flushed its last batch, and only for streams that had no errors (an
+  HTTP error, an unreadable page, an item that could not be parsed or stored), so
+  a crash or a failed page never moves a watermark past items that were not stored;
+* on a stream's first crawl (no watermark yet) items posted more than 48 hours
+  earlier are marked ``backfill`` (docs/time-trust.md).
 
 Problems go to the crawl run through :data:`spiders.pipelines.crawl_problem`,
 like :class:`spiders.schema_org.SchemaOrgSpider`.
@@ -21,7 +27,6 @@ like :class:`spiders.schema_org.SchemaOrgSpider`.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,7 +43,7 @@ from monitor.brands import brand_for
 from monitor.config import SourceConfig
 from monitor.store import get_source_state, known_external_ids, set_source_state
 from spiders.api_base import REDACTED, meta_of, utc_iso  # noqa: F401 - re-exported for the spiders
-from spiders.source_spider import SourceSpider
+from spiders.source_spider import SourceSpider, is_backfill, json_body
 
 # HN separates paragraphs with a bare <p>; Mastodon wraps them in <p>…</p> and breaks lines with <br />.
 ERROR_TEXT_CHARS = 200
@@ -75,8 +80,8 @@ def api_error_text(body: bytes) -> str:
     ``{"error": "Name", "message": "…"}``.
     """
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        data = json_body(body)
+    except (ValueError, RecursionError):
         return ""
     if not isinstance(data, dict):
         return ""
@@ -111,6 +116,7 @@ class IncrementalSpider(SourceSpider):
             raise TypeError(f"{type(self).__name__} needs source=SourceConfig(...) (one {self.name} source)")
         self.streams: dict[str, Stream] = {}
         self.pending_state: dict[str, str] = {}  # written on a clean close, e.g. a feed's ETag
+        self.horizon = (self.started + timedelta(days=1)).replace(microsecond=0).isoformat()  # later: never a watermark
 
     def state(self, key: str) -> str | None:
         return get_source_state(self.db, self.source.name, key) if self.db is not None else None
@@ -125,7 +131,7 @@ class IncrementalSpider(SourceSpider):
             return
         try:
             for stream in self.streams.values():
-                clean = reason == "finished" and not stream.failed
+                clean = reason == "finished" and not stream.failed and not self.storage_failed
                 set_source_state(db, self.source.name, f"complete:{stream.key}", "1" if clean else "0")
                 if clean and stream.newest and (not stream.watermark or stream.newest > stream.watermark):
                     set_source_state(db, self.source.name, f"newest:{stream.key}", stream.newest)
@@ -149,13 +155,20 @@ class IncrementalSpider(SourceSpider):
                 watermark=self.state(f"newest:{key}"),
                 complete=self.state(f"complete:{key}") == "1",
             )
+            if self.streams[key].complete and self.db is not None:
+                # Until this crawl closes cleanly, the stream is not complete: a kill now must not let the
+                # next crawl stop at the overlap of what this one stored (the items below it would be lost).
+                set_source_state(self.db, self.source.name, f"complete:{key}", "0")
         return self.streams[key]
 
     def since(self, stream: Stream) -> datetime | None:
         """Lower time bound for this crawl: the watermark minus the edit window (None on a first crawl)."""
         if not stream.watermark:
             return None
-        return datetime.fromisoformat(stream.watermark) - self.edit_window
+        try:
+            return datetime.fromisoformat(stream.watermark) - self.edit_window
+        except (OverflowError, ValueError):
+            return None  # a watermark at the calendar's edge filters nothing
 
     def take(self, stream: Stream, mentions: list[dict[str, Any]], url: str) -> tuple[list[dict[str, Any]], bool]:
         """Account for one newest-first page: the mentions to yield, and whether to read the next page.
@@ -173,11 +186,17 @@ class IncrementalSpider(SourceSpider):
         since = self.since(stream)
         fresh: list[dict[str, Any]] = []
         rebrand = stream.brand != self.source.brand  # a competitor's query or tag on this source
+        # Undated items are marked by the store pipeline; here only old ones found by a first crawl.
+        first = not stream.watermark and self.db is not None
         for mention in mentions:
             if rebrand:
                 mention["brand"] = stream.brand
+            if first and is_backfill(mention.get("posted_at"), first, self.started):
+                mention["backfill"] = True
             posted = mention.get("posted_at")
-            if posted and (stream.newest is None or posted > stream.newest):
+            # A post dated in the future (a skewed or hostile clock) must not become the watermark: the
+            # API's time filter would then hide every real post until that date.
+            if posted and posted <= self.horizon and (stream.newest is None or posted > stream.newest):
                 stream.newest = posted
             old = bool(since and posted and datetime.fromisoformat(posted) < since)
             stream.known_streak = stream.known_streak + 1 if mention["external_id"] in known or old else 0
@@ -199,13 +218,26 @@ class IncrementalSpider(SourceSpider):
             stream.failed = True
         self.report(message)
 
+    def page_failed(self, stream: str | None) -> None:
+        for key in [stream] if stream in self.streams else list(self.streams):
+            self.streams[key].failed = True
+
+    def map_page(self, items: list[Any], mapper: Any, response: Response, stream: Stream) -> list[dict[str, Any]]:
+        """Map each item on its own (:meth:`map_each`); a stream that lost an item is not clean."""
+        mentions, bad = self.map_each(items, mapper, response.url)
+        if bad:
+            stream.failed = True
+        return mentions
+
     def read_json(self, response: Response, stream: Stream | None) -> Any:
         """The response's JSON, or None after reporting why it could not be read."""
         try:
-            return json.loads(response.body)
-        except (ValueError, UnicodeDecodeError) as exc:
+            return json_body(response.body)
+        except ValueError as exc:
             self.fail(stream, f"malformed JSON from {response.url}: {exc}")
-            return None
+        except RecursionError:
+            self.fail(stream, f"malformed JSON from {response.url}: nested too deep to read")
+        return None
 
     def error_hint(self, status: int, request: scrapy.Request) -> str:
         """What the person running the crawl should do about ``status`` (spiders override)."""

@@ -131,7 +131,8 @@ class MastodonSpider(IncrementalSpider):
         if not isinstance(statuses, list):
             self.fail(stream, f"unexpected response from {response.url}: expected a list of statuses")
             return
-        mentions = [m for m in (status_to_mention(s, self.source) for s in statuses if isinstance(s, dict)) if m]
+        items = [s for s in statuses if isinstance(s, dict)]
+        mentions = self.map_page(items, lambda s: status_to_mention(s, self.source), response, stream)
         fresh, more = self.take(stream, mentions, response.url)
         if more and statuses:
             # Asked for before the items go out, so the download overlaps storing this page.

@@ -7,6 +7,7 @@ import math
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from scrapy.downloadermiddlewares.retry import RetryMiddleware
 from scrapy.downloadermiddlewares.robotstxt import RobotsTxtMiddleware
@@ -130,6 +131,51 @@ class RetryAfterMiddleware(RetryMiddleware):
         finally:
             engine.unpause()
         return retry
+
+
+# Header names that carry credentials: the ones our spiders send (Authorization: Bearer for Yelp, Mastodon,
+# Bluesky; X-Goog-Api-Key for Google Places; apikey for Trustpilot), and any name that looks like one.
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-goog-api-key", "apikey"})
+_CREDENTIAL_MARKERS = ("auth", "key", "token", "secret", "password", "session", "cookie")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def is_credential_header(name: bytes | str) -> bool:
+    """Whether a request header named ``name`` may carry a secret (see ``CREDENTIAL_HEADERS``)."""
+    text = (name.decode("latin-1") if isinstance(name, bytes) else name).strip().lower()
+    return text in CREDENTIAL_HEADERS or any(marker in text for marker in _CREDENTIAL_MARKERS)
+
+
+def origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) of ``url``, the port filled in from the scheme when left out."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:  # a malformed port is no known origin
+        port = -1
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(parts.scheme.lower())
+
+
+class CredentialRedirectMiddleware:
+    """Drops credential headers from a request that a redirect sent to another origin.
+
+    Scrapy (2.19) removes ``Authorization`` and ``Cookie`` on a cross-origin redirect but keeps every
+    other header, so an API key sent as ``X-Goog-Api-Key`` or ``apikey`` would go to whatever host the
+    API (or a compromised ``base_url``) redirects to. A redirected request carries the URLs it came from
+    in ``meta["redirect_urls"]``; when the last one's origin (scheme, host, port) differs from the
+    request's, the credential headers go. They stay gone for every later hop, back home included.
+    """
+
+    def process_request(self, request: Any, spider: Any = None) -> None:
+        came_from = request.meta.get("redirect_urls")
+        if not came_from or origin(came_from[-1]) == origin(request.url):
+            return None
+        dropped = [name for name in list(request.headers.keys()) if is_credential_header(name)]
+        for name in dropped:
+            del request.headers[name]
+        if dropped:
+            log.info("redirected to another origin (%s): credential headers dropped", origin(request.url)[1])
+        return None
 
 
 class SharedRobotsTxtMiddleware(RobotsTxtMiddleware):

@@ -19,6 +19,7 @@ from scrapy.exceptions import DropItem
 from twisted.python.failure import Failure
 
 from monitor.config import SourceConfig
+from monitor.crawl import claim_crawl_run, close_interrupted_runs
 from monitor.keywords import passes_keyword_rules
 from monitor.store import UpsertCounts, finish_crawl_run, open_db, start_crawl_run
 from spiders.store_writer import WriterProcess, store_batch
@@ -72,12 +73,16 @@ class StorePipeline:
     def open_spider(self) -> None:
         self.source = source_name_of(self.crawler.spider)
         self.db = open_db(self.db_path)
+        close_interrupted_runs(self.db)  # a crawl started without monitor.crawl (spiders.run by hand) too
         self.run_id = start_crawl_run(self.db, self.source)
+        claim_crawl_run(self.db, self.run_id)
 
     def process_item(self, item: Any) -> Any:
         mention = dict(item)
         if not mention.get("external_id"):
             raise DropItem(f"source {self.source!r}: item without external_id from {mention.get('url')}")
+        if not mention.get("posted_at"):
+            mention["backfill"] = True  # no date from the platform: no trustworthy time (docs/time-trust.md)
         source = getattr(self.crawler.spider, "source", None)
         if isinstance(source, SourceConfig) and not passes_keyword_rules(source, mention):
             self.filtered += 1
@@ -116,6 +121,13 @@ class StorePipeline:
     def item_error(self, item: Any, response: Any, spider: Any, failure: Failure) -> None:
         url = getattr(response, "url", "?")
         self.add_error(f"could not store an item from {url}: {failure.getErrorMessage()}")
+        self.lost()
+
+    def lost(self) -> None:
+        """An item was read but not stored: the spider must not move watermarks or completion flags."""
+        spider = getattr(self.crawler, "spider", None)
+        if spider is not None:
+            spider.storage_failed = True
 
     # -------------------------------------------------------------- storage
 
@@ -143,16 +155,20 @@ class StorePipeline:
         else:
             self.absorb(*store_batch(self.db, self.source, batch))
 
-    def absorb(self, counts: UpsertCounts, errors: list[str]) -> None:
+    def absorb(self, counts: UpsertCounts, errors: list[str], lost: bool | None = None) -> None:
+        """Fold in a batch's counts and errors; ``lost`` (default: any error) means an item was not stored."""
         self.counts.add(counts)
         for message in errors:
             self.add_error(message)
+        if errors if lost is None else lost:
+            self.lost()
 
     def drain(self) -> None:
         """Wait until every handed-off batch is stored, and fold in the writer's counts and errors."""
         writer, self.writer = self.writer, None
         if writer is not None:
-            self.absorb(*writer.close(self.db))
+            counts, errors = writer.close(self.db)
+            self.absorb(counts, errors, writer.lost)
 
     def finish(self) -> None:
         if self._finished or self.db is None or self.run_id is None:

@@ -27,8 +27,17 @@ from praw.models.reddit.base import RedditBase
 
 from monitor.brands import brand_for
 from monitor.config import ConfigError, SourceConfig, secret_from_env
+from monitor.crawl import claim_crawl_run, close_interrupted_runs
 from monitor.keywords import passes_keyword_rules
-from monitor.store import UpsertCounts, finish_crawl_run, record_mentions, start_crawl_run
+from monitor.store import (
+    UpsertCounts,
+    finish_crawl_run,
+    get_source_state,
+    record_mentions,
+    set_source_state,
+    start_crawl_run,
+)
+from spiders.backfill import describe, is_backfill
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +50,8 @@ MAX_RETRY_AFTER = 30.0
 # PRAW bookkeeping set on Submission objects; not part of Reddit's JSON.
 PRAW_ATTRIBUTES = {"comment_limit", "comment_sort"}
 # Env var names for replying as a Reddit account, used when the source does not name its own.
+# Per listing: "1" once a crawl read it without errors; until then old items it finds are backfill.
+CRAWLED_KEY = "crawled:"
 REPLY_ENV_DEFAULTS = {
     "refresh_token_env": "REDDIT_REFRESH_TOKEN",
     "username_env": "REDDIT_USERNAME",
@@ -137,6 +148,14 @@ def _author_reach(author: Any) -> int | None:
     return None
 
 
+def _posted_at(created: Any) -> str | None:
+    """``created_utc`` as UTC ISO 8601; None for a time no calendar holds (the item itself is kept)."""
+    try:
+        return datetime.fromtimestamp(int(created), UTC).isoformat() if created is not None else None
+    except (OverflowError, OSError, TypeError, ValueError):
+        return None
+
+
 def to_mention(item: Any, source: SourceConfig, brand: str | None = None) -> dict[str, Any]:
     """Map a PRAW Submission or Comment to a mention dict for :func:`monitor.store.record_mentions`.
 
@@ -169,7 +188,7 @@ def to_mention(item: Any, source: SourceConfig, brand: str | None = None) -> dic
         "text": text,
         "rating": None,
         "lang": None,
-        "posted_at": datetime.fromtimestamp(int(created), UTC).isoformat() if created is not None else None,
+        "posted_at": _posted_at(created),
         "experienced_at": None,
         "location": source.location or None,
         "brand": (source.brand if brand is None else brand) or None,
@@ -232,22 +251,33 @@ def _read_listing(
     seen: set[str],
     mentions: list[dict[str, Any]],
     errors: list[str],
-) -> None:
-    """Read one listing into ``mentions``; items read before a failure are kept."""
+    first_crawl: bool = False,
+    started: datetime | None = None,
+) -> bool:
+    """Read one listing into ``mentions``; items read before a failure are kept.
+
+    Returns whether every item could be read (False: some item was skipped). On the listing's
+    first crawl, items posted more than 48 hours before ``started`` are marked ``backfill``.
+    """
     generator = factory()
     waited = False
+    complete = True
+    started = started or datetime.now(UTC)
     while True:
         try:
             for item in generator:
                 try:
                     mention = to_mention(item, source, brand)
-                except (KeyError, TypeError, ValueError) as exc:
-                    errors.append(f"{source.name}: {label}: skipped an item in an unexpected shape ({exc!r})")
+                except Exception as exc:  # noqa: BLE001 - one hostile item costs only itself
+                    complete = False
+                    errors.append(f"{source.name}: {label}: skipped an item in an unexpected shape ({describe(exc)})")
                     continue
+                if is_backfill(mention["posted_at"], first_crawl, started):
+                    mention["backfill"] = True
                 if mention["external_id"] not in seen:
                     seen.add(mention["external_id"])
                     mentions.append(mention)
-            return
+            return complete
         except prawcore.TooManyRequests as exc:
             wait = _retry_after(exc)
             if waited or wait is None or wait > MAX_RETRY_AFTER:
@@ -258,13 +288,20 @@ def _read_listing(
             waited = True
 
 
-def collect_reddit(source: SourceConfig) -> tuple[list[dict[str, Any]], list[str]]:
+def collect_reddit(
+    source: SourceConfig,
+    first_crawl: Callable[[str], bool] | None = None,
+    clean: set[str] | None = None,
+) -> tuple[list[dict[str, Any]], list[str]]:
     """Read every search query and subreddit listing of ``source``; returns (mentions, error messages).
 
     Mentions are deduplicated by fullname. A failing query or listing adds one
     message naming the source and the listing; the others still run. Bad
     credentials or a long rate-limit stop the run early, keeping what was read.
+    ``first_crawl(label)`` says whether a listing was never read cleanly (its old items
+    are then backfill); the labels of listings read without any error are added to ``clean``.
     """
+    started = datetime.now(UTC)
     try:
         reddit = make_reddit(source)
     except ConfigError as exc:
@@ -275,7 +312,10 @@ def collect_reddit(source: SourceConfig) -> tuple[list[dict[str, Any]], list[str
     listings = _listings(reddit, source)
     for position, (label, brand, factory) in enumerate(listings):
         try:
-            _read_listing(source, label, brand, factory, seen, mentions, errors)
+            first = first_crawl(label) if first_crawl is not None else False
+            read_all = _read_listing(source, label, brand, factory, seen, mentions, errors, first, started)
+            if read_all and clean is not None:
+                clean.add(label)
         except _StopRun as stop:
             errors.append(f"{source.name}: {label} failed: {stop}")
             skipped = [name for name, _, _ in listings[position + 1 :]]
@@ -302,12 +342,21 @@ def collect_reddit(source: SourceConfig) -> tuple[list[dict[str, Any]], list[str
 
 def run_reddit_source(db: sqlite_utils.Database, source: SourceConfig) -> dict[str, Any]:
     """Crawl ``source`` once: record a crawl run and store the mentions; returns counts and messages."""
+    close_interrupted_runs(db)
     run_id = start_crawl_run(db, source.name)
+    claim_crawl_run(db, run_id)
     counts, errors = UpsertCounts(), []
     try:
-        mentions, errors = collect_reddit(source)
+        clean: set[str] = set()
+
+        def first_crawl(label: str) -> bool:
+            return get_source_state(db, source.name, CRAWLED_KEY + label) != "1"
+
+        mentions, errors = collect_reddit(source, first_crawl, clean)
         mentions = [m for m in mentions if passes_keyword_rules(source, m)]
         counts = record_mentions(db, source.name, mentions)
+        for label in sorted(clean):  # stored: later crawls of these listings find news, not history
+            set_source_state(db, source.name, CRAWLED_KEY + label, "1")
     except Exception as exc:  # the run must still be closed with a message
         log.exception("%s: storing Reddit mentions failed", source.name)
         errors = [*errors, f"{source.name}: storing mentions failed: {type(exc).__name__}: {exc}"]

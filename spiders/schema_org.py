@@ -23,7 +23,11 @@ from twisted.python.failure import Failure
 from w3lib.html import remove_tags, replace_entities
 
 from monitor.config import SourceConfig
+from monitor.store import get_source_state, open_db, set_source_state
+from spiders.backfill import describe, is_backfill
 from spiders.pipelines import crawl_problem
+
+CRAWLED_KEY = "crawled:"  # per start URL: "1" once a crawl read it without errors (docs/time-trust.md)
 
 SCHEMA_PREFIXES = ("http://schema.org/", "https://schema.org/")
 NEXT_TEXTS = {"next", "next page", "next ›", "next »", "›", "»", "next >", "next>", ">"}
@@ -190,12 +194,18 @@ def parse_date(value: Any) -> str | None:
     except ValueError:
         import dateparser  # slow to import; only needed for free-form dates
 
-        moment = dateparser.parse(text, settings={"TIMEZONE": "UTC", "RETURN_AS_TIMEZONE_AWARE": True})
+        try:
+            moment = dateparser.parse(text, settings={"TIMEZONE": "UTC", "RETURN_AS_TIMEZONE_AWARE": True})
+        except (OverflowError, ValueError, TypeError):
+            return None
         if moment is None:
             return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).replace(microsecond=0).isoformat()
+    try:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC).replace(microsecond=0).isoformat()
+    except (OverflowError, ValueError):
+        return None  # year 9999 east of UTC: no usable time, the review itself is kept
 
 
 def _is_url(value: Any) -> bool:
@@ -286,10 +296,38 @@ class SchemaOrgSpider(scrapy.Spider):
             raise TypeError("SchemaOrgSpider needs source=SourceConfig(...) (one schema_org source from config)")
         self.source = source
         self.problems: list[str] = []
+        self.started = datetime.now(UTC)
+        self.storage_failed = False  # set by the store pipeline when an item could not be stored
+        self._db: Any = None
+        self._first: dict[str, bool] = {}  # start URL -> no clean crawl of it yet
+        self._failed_roots: set[str] = set()
 
     @property
     def options(self) -> dict[str, Any]:
         return self.source.options
+
+    def first_crawl(self, root_url: str) -> bool:
+        """Whether no crawl has read this start URL cleanly yet (old reviews it finds are history)."""
+        if root_url not in self._first:
+            path = self.crawler.settings.get("MONITOR_DB_PATH") if getattr(self, "crawler", None) else None
+            if path and self._db is None:
+                self._db = open_db(path)
+            # Without a store (a saved-page test) there is no history to judge by: not a first crawl.
+            crawled = get_source_state(self._db, self.source.name, CRAWLED_KEY + root_url) if self._db else "1"
+            self._first[root_url] = crawled != "1"
+        return self._first[root_url]
+
+    def closed(self, reason: str) -> None:
+        """Remember which start URLs were read cleanly; runs after the store pipeline's last flush."""
+        db, self._db = self._db, None
+        if db is None:
+            return
+        try:
+            if reason == "finished" and not self.storage_failed:
+                for root in self._first.keys() - self._failed_roots:
+                    set_source_state(db, self.source.name, CRAWLED_KEY + root, "1")
+        finally:
+            db.conn.close()
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         for url in self.options.get("urls", []):
@@ -315,10 +353,18 @@ class SchemaOrgSpider(scrapy.Spider):
         for problem in problems:
             self.report(problem)
         seen: set[str] = set()
+        first = self.first_crawl(root_url)
         for review in find_reviews(items):
-            mention = review_to_mention(review, response.url, root_url, self.source)
+            try:  # one review with hostile markup costs only itself, not the others on its page
+                mention = review_to_mention(review, response.url, root_url, self.source)
+            except Exception as exc:  # noqa: BLE001 - RecursionError, OverflowError…
+                self._failed_roots.add(root_url)
+                self.report(f"skipped a review on {response.url}: {describe(exc)}")
+                continue
             if not mention["text"] and not mention["title"] and mention["rating"] is None:
                 continue
+            if first and is_backfill(mention["posted_at"], first, self.started):
+                mention["backfill"] = True
             # The same review is sometimes marked up twice (JSON-LD and microdata).
             if mention["external_id"] not in seen:
                 seen.add(mention["external_id"])
@@ -340,6 +386,7 @@ class SchemaOrgSpider(scrapy.Spider):
 
     def on_error(self, failure: Failure) -> None:
         request = failure.request
+        self._failed_roots.add(request.meta.get("root_url", request.url))
         if failure.check(HttpError):
             status = failure.value.response.status
             retries = request.meta.get("retry_times", 0)

@@ -31,6 +31,9 @@ DOWNLOADER_MIDDLEWARES = {
     # Scrapy 2.19's robots.txt check lets the 3rd+ concurrent request through unchecked; ours does not.
     "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware": None,
     "spiders.middlewares.SharedRobotsTxtMiddleware": 100,
+    # API keys in custom headers (X-Goog-Api-Key, apikey) do not follow a redirect to another origin;
+    # Scrapy itself only drops Authorization and Cookie. Before the downloader, after every header is set.
+    "spiders.middlewares.CredentialRedirectMiddleware": 950,
 }
 # Longest Retry-After we wait out inside one crawl; longer waits are left to the next scheduled crawl.
 MONITOR_MAX_RETRY_AFTER = 300

@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import scrapy
+from scrapy import signals
+from scrapy.crawler import Crawler
+from twisted.python.failure import Failure
 
 from monitor.config import ConfigError, Location, SourceConfig, secret_from_env
 from monitor.store import open_db
+from spiders.backfill import describe, is_backfill  # noqa: F401 - re-exported for the spiders
 from spiders.pipelines import crawl_problem
 
 REDACTED = "[redacted]"
+
+
+def json_body(body: bytes) -> Any:
+    """A response body as JSON; an invalid UTF-8 byte becomes U+FFFD instead of costing the page.
+
+    Raises ValueError for a body that is not JSON and RecursionError for one nested too deep.
+    """
+    encoding = json.detect_encoding(body)
+    return json.loads(body.decode(encoding, "replace"))
+
+
 
 
 class SourceSpider(scrapy.Spider):
@@ -37,6 +54,46 @@ class SourceSpider(scrapy.Spider):
         self._secrets: list[str] = []
         self._yielded: set[str] = set()
         self._db = db  # tests pass an open database; crawls open MONITOR_DB_PATH on first use
+        self.started = datetime.now(UTC)
+        self.storage_failed = False  # set by the store pipeline when an item could not be stored
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> SourceSpider:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        crawler.signals.connect(spider.callback_failed, signal=signals.spider_error)
+        return spider
+
+    def callback_failed(self, failure: Failure, response: Any, spider: Any) -> None:
+        """An exception escaped a callback: the rest of that page is lost, so its stream is not clean.
+
+        The store pipeline records the message; this only keeps the stream's watermark where it was.
+        """
+        if spider is self:
+            meta = response.meta if getattr(response, "request", None) is not None else {}
+            self.page_failed(meta.get("stream"))
+
+    def page_failed(self, stream: str | None) -> None:
+        """Mark ``stream`` (every stream when None) as cut short; spiders with streams override this."""
+
+    def map_each(
+        self, items: Iterable[Any], mapper: Callable[[Any], dict[str, Any] | None], url: str
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Map each raw item of a page; one that raises costs only itself (reported, counted as bad).
+
+        Returns the mentions (None results dropped) and the number of items that raised.
+        """
+        mentions: list[dict[str, Any]] = []
+        bad = 0
+        for item in items:
+            try:
+                mention = mapper(item)
+            except Exception as exc:  # noqa: BLE001 - RecursionError, TypeError…: hostile payloads
+                bad += 1
+                self.report(f"skipped an item on {url}: {describe(exc)}")
+                continue
+            if mention:
+                mentions.append(mention)
+        return mentions, bad
 
     @property
     def options(self) -> dict[str, Any]:

@@ -137,6 +137,7 @@ class WriterProcess:
         self.sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"store-send-{source}")
         self.sent: list[Future] = []
         self.payloads: list[bytes] = []
+        self.lost = False  # set by close(): some item of some batch was not stored
 
     def submit(self, batch: list[dict[str, Any]]) -> None:
         payload = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
@@ -145,6 +146,8 @@ class WriterProcess:
 
     def close(self, fallback_db: Any) -> tuple[UpsertCounts, list[str]]:
         """End the input and wait for the child to store everything; return its counts and error messages.
+
+        Afterwards :attr:`lost` tells whether any item could not be stored (messages may also be notices).
 
         When the child does not report, every batch is stored through ``fallback_db`` instead.
         """
@@ -161,6 +164,7 @@ class WriterProcess:
         new, updated, unchanged, messages, count = pickle.loads(frame)
         if count > len(messages):
             messages.append(f"... and {count - len(messages)} more storage errors")
+        self.lost = count > 0
         return UpsertCounts(new=new, updated=updated, unchanged=unchanged), messages
 
     def store_here(self, db: Any, code: int) -> tuple[UpsertCounts, list[str]]:
@@ -175,6 +179,7 @@ class WriterProcess:
             "batch(es) were stored by the crawl process instead"
         )
         logger.warning("source %r: %s", self.source, message)
+        self.lost = bool(errors)
         return total, [message, *errors]
 
 

@@ -99,16 +99,13 @@ class TrustpilotSpider(ApiSpider):
             self.report(f"unexpected response from {response.url}: no reviews list")
             self.end_stream(unit_id, ok=False)
             return
-        mentions, skipped = [], 0
         brand = brand_for(self.source, unit_id)
-        for review in reviews:
-            if isinstance(review, dict) and review.get("id"):
-                mentions.append(review_to_mention(review, brand, self.source.location))
-            else:
-                skipped += 1
-        if skipped:
-            self.report(f"{skipped} review(s) without an id in {response.url}; skipped")
-        yield from self.fresh(mentions)
+        usable = [review for review in reviews if isinstance(review, dict) and review.get("id")]
+        if len(usable) < len(reviews):
+            self.report(f"{len(reviews) - len(usable)} review(s) without an id in {response.url}; skipped")
+        mentions = self.map_page(usable, lambda r: review_to_mention(r, brand, self.source.location), response,
+                                 unit_id)  # fmt: skip
+        yield from self.fresh(mentions, unit_id)
         stop = self.track_page(unit_id, [m["external_id"] for m in mentions])
         if stop or not mentions or not has_next_page(data) or page >= int(self.options.get("max_pages", 20)):
             self.end_stream(unit_id)

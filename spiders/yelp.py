@@ -96,7 +96,7 @@ class YelpSpider(ApiSpider):
         headers = {"Authorization": f"Bearer {key}", "Accept": "application/json"}
         for business_id in self.options.get("business_ids", []):
             url = reviews_url(base_url, business_id, self.options.get("locale", ""))
-            yield self.request(url, self.parse, headers=headers, meta={"business_id": business_id})
+            yield self.request(url, self.parse, stream=business_id, headers=headers, meta={"business_id": business_id})
 
     def parse(self, response: Response, **kwargs: Any) -> Iterator[dict[str, Any]]:
         business_id = meta_of(response).get("business_id") or response.url.split("/businesses/")[-1].split("/")[0]
@@ -106,14 +106,18 @@ class YelpSpider(ApiSpider):
         reviews = dig(data, "reviews")
         if not isinstance(reviews, list):
             self.report(f"unexpected response from {response.url}: no reviews list")
+            self.end_stream(business_id, ok=False)
             return
-        skipped = 0
         zone, locale = business_zone(self.source, business_id, self.locations), self.options.get("locale", "")
         brand = brand_for(self.source, business_id)
-        for review in reviews:
-            if not isinstance(review, dict) or not review.get("id"):
-                skipped += 1
-                continue
-            yield review_to_mention(review, business_id, zone, locale, brand, self.source.location)
-        if skipped:
-            self.report(f"{skipped} review(s) without an id in {response.url}; skipped")
+        usable = [review for review in reviews if isinstance(review, dict) and review.get("id")]
+        mentions = self.map_page(
+            usable,
+            lambda r: review_to_mention(r, business_id, zone, locale, brand, self.source.location),
+            response,
+            business_id,
+        )
+        yield from self.fresh(mentions, business_id)
+        if len(usable) < len(reviews):
+            self.report(f"{len(reviews) - len(usable)} review(s) without an id in {response.url}; skipped")
+        self.end_stream(business_id)

@@ -64,11 +64,13 @@ def tiny_classifier(tiny_model_dir):
     from monitor.classify.stage import Classifier
     from monitor.config import ModelConfig
 
-    return Classifier(ModelConfig(default=str(tiny_model_dir), max_length=64))
+    # The tiny model stands in for the multilingual one too, so no test loads the bundled weights by accident.
+    return Classifier(ModelConfig(default=str(tiny_model_dir), multilingual=str(tiny_model_dir), max_length=64))
 
 
 def write_config(tmp_path: Path, body: str, model: str | None = None) -> Path:
     path = tmp_path / "config.toml"
-    header = f'[model]\ndefault = "{model}"\n' if model else ""
+    # The tiny model also stands in for the multilingual one, so tests never load the bundled weights by accident.
+    header = f'[model]\ndefault = "{model}"\nmultilingual = "{model}"\n' if model else ""
     path.write_text(header + body, encoding="utf-8")
     return path

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-CASSETTE_DIR = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "reddit"
+# Copies of PRAW's cassettes, kept in the repository so the tests run on a plain clone (tests/fixtures/README.md).
+CASSETTE_DIR = Path(__file__).resolve().parent / "fixtures" / "reddit"
 
 # Parameters that do not change which data Reddit returns.
 IGNORED_PARAMS = {"raw_json"}

@@ -99,7 +99,8 @@ def test_language_detection(text, lang):
 
 def test_language_routing_leaves_unsupported_languages_unclassified(tiny_model_dir, tmp_path):
     zh_dir = build_tiny_model(tmp_path / "zh", ["negative", "positive"], seed=1)
-    classifier = Classifier(ModelConfig(default=str(tiny_model_dir), languages={"zh": str(zh_dir)}))
+    config = ModelConfig(default=str(tiny_model_dir), languages={"zh": str(zh_dir)}, multilingual="")
+    classifier = Classifier(config)
     french = "Le café était froid et le serveur très désagréable ce matin."
     rows = classify_objects([{"text": "the coffee was cold"}, {"text": "咖啡太难喝了"}, {"text": french}], classifier)
     assert [r["lang"] for r in rows] == ["en", "zh", "fr"]

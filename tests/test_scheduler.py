@@ -22,6 +22,7 @@ CONFIG = """
 path = "{db}"
 [model]
 default = "{model}"
+multilingual = "{model}"
 [schedule]
 default_every = "{every}"
 process_every = "10m"

@@ -31,7 +31,8 @@ from spiders.schema_org import (
 from tests import mockserver
 from tests.mockserver import MockServer
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "schema_org"
+# extruct's sample pages, copied into the repository (tests/fixtures/README.md).
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "schema_org"
 FAST = {"DOWNLOAD_DELAY": 0, "AUTOTHROTTLE_ENABLED": False, "LOG_LEVEL": "WARNING"}
 NULL_LD_BODY = (
     "Sed ut perspiciatis unde omnis iste natus error sit voluptatem accusantium doloremque laudantium, totam rem "

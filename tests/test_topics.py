@@ -9,10 +9,13 @@ import torch
 
 from models.train_topics import (
     CATEGORY_TOPICS,
+    MAMS_CATEGORY_TOPICS,
     best_threshold,
+    corpus_name,
     grouped_folds,
     grouped_split,
     load_aspects,
+    split_corpora,
     topics_for,
     train_head,
 )
@@ -58,8 +61,69 @@ def test_load_aspects_maps_negative_categories(tmp_path):
     assert sentences[3].topics == set() and sentences[3].text == "We went on a Tuesday."
 
 
+MAMS = """<?xml version="1.0" encoding="utf-8"?>
+<sentences>
+  <sentence><text>Though the service might be a little slow, the waitresses are very friendly.</text>
+    <aspectCategories>
+      <aspectCategory category="service" polarity="negative"/>
+      <aspectCategory category="staff" polarity="positive"/>
+    </aspectCategories></sentence>
+  <sentence><text>The food was great but the service was insulting and the room cramped.</text>
+    <aspectCategories>
+      <aspectCategory category="food" polarity="positive"/>
+      <aspectCategory category="service" polarity="negative"/>
+      <aspectCategory category="place" polarity="negative"/>
+    </aspectCategories></sentence>
+  <sentence><text>Overpriced menu, and the hostess had an attitude.</text>
+    <aspectCategories>
+      <aspectCategory category="menu" polarity="negative"/>
+      <aspectCategory category="price" polarity="negative"/>
+      <aspectCategory category="staff" polarity="negative"/>
+      <aspectCategory category="miscellaneous" polarity="negative"/>
+    </aspectCategories></sentence>
+  <sentence><text>We went on a Tuesday, the wait staff were lovely.</text>
+    <aspectCategories>
+      <aspectCategory category="staff" polarity="positive"/>
+      <aspectCategory category="miscellaneous" polarity="neutral"/>
+    </aspectCategories></sentence>
+</sentences>
+"""
+
+
+def test_load_mams_splits_service_into_wait_and_staff(tmp_path):
+    path = tmp_path / "mams_acsa_train.xml"
+    path.write_text(MAMS, encoding="utf-8")
+    sentences = load_aspects(path)
+    assert [s.topics for s in sentences] == [
+        {"wait_time"},  # slow service is a wait
+        {"staff_attitude", "cleanliness_ambience"},  # service with no waiting; place → the room
+        {"product_quality", "price_billing", "staff_attitude"},  # miscellaneous: no topic
+        set(),
+    ]
+    assert [s.negative for s in sentences] == [True, True, True, False]
+    assert {s.corpus for s in sentences} == {"mams_acsa"} and len({s.review for s in sentences}) == 4
+    # SemEval's SERVICE#GENERAL follows the same rule.
+    assert topics_for(["SERVICE#GENERAL"], "we waited an hour for a table") == {"wait_time"}
+    assert topics_for(["SERVICE#GENERAL"], "the wait staff ignored us") == {"staff_attitude"}
+
+
+def test_split_corpora_holds_out_reviews_only_where_no_held_out_file(tmp_path):
+    semeval, train, val = tmp_path / "absa_train.xml", tmp_path / "mams_acsa_train.xml", tmp_path / "mams_acsa_val.xml"
+    semeval.write_text(ABSA, encoding="utf-8")
+    train.write_text(MAMS, encoding="utf-8")
+    val.write_text(MAMS, encoding="utf-8")
+    assert corpus_name(val) == corpus_name(train) == "mams_acsa"
+    training, held = split_corpora([semeval, train], [val], 0.5, seed=1)
+    names = [name for name, _ in held]
+    assert names[0].startswith("absa (50% of reviews") and names[1] == "mams_acsa (mams_acsa_val.xml)"
+    assert sum(s.corpus == "mams_acsa" for s in training) == 4  # trained on whole
+    held_reviews = {s.review for s in held[0][1]}
+    assert held_reviews and not held_reviews & {s.review for s in training if s.corpus == "absa"}
+
+
 def test_category_mapping_targets_our_topics():
     assert set(CATEGORY_TOPICS.values()) <= set(TOPICS) - {"other"}
+    assert set(MAMS_CATEGORY_TOPICS.values()) <= set(TOPICS) - {"other"}
     assert topics_for(["FOOD#STYLE_OPTIONS", "RESTAURANT#PRICES", "LOCATION#GENERAL"]) == {
         "product_quality",
         "price_billing",

@@ -8,7 +8,10 @@
 | ``sla_breach`` | an open item whose SLA has passed (priority ≥ ``sla_min_priority``) | ``item id@sla_due_at`` |
 
 Only what happened within ``[alerts] max_age`` counts, so switching alerts on (or crawling a
-source's backlog for the first time) does not page anyone about last month. Mention text in an
+source's backlog for the first time) does not page anyone about last month. Mentions marked
+``backfill`` (no trustworthy time: no date in the payload, or found on a source's first crawl long
+after they were posted) raise no urgent-item or SLA alert and make no incident look new: their
+clocks would start at the crawl, not at the post. Mention text in an
 alert is an excerpt: control and bidi characters removed, whitespace collapsed, truncated. It is
 still hostile — the renderers escape it.
 """
@@ -165,10 +168,19 @@ where q.state in ('new', 'assigned')
 """
 
 
+def _not_backfill(db: sqlite_utils.Database, alias: str = "m") -> str:
+    """SQL condition leaving out backfill mentions; empty on a database whose ``mentions`` has no
+    ``backfill`` column yet (it arrives with a migration)."""
+    columns = {row[1] for row in db.execute("pragma table_info(mentions)").fetchall()}
+    return f" and coalesce({alias}.backfill, 0) = 0" if "backfill" in columns else ""
+
+
 def urgent_item_alerts(db: sqlite_utils.Database, ctx: _Context) -> list[Alert]:
     """Open items created within max_age whose mention (posted within max_age) carries an alerting flag."""
     out = []
-    rows = db.query(_ITEM_SQL + " and q.created_at >= ? order by q.priority desc, q.id", [_stamp(ctx.cutoff)])
+    rows = db.query(
+        _ITEM_SQL + _not_backfill(db) + " and q.created_at >= ? order by q.priority desc, q.id", [_stamp(ctx.cutoff)]
+    )
     for row in rows:
         flags = [f for f in ctx.alerts.flags if f in json.loads(row["urgency"] or "[]")]
         posted = parse_utc(row["posted_at"])
@@ -227,6 +239,7 @@ def _item_alert(ctx: _Context, row: dict[str, Any], kind: str, key: str, title: 
 def incident_alerts(db: sqlite_utils.Database, ctx: _Context) -> list[Alert]:
     """Incidents with a complaint we first saw within max_age (whenever the visits were)."""
     out = []
+    not_backfill = _not_backfill(db)
     for row in db.query("select * from incidents order by window_start, id"):
         start, end = parse_utc(row["window_start"]), parse_utc(row["window_end"])
         if start is None or end is None:
@@ -234,7 +247,7 @@ def incident_alerts(db: sqlite_utils.Database, ctx: _Context) -> list[Alert]:
         # New to us is what matters: reviews often arrive days after the visit they describe.
         newest = db.execute(
             "select max(coalesce(m.first_seen_at, m.posted_at)) from incident_mentions i "
-            "join mentions m on m.id = i.mention_id where i.incident_id = ?",
+            "join mentions m on m.id = i.mention_id where i.incident_id = ?" + not_backfill,
             [row["id"]],
         ).fetchone()[0]
         if newest is None or parse_utc(newest) < ctx.cutoff:
@@ -336,7 +349,7 @@ def sla_alerts(db: sqlite_utils.Database, ctx: _Context) -> list[Alert]:
     from monitor.queue.items import priority, severity, sla_for
 
     rows = db.query(
-        _ITEM_SQL + " and q.sla_due_at >= ? and q.sla_due_at <= ? order by q.priority desc, q.id",
+        _ITEM_SQL + _not_backfill(db) + " and q.sla_due_at >= ? and q.sla_due_at <= ? order by q.priority desc, q.id",
         [_stamp(ctx.cutoff), _stamp(ctx.now)],
     )
     for row in rows:

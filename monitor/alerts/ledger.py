@@ -1,20 +1,32 @@
 """The ``alerts_sent`` table: one row per alert delivered on a channel, so it is never sent there again.
 
-A row is written only after the channel accepted the alert (an SMTP server took the message, a
-webhook answered 2xx). A failure writes nothing, so the next run tries again; restarts and repeated
-runs find the row and skip. An incident whose window grew (or moved back when an earlier complaint
-came in) is the same incident: one sent for an overlapping window at that location counts.
+Before sending, a pass *claims* each alert: it inserts the alert's row (unique by kind, subject and
+channel) with ``sent_at`` empty, under ``BEGIN IMMEDIATE``, and sends only what it claimed. Two daemons,
+or a manual ``monitor alerts`` during a daemon's pass, therefore never both send one alert: the second
+finds the row and skips it. When the channel accepts the alert (an SMTP server took the message, a
+webhook answered 2xx) the row gets its ``sent_at``; when sending fails the claim is deleted, so the next
+run tries again. A claim left by a process that died mid-send is taken over once that process is gone
+(same machine) or after ``CLAIM_TIMEOUT``. An incident whose window grew (or moved back when an earlier
+complaint came in) is the same incident: one sent (or being sent) for an overlapping window counts.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import socket
+from datetime import UTC, datetime, timedelta
 
 import sqlite_utils
 
 from monitor.alerts.detect import Alert
 from monitor.shifts.localtime import parse_utc
 from monitor.store import utcnow, write_transaction
+
+# Longer than any one pass can spend sending (SMTP and webhook deadlines are seconds to minutes).
+CLAIM_TIMEOUT = timedelta(minutes=30)
+_CLAIM = "_claim"  # key of the claim facts inside a claimed row's ``detail``
 
 
 def _incident_windows(db: sqlite_utils.Database, channel: str) -> dict[str, list[tuple[str, str]]]:
@@ -41,20 +53,93 @@ def pending(db: sqlite_utils.Database, alerts: list[Alert], channel: str) -> lis
     return [a for a in alerts if (a.kind, a.key) not in sent and not (a.kind == "incident" and _overlaps(a, windows))]
 
 
+def _pid_alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _abandoned(detail: str | None, now: datetime) -> bool:
+    """Whether an unsent row's claim was left by a process that died (or hung) while sending."""
+    try:
+        claim = json.loads(detail or "{}").get(_CLAIM) or {}
+        claimed_at = datetime.fromisoformat(claim["at"])
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return True  # no readable claim: nobody can be sending it
+    if now - claimed_at > CLAIM_TIMEOUT:
+        return True
+    return (
+        claim.get("host") == socket.gethostname()
+        and claim.get("pid") != os.getpid()
+        and not _pid_alive(claim.get("pid"))
+    )
+
+
+def claim(db: sqlite_utils.Database, alerts: list[Alert], channel: str) -> list[Alert]:
+    """Claim the alerts not yet sent (nor being sent) on ``channel``; return those this caller now owns
+    and must either :func:`mark_sent` or :func:`release`. Atomic against other processes."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    facts = {"at": now.isoformat(), "host": socket.gethostname(), "pid": os.getpid(), "id": secrets.token_hex(8)}
+    with write_transaction(db):
+        stale = [
+            (r[0], r[1])
+            for r in db.execute(
+                "select kind, subject_key, detail from alerts_sent where channel = ? and sent_at is null", [channel]
+            ).fetchall()
+            if _abandoned(r[2], now)
+        ]
+        db.conn.executemany(
+            "delete from alerts_sent where kind = ? and subject_key = ? and channel = ? and sent_at is null",
+            [(kind, key, channel) for kind, key in stale],
+        )
+        mine = []
+        for alert in pending(db, alerts, channel):  # inside the lock: no one else can claim meanwhile
+            detail = json.dumps({**alert.detail, _CLAIM: facts}, ensure_ascii=False, default=str)
+            cursor = db.conn.execute(
+                "insert or ignore into alerts_sent (kind, subject_key, channel, sent_at, title, detail) "
+                "values (?, ?, ?, null, ?, ?)",
+                [alert.kind, alert.key, channel, alert.title, detail],
+            )
+            if cursor.rowcount == 1:
+                mine.append(alert)
+    return mine
+
+
+def release(db: sqlite_utils.Database, alerts: list[Alert], channel: str) -> None:
+    """Give up claims on ``alerts`` that were not delivered, so the next run tries them again."""
+    if not alerts:
+        return
+    with write_transaction(db):
+        db.conn.executemany(
+            "delete from alerts_sent where kind = ? and subject_key = ? and channel = ? and sent_at is null",
+            [(a.kind, a.key, channel) for a in alerts],
+        )
+
+
 def mark_sent(db: sqlite_utils.Database, alerts: list[Alert], channel: str) -> None:
-    """Record that ``alerts`` were delivered on ``channel`` (idempotent)."""
+    """Record that ``alerts`` were delivered on ``channel`` (idempotent; completes a claim)."""
     now = utcnow()
     rows = [(a.kind, a.key, channel, now, a.title, json.dumps(a.detail, ensure_ascii=False, default=str))
             for a in alerts]  # fmt: skip
     with write_transaction(db):
         db.conn.executemany(
-            "insert or ignore into alerts_sent (kind, subject_key, channel, sent_at, title, detail) "
-            "values (?, ?, ?, ?, ?, ?)",
+            "insert into alerts_sent (kind, subject_key, channel, sent_at, title, detail) values (?, ?, ?, ?, ?, ?) "
+            "on conflict (kind, subject_key, channel) do update set sent_at = excluded.sent_at, "
+            "title = excluded.title, detail = excluded.detail where alerts_sent.sent_at is null",
             rows,
         )
 
 
 def sent_count(db: sqlite_utils.Database, channel: str | None = None) -> int:
+    """Alerts delivered (claims still being sent do not count)."""
     if channel is None:
-        return db.execute("select count(*) from alerts_sent").fetchone()[0]
-    return db.execute("select count(*) from alerts_sent where channel = ?", [channel]).fetchone()[0]
+        return db.execute("select count(*) from alerts_sent where sent_at is not null").fetchone()[0]
+    return db.execute(
+        "select count(*) from alerts_sent where channel = ? and sent_at is not null", [channel]
+    ).fetchone()[0]

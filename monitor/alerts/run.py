@@ -1,7 +1,9 @@
 """One alerts pass: detect, leave out what each channel already got, deliver, record.
 
 Channels are independent: a webhook that is down does not stop the email, and each channel's
-ledger rows are its own, so the next run retries only what failed where it failed.
+ledger rows are its own, so the next run retries only what failed where it failed. Each channel's
+alerts are claimed in the ledger before they go (``ledger.claim``), so two processes running a pass
+at once never send one alert twice.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import sqlite_utils
 
 from monitor.alerts.deliver import AlertDeliveryError, post_webhook, send_email, webhook_url
 from monitor.alerts.detect import Alert, detect_alerts
-from monitor.alerts.ledger import mark_sent, pending
+from monitor.alerts.ledger import claim, mark_sent, pending, release
 from monitor.config import Config, ConfigError
 from monitor.digest.send import DigestSendError
 
@@ -115,8 +117,12 @@ def run_alerts(
     alerts = detect_alerts(db, config, now) if channels or dry_run else []
     run = AlertsRun(alerts=alerts, channels={}, dry_run=dry_run)
     for channel in channels:
-        result = run.channels[channel] = ChannelResult(channel, pending(db, alerts, channel))
-        if dry_run or not result.pending:
+        if dry_run:
+            run.channels[channel] = ChannelResult(channel, pending(db, alerts, channel))
+            continue
+        # What another process is sending right now is left to it (it releases what it fails to send).
+        result = run.channels[channel] = ChannelResult(channel, claim(db, alerts, channel))
+        if not result.pending:
             continue
         try:
             if channel == "email":
@@ -128,4 +134,7 @@ def run_alerts(
             log.error("alerts: %s channel failed unexpectedly (%s)", channel, type(exc).__name__)
             log.debug("alerts: %s channel traceback", channel, exc_info=True)
             result.errors.append(f"unexpected {type(exc).__name__}")
+        finally:
+            delivered = {(a.kind, a.key) for a in result.delivered}
+            release(db, [a for a in result.pending if (a.kind, a.key) not in delivered], channel)
     return run

@@ -17,6 +17,11 @@ from monitor.classify.textprep import head_and_tail, normalise_for_model
 OUR_LABELS = ("complaint", "neutral", "praise")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUNDLED_MODEL = REPO_ROOT / "models" / "sentiment-en"
+BUNDLED_MULTILINGUAL = REPO_ROOT / "models" / "sentiment-multi"
+BUNDLED = {"bundled": BUNDLED_MODEL, "bundled-multilingual": BUNDLED_MULTILINGUAL}
+# Word embeddings stored as int8 rows with one fp16 scale each (models/export.py): most of a multilingual model's
+# bytes are its vocabulary, and int8 rows keep the repository small at no measurable cost.
+INT8_EMBEDDINGS = "word_embeddings.int8.safetensors"
 
 # Label names seen on public sentiment models, lower-cased.
 _KNOWN = {
@@ -46,13 +51,12 @@ class Prediction:
 
 
 def resolve_model(spec: str, base_dir: Path | None = None) -> str:
-    """``bundled`` → our model in models/; an existing directory → that; else a hub id."""
-    if spec == "bundled":
-        if not (BUNDLED_MODEL / "config.json").exists():
-            raise ModelLoadError(
-                f"model.default: the bundled model is missing at {BUNDLED_MODEL} (train it with models/train.py)"
-            )
-        return str(BUNDLED_MODEL)
+    """``bundled`` / ``bundled-multilingual`` → our models in models/; an existing directory → that; else a hub id."""
+    if spec in BUNDLED:
+        path = BUNDLED[spec]
+        if not (path / "config.json").exists():
+            raise ModelLoadError(f"model: the bundled model is missing at {path} (see models/README.md to train it)")
+        return str(path)
     candidate = Path(spec)
     if not candidate.is_absolute() and base_dir is not None:
         candidate = base_dir / candidate
@@ -89,6 +93,35 @@ def build_label_map(id2label: dict[int, str], label_map: dict[str, str] | None =
     )
 
 
+def pick_device(spec: str, torch):
+    """``auto`` → the first CUDA device when torch sees one, else the CPU."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"model.device: {spec!r} asked for, but torch sees no CUDA GPU (use \"auto\" or \"cpu\")")
+    return torch.device(spec)
+
+
+def load_classifier(path: str):
+    """``from_pretrained``, plus int8-stored word embeddings when the directory has them."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    int8_file = Path(path) / INT8_EMBEDDINGS
+    if not int8_file.exists():
+        return AutoModelForSequenceClassification.from_pretrained(path)
+    from safetensors.torch import load_file
+
+    model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(path), dtype=torch.float32)
+    state = load_file(str(Path(path) / "model.safetensors"))
+    packed = load_file(str(int8_file))
+    embedding = model.get_input_embeddings()
+    name = next(n for n, p in model.named_parameters() if p is embedding.weight)
+    state[name] = packed["rows"].float() * packed["scales"].float()[:, None]
+    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    return model
+
+
 class SentimentModel:
     """A transformers sequence classifier with our label set and efficient batching."""
 
@@ -100,10 +133,12 @@ class SentimentModel:
         max_length: int = 256,
         batch_size: int = 32,
         threads: int | None = None,
+        device: str = "auto",
+        quantize: str = "none",
     ) -> None:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         from monitor.classify.topic_head import TopicHead
@@ -116,15 +151,24 @@ class SentimentModel:
         if threads:
             torch.set_num_threads(threads)
         self.name = resolve_model(spec, base_dir)
+        self.device = pick_device(device, torch)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.name)
-            self.model = AutoModelForSequenceClassification.from_pretrained(self.name)
+            self.model = load_classifier(self.name)
         except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"model.default: cannot load model {spec!r}: {exc}") from None
+            raise ModelLoadError(f"model: cannot load model {spec!r}: {exc}") from None
         self.model.eval()
-        if self.model.dtype != torch.float32:
-            # fp16 is only a storage format here: CPU matmuls want fp32.
-            self.model.float()
+        self.quantized = False
+        if self.device.type == "cuda":
+            # Length-sorted batches in fp16: the GPU's fast path (bench/classify.py).
+            self.model.half().to(self.device)
+        else:
+            if self.model.dtype != torch.float32:
+                # fp16 is only a storage format here: CPU matmuls want fp32.
+                self.model.float()
+            if quantize == "int8":
+                self.model = torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
+                self.quantized = True
         self.index_labels = build_label_map(self.model.config.id2label, label_map)
         self.max_length = min(max_length, getattr(self.tokenizer, "model_max_length", max_length) or max_length)
         self.batch_size = batch_size
@@ -169,9 +213,13 @@ class SentimentModel:
                     seq = encoded[i]
                     input_ids[row, : len(seq)] = torch.tensor(seq)
                     attention[row, : len(seq)] = 1
+                if self.device.type != "cpu":
+                    input_ids, attention = input_ids.to(self.device), attention.to(self.device)
                 # Hidden states cost memory, so ask for them only when something reads them.
                 out = self.model(input_ids=input_ids, attention_mask=attention, output_hidden_states=pooled)
-                yield idx, out.logits, mean_pool(out.hidden_states[-1], attention) if pooled else None
+                logits = out.logits.float().cpu()
+                hidden = mean_pool(out.hidden_states[-1].float(), attention).cpu() if pooled else None
+                yield idx, logits, hidden
 
     def predict(self, texts: list[str]) -> list[Prediction]:
         """Classify texts (and score topics when the model has a topic head)."""

@@ -1,8 +1,9 @@
 """The classify stage: label every mention that has no classification yet.
 
-Text goes to the model for its language ([model] default for English,
-[model] languages for others). Text in a language with no model is stored
-with label ``unclassified_language`` rather than guessed at.
+Text goes to the model for its language: ``[model] languages`` names one per language, the multilingual model
+takes ``[model] multilingual_languages`` (by default Chinese, Spanish, German, French, Italian, Portuguese,
+Arabic and Hindi), and ``[model] default`` takes English. Text in a language no configured model covers is
+stored with label ``unclassified_language`` rather than guessed at.
 """
 
 from __future__ import annotations
@@ -26,42 +27,67 @@ DEFAULT_LANGUAGE = "en"
 CHUNK = 512
 
 
+def language_specs(model_config: ModelConfig) -> dict[str, str]:
+    """Which model spec classifies each covered language (``languages`` > multilingual > English default)."""
+    specs: dict[str, str] = {}
+    if model_config.multilingual:
+        multi = "bundled-multilingual" if model_config.multilingual == "bundled" else model_config.multilingual
+        specs.update(dict.fromkeys(model_config.multilingual_languages, multi))
+    specs[DEFAULT_LANGUAGE] = model_config.default
+    specs.update(model_config.languages)
+    return specs
+
+
 class Classifier:
-    """Routes texts to per-language models, loading each model on first use."""
+    """Routes texts to per-language models, loading each model once, on first use."""
 
     def __init__(self, model_config: ModelConfig, base_dir=None, models: dict[str, SentimentModel] | None = None):
         self.config = model_config
         self.base_dir = base_dir
-        self.specs = {DEFAULT_LANGUAGE: model_config.default, **model_config.languages}
+        self.specs = language_specs(model_config)
         self._models: dict[str, SentimentModel] = dict(models or {})
+        self._by_spec: dict[str, SentimentModel] = {}
+
+    @property
+    def languages(self) -> frozenset[str]:
+        """The languages some configured model covers."""
+        return frozenset(self.specs) | frozenset(self._models)
 
     def model_for(self, lang: str) -> SentimentModel | None:
-        if lang not in self.specs and lang not in self._models:
+        if lang in self._models:
+            return self._models[lang]
+        spec = self.specs.get(lang)
+        if spec is None:
             return None
-        if lang not in self._models:
-            self._models[lang] = SentimentModel(
-                self.specs[lang],
-                label_map=self.config.label_map if lang == DEFAULT_LANGUAGE else None,
+        if spec not in self._by_spec:
+            self._by_spec[spec] = SentimentModel(
+                spec,
+                label_map=self.config.label_map if spec == self.config.default else None,
                 base_dir=self.base_dir,
                 max_length=self.config.max_length,
                 batch_size=self.config.batch_size,
                 threads=self.config.threads,
+                device=self.config.device,
+                quantize=self.config.quantize,
             )
+        self._models[lang] = self._by_spec[spec]
         return self._models[lang]
 
+    def detect(self, text: str) -> str:
+        return detect_language(text, default=DEFAULT_LANGUAGE, prefer=self.languages)
+
     def classify(self, texts: list[str], langs: list[str] | None = None) -> list[tuple[str, Prediction | None, str]]:
-        """Return (lang, prediction or None, model name) per text."""
-        langs = langs or [detect_language(t) for t in texts]
+        """Return (lang, prediction or None, model name) per text. Texts that share a model share its batches."""
+        langs = langs or [self.detect(t) for t in texts]
         out: list[tuple[str, Prediction | None, str]] = [(lang, None, "") for lang in langs]
-        by_lang: dict[str, list[int]] = {}
+        by_model: dict[int, tuple[SentimentModel, list[int]]] = {}
         for i, lang in enumerate(langs):
-            by_lang.setdefault(lang, []).append(i)
-        for lang, idx in by_lang.items():
             model = self.model_for(lang)
-            if model is None:
-                continue
+            if model is not None:
+                by_model.setdefault(id(model), (model, []))[1].append(i)
+        for model, idx in by_model.values():
             for i, pred in zip(idx, model.predict([texts[i] for i in idx]), strict=True):
-                out[i] = (lang, pred, model.name)
+                out[i] = (langs[i], pred, model.name)
         return out
 
 
@@ -116,7 +142,7 @@ def classify_pending(db: sqlite_utils.Database, classifier: Classifier) -> Class
     counts = ClassifyCounts()
     for rows in _pending(db):
         texts = [mention_text(r) for r in rows]
-        langs = [r["lang"] or detect_language(t) for r, t in zip(rows, texts, strict=True)]
+        langs = [r["lang"] or classifier.detect(t) for r, t in zip(rows, texts, strict=True)]
         results = classifier.classify(texts, langs)
         now = utcnow()
         records = []

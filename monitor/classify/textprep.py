@@ -13,16 +13,32 @@ _ESCAPED_UNICODE = re.compile(r"\\u([0-9a-fA-F]{4})")
 _HANDLE = re.compile(r"(?<![\w@])@[A-Za-z0-9_]{1,30}")
 _URL = re.compile(r"(?:https?://|www\.)\S+")
 _WHITESPACE = re.compile(r"\s+")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def normalise_for_model(text: str) -> str:
-    """Return ``text`` as the model expects it: handles, links and stray escapes normalised."""
+    """Return ``text`` as the model expects it: handles, links and stray escapes normalised.
+
+    The result is always valid Unicode (no lone surrogates), whatever ``text`` holds.
+    """
     # Some corpora store punctuation as literal "\u002c" escapes.
     text = _ESCAPED_UNICODE.sub(lambda m: chr(int(m.group(1), 16)), text)
-    text = text.replace("\x00", " ")
+    text = valid_unicode(text).replace("\x00", " ")
     text = _HANDLE.sub("@user", text)
     text = _URL.sub("http", text)
     return _WHITESPACE.sub(" ", text).strip()
+
+
+def valid_unicode(text: str) -> str:
+    """``text`` with surrogate pairs joined and lone surrogates replaced by U+FFFD.
+
+    An escaped "\\ud800" in a post (or a JSON-decoded one) is a lone surrogate: not a character, and
+    the Rust tokenizer, UTF-8 encoders and SQLite all reject it, so one hostile post would stop
+    every batch it lands in. UTF-16 round-trips pairs ("\\ud83d\\ude00" is an emoji) and replaces the rest.
+    """
+    if not _SURROGATE.search(text):
+        return text  # the common case: no copy
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def head_and_tail(token_ids: list[int], max_tokens: int, head_fraction: float = 0.5) -> list[int]:

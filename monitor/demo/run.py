@@ -23,6 +23,7 @@ path = "monitor.db"
 
 [model]
 default = "{model}"
+multilingual = "{multilingual}"
 
 [queue]
 contact = "care@acme-coffee.example"
@@ -126,6 +127,7 @@ def write_demo_config(workdir: Path, review_url: str, reddit_url: str, port: int
             reddit_url=reddit_url.rstrip("/"),
             port=port,
             model=model,
+            multilingual=model,  # "bundled" is both models; a custom directory stands in for both
             id_env=DEMO_CLIENT_ID_ENV,
             secret_env=DEMO_CLIENT_SECRET_ENV,
         ),

@@ -17,6 +17,7 @@ from typing import Any
 import sqlite_utils
 
 from monitor.config import QueueConfig
+from monitor.shifts.localtime import EARLIEST
 from monitor.store import utcnow, write_transaction
 
 STATES = ("new", "assigned", "replied", "dismissed")
@@ -37,10 +38,59 @@ class QueueError(ValueError):
 
 
 def _parse(ts: str | None) -> datetime | None:
+    """A stored timestamp → aware datetime; None when missing or not a timestamp (a source's junk)."""
     if not ts:
         return None
-    dt = datetime.fromisoformat(ts)
+    try:
+        dt = datetime.fromisoformat(ts)
+    except (ValueError, TypeError):
+        return None
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+# A post time more than this after we first saw the post is not a post time (a source's junk, a clock
+# far off): the SLA clock then starts when we saw it.
+POST_TIME_SLACK = timedelta(days=1)
+
+
+def clock_start(posted_at: str | None, first_seen_at: str | None, now: datetime) -> datetime:
+    """When an item's SLA clock starts: the post time, else when we first saw the post, else ``now``.
+
+    A post time before 1970 or far after we first saw the post is junk (or hostile: an item "posted"
+    in year 1 would be overdue for ever and top the queue), so the clock starts when we saw it.
+    """
+    posted, seen = _parse(posted_at), _parse(first_seen_at)
+    try:
+        if posted is not None and (posted < EARLIEST or (seen is not None and posted - POST_TIME_SLACK > seen)):
+            posted = None
+    except OverflowError:  # at the calendar's edge
+        posted = None
+    return posted or seen or now
+
+
+def due_at(start: datetime, sla: timedelta) -> datetime:
+    """``start + sla`` in UTC (stored due times compare as strings), or the last representable instant
+    where that overflows (a post dated 9999-12-31)."""
+    try:
+        return (start + sla).astimezone(UTC)
+    except OverflowError:
+        return datetime.max.replace(tzinfo=UTC)
+
+
+def untimed_sql(db: sqlite_utils.Database) -> str:
+    """SQL over ``q`` (queue_items) and ``m`` (mentions): 1 for an item with no SLA clock, else 0.
+
+    A mention marked ``backfill`` has no trustworthy time (no date from the platform, or a years-old post
+    found by a source's first crawl): it is queued and shown, but its clock would start at an arbitrary
+    moment and breach as if new. New activity that reopens it is real, so a reopened item has a clock.
+    Works before ``mentions.backfill`` exists (then nothing is untimed).
+    """
+    if "backfill" not in db["mentions"].columns_dict:
+        return "0"
+    return (
+        "(coalesce(m.backfill, 0) = 1 and not exists (select 1 from queue_events ev "
+        "where ev.queue_item_id = q.id and ev.action = 'new'))"
+    )
 
 
 def sla_for(kind: str | None, config: QueueConfig, source: str | None = None, flags: list[str] = ()) -> timedelta:
@@ -65,9 +115,11 @@ def severity(complaint_prob: float | None, rating: float | None, flags: list[str
     return score
 
 
-def priority(sev: float, reach: int | None, due: datetime, now: datetime, sla: timedelta) -> float:
-    """Higher is more urgent. Overdue items keep climbing so they never sink."""
+def priority(sev: float, reach: int | None, due: datetime | None, now: datetime, sla: timedelta) -> float:
+    """Higher is more urgent. Overdue items keep climbing so they never sink; no ``due``, no clock."""
     reach_boost = math.log10(1 + max(reach or 0, 0)) / 2
+    if due is None:
+        return round(sev + reach_boost, 4)
     left = (due - now).total_seconds()
     window = max(sla.total_seconds(), 1.0)
     urgency = 1.0 - left / window if left > 0 else 1.0 + min(-left / window, 4.0)
@@ -95,9 +147,10 @@ def refresh_queue(db: sqlite_utils.Database, config: QueueConfig, now: datetime 
     """Create items for newly classified complaints/questions and recompute open priorities."""
     now = now or datetime.now(UTC)
     counts = QueueCounts()
+    backfill = "m.backfill" if "backfill" in db["mentions"].columns_dict else "0"
     rows = db.query(
         "select m.id, m.source, m.kind, m.rating, m.author_reach, m.posted_at, m.first_seen_at, "
-        "c.label, c.probs, c.urgency "
+        f"{backfill} as backfill, c.label, c.probs, c.urgency "
         "from mentions m join classifications c on c.mention_id = m.id "
         "left join queue_items q on q.mention_id = m.id where q.id is null"
     )
@@ -106,26 +159,30 @@ def refresh_queue(db: sqlite_utils.Database, config: QueueConfig, now: datetime 
         probs, flags = _signals(row)
         if not needs_reply(row["label"], probs.get("complaint"), flags, config.complaint_threshold):
             continue
-        start = _parse(row["posted_at"]) or _parse(row["first_seen_at"]) or now
+        due = None
+        if not row["backfill"]:  # no trustworthy time, no clock (see untimed_sql)
+            start = clock_start(row["posted_at"], row["first_seen_at"], now)
+            due = due_at(start, sla_for(row["kind"], config, row["source"], flags)).isoformat()
         new_items.append(
             {
                 "mention_id": row["id"],
                 "state": "new",
                 "priority": 0.0,  # set with every open item's below
                 "reason": "complaint" if row["label"] == "complaint" else "question",
-                "sla_due_at": (start + sla_for(row["kind"], config, row["source"], flags)).isoformat(),
+                "sla_due_at": due,
                 "assignee": None,
                 "suggested_reply": None,
                 "created_at": utcnow(),
                 "updated_at": utcnow(),
             }
         )
-    created_ids = []
-    with db.atomic():
+    with write_transaction(db):
         for item in new_items:
+            # The mention may have been queued by a concurrent refresh since the read above.
+            if db.execute("select 1 from queue_items where mention_id = ?", [item["mention_id"]]).fetchone():
+                continue
             item_id = db["queue_items"].insert(item).last_pk
             _log(db, item_id, "system", "created", item["reason"])
-            created_ids.append(item_id)
             counts.created += 1
     # Late imports: these modules build on this one.
     from monitor.queue.recovery import detect_recoveries
@@ -138,35 +195,41 @@ def refresh_queue(db: sqlite_utils.Database, config: QueueConfig, now: datetime 
     since_revision, since_mention = _mark(db, "queue.revision_mark"), _mark(db, "queue.mention_mark")
     counts.recoveries = detect_recoveries(db, since_revision)
     counts.reopened = reopen_on_activity(db, config, now, since_revision, since_mention)
-    with db.atomic():
+    with write_transaction(db):
         db["meta"].upsert_all(
             [{"key": "queue.revision_mark", "value": str(revision_high)},
              {"key": "queue.mention_mark", "value": str(mention_high)}],
             pk="key",
         )  # fmt: skip
     if config.auto_assign and config.team:
-        counts.assigned = auto_assign(db, config.team, created_ids, config.source_types)
+        # Every unassigned new item, not only this run's: a run killed before this line left some behind.
+        counts.assigned = auto_assign(db, config.team, None, config.source_types)
     recompute_priorities(db, config, now)
     return counts
 
 
 def recompute_priorities(db: sqlite_utils.Database, config: QueueConfig, now: datetime) -> None:
+    """Every open item's priority as of ``now``. An untimed item (``untimed_sql``) loses a clock it was
+    given before its mention was marked backfill, so it neither climbs nor shows as overdue."""
     rows = list(
         db.query(
-            "select q.id, q.sla_due_at, m.source, m.kind, m.rating, m.author_reach, c.label, c.probs, c.urgency "
-            "from queue_items q join mentions m on m.id = q.mention_id "
+            "select q.id, q.sla_due_at, m.source, m.kind, m.rating, m.author_reach, c.label, c.probs, c.urgency, "
+            f"{untimed_sql(db)} as untimed from queue_items q join mentions m on m.id = q.mention_id "
             "left join classifications c on c.mention_id = m.id where q.state in ('new', 'assigned')"
         )
     )
-    updates = []
+    updates, unclocked = [], []
     for row in rows:
         probs, flags = _signals(row)
         sev = severity(probs.get("complaint") if row["label"] == "complaint" else 0.0, row["rating"], flags)
-        due = _parse(row["sla_due_at"]) or now
+        due = None if row["untimed"] else _parse(row["sla_due_at"])  # None: no clock to climb with
+        if row["untimed"] and row["sla_due_at"]:
+            unclocked.append((row["id"],))
         sla = sla_for(row["kind"], config, row["source"], flags)
         updates.append((priority(sev, row["author_reach"], due, now, sla), row["id"]))
-    with db.atomic():
+    with write_transaction(db):
         db.conn.executemany("update queue_items set priority = ? where id = ?", updates)
+        db.conn.executemany("update queue_items set sla_due_at = null where id = ?", unclocked)
 
 
 def _mark(db: sqlite_utils.Database, key: str) -> int:
@@ -210,7 +273,7 @@ def reopen_on_activity(
         fields = {}
         if config is not None:
             sla = sla_for(row["kind"], config, row["source"], json.loads(row["urgency"] or "[]"))
-            fields["sla_due_at"] = (now + sla).isoformat()
+            fields["sla_due_at"] = due_at(now, sla).isoformat()
         set_state(db, row["id"], row["state"], "new", "system", "new activity on the thread", fields)
     return len(rows)
 
@@ -309,7 +372,7 @@ def add_note(db: sqlite_utils.Database, item_id: int, text: str, author: str) ->
     get_item(db, item_id)
     if not text.strip():
         raise QueueError(f"queue item {item_id}: the note is empty")
-    with db.atomic():
+    with write_transaction(db):  # BEGIN IMMEDIATE: wait for a concurrent writer instead of failing
         db["queue_notes"].insert({"queue_item_id": item_id, "author": author, "text": text.strip(), "at": utcnow()})
         _log(db, item_id, author, "note", "")
 
@@ -432,6 +495,9 @@ def list_items(
 
 
 def _fts_query(text: str) -> str:
+    # Control characters (Cc) and lone surrogates become spaces: FTS5 reads a NUL as the end of the query
+    # ("unterminated string"), a surrogate cannot be encoded, and the tokenizer splits on the rest anyway.
+    text = "".join(" " if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or 0xD800 <= ord(c) < 0xE000 else c for c in text)
     # Quote each term so user input cannot use FTS syntax.
     terms = [t.replace('"', '""') for t in text.split()]
     return " ".join(f'"{t}"' for t in terms) or '""'

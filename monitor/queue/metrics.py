@@ -2,7 +2,10 @@
 
 First-response time runs from when the customer posted (the SLA clock's start)
 to the first reply recorded. Response rate is replied items over items that
-needed an answer (dismissed ones did not).
+needed an answer (dismissed ones did not). An item without a trustworthy post
+time (``items.untimed_sql``: backfill) has no SLA to breach, and its response
+time runs from when we first saw the post. Grouped by location, a mention the
+shifts stage placed (a Reddit post naming a store) counts at that location.
 """
 
 from __future__ import annotations
@@ -13,9 +16,18 @@ from typing import Any
 
 import sqlite_utils
 
+from monitor.queue.items import untimed_sql
+
+# A mention's location: its own (from the source's config or the platform), else the one the shifts stage
+# inferred (keywords, business ids: how Reddit posts get one). Never overrides a configured location.
+LOCATION_SQL = (
+    "coalesce(nullif(m.location, ''), (select e.location from incident_estimates e where e.mention_id = m.id))"
+)
+
 METRICS_SQL = """
 select q.id, q.state, q.assignee, q.sla_due_at, q.first_replied_at, q.created_at,
-       coalesce(m.posted_at, m.first_seen_at) as started_at, m.source, m.location,
+       case when {untimed} then m.first_seen_at else coalesce(m.posted_at, m.first_seen_at) end as started_at,
+       {untimed} as untimed, m.source, {location} as location,
        r.outcome as recovery, r.rating_before, r.rating_after
 from queue_items q join mentions m on m.id = q.mention_id
 left join recoveries r on r.queue_item_id = q.id
@@ -72,7 +84,7 @@ def summarise(rows: list[dict[str, Any]], now: datetime) -> ResponseMetrics:
             minutes = _minutes(row["started_at"], row["first_replied_at"])
             if minutes is not None:
                 times.append(minutes)
-            if row["sla_due_at"] and row["first_replied_at"] > row["sla_due_at"]:
+            if not row.get("untimed") and row["sla_due_at"] and row["first_replied_at"] > row["sla_due_at"]:
                 out.sla_breaches += 1
         elif row["state"] == "dismissed":
             out.dismissed += 1
@@ -80,7 +92,7 @@ def summarise(rows: list[dict[str, Any]], now: datetime) -> ResponseMetrics:
             out.replied += 1  # replied before reply times were kept: counted, but no time to measure
         else:
             out.open += 1
-            if row["sla_due_at"] and row["sla_due_at"] < now_iso:
+            if not row.get("untimed") and row["sla_due_at"] and row["sla_due_at"] < now_iso:
                 out.sla_breaches += 1
                 out.breached_open += 1
         if row["recovery"]:
@@ -110,9 +122,24 @@ def response_metrics(
     if group_by not in (None, "assignee", "source", "location"):
         raise ValueError(f"cannot group metrics by {group_by!r}")
     now = now or datetime.now(UTC)
-    rows = list(db.query(METRICS_SQL, [since.isoformat(), until.isoformat()]))
+    sql = METRICS_SQL.format(untimed=untimed_sql(db), location=LOCATION_SQL)
+    rows = list(db.query(sql, [since.isoformat(), until.isoformat()]))
     groups: dict[str, list[dict[str, Any]]] = {}
     if group_by:
         for row in rows:
             groups.setdefault(row[group_by] or "(none)", []).append(row)
     return summarise(rows, now), {key: summarise(groups[key], now) for key in sorted(groups)}
+
+
+def human_minutes(minutes: float | None, none: str = "–") -> str:
+    """A duration for people, the same in the terminal, the web app and the digest: "45 min", "3.5 h", "2.1 d"."""
+    if minutes is None:
+        return none
+    minutes = max(float(minutes), 0.0)
+    if minutes < 0.5:
+        return "< 1 min"
+    if round(minutes) < 60:
+        return f"{minutes:.0f} min"
+    if minutes < 24 * 60 - 3:  # 23.95 h and up read better as "1.0 d" than "24.0 h"
+        return f"{minutes / 60:.1f} h"
+    return f"{minutes / (24 * 60):.1f} d"

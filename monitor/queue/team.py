@@ -1,4 +1,4 @@
-"""Who answers what: team members from config, and auto-assignment of new items."""
+"""Who answers what: team members from config, and auto-assignment of unassigned new items."""
 
 from __future__ import annotations
 
@@ -35,38 +35,52 @@ def open_load(db: sqlite_utils.Database) -> dict[str, int]:
 def auto_assign(
     db: sqlite_utils.Database,
     team: list[TeamMember],
-    item_ids: list[int],
+    item_ids: list[int] | None = None,
     source_types: dict[str, str] | None = None,
 ) -> int:
-    """Give each new item to the member who covers it most specifically (a member named for the location
-    before one who covers everything), the fewest open items among equals; returns how many were assigned."""
-    from monitor.queue.items import assign
+    """Give each unassigned new item to the member who covers it most specifically (a member named for the
+    location before one who covers everything), the fewest open items among equals; returns how many were
+    assigned.
 
-    if not item_ids:
+    Without ``item_ids`` every open item that has no assignee is considered, not only those created in
+    this run: a run killed between creating items and assigning them leaves them for the next run.
+    """
+    from monitor.queue.items import QueueError, assign
+
+    if item_ids is not None and not item_ids:
         return 0
     source_types = source_types or {}
     load = open_load(db)
     assigned = 0
-    for item_id in item_ids:
-        rows = list(
-            db.query(
-                # A post without a location may have been placed by the shift stage (keywords, business ids).
-                "select q.state, m.source, coalesce(nullif(m.location, ''), e.location) as location, "
-                "coalesce(c.lang, m.lang) as lang from queue_items q "
-                "join mentions m on m.id = q.mention_id left join classifications c on c.mention_id = m.id "
-                "left join incident_estimates e on e.mention_id = m.id where q.id = ?",
-                [item_id],
-            )
-        )
-        if not rows or rows[0]["state"] != "new":
-            continue
-        item = rows[0]
+    for item in _unassigned(db, item_ids):
         candidates = [m for m in team if covers(m, item, source_types.get(item["source"]))]
         if not candidates:
             continue
         # Specialists first, then fewest open items; config order breaks ties so the choice is predictable.
         member = min(candidates, key=lambda m: (-specificity(m), load.get(m.name, 0)))
-        assign(db, item_id, member.name, actor="auto-assign")
+        try:
+            assign(db, item["id"], member.name, actor="auto-assign")
+        except QueueError:  # a person took or closed it meanwhile: theirs wins
+            continue
         load[member.name] = load.get(member.name, 0) + 1
         assigned += 1
     return assigned
+
+
+def _unassigned(db: sqlite_utils.Database, item_ids: list[int] | None) -> list[dict[str, Any]]:
+    """New items without an assignee (of ``item_ids`` when given), oldest first, with what ``covers`` needs."""
+    # A post without a location may have been placed by the shift stage (keywords, business ids).
+    sql = (
+        "select q.id, m.source, coalesce(nullif(m.location, ''), e.location) as location, "
+        "coalesce(c.lang, m.lang) as lang from queue_items q "
+        "join mentions m on m.id = q.mention_id left join classifications c on c.mention_id = m.id "
+        "left join incident_estimates e on e.mention_id = m.id "
+        "where q.state = 'new' and (q.assignee is null or q.assignee = '')"
+    )
+    if item_ids is None:
+        return list(db.query(sql + " order by q.id"))
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(item_ids), 500):
+        chunk = item_ids[start : start + 500]
+        rows += db.query(sql + f" and q.id in ({', '.join('?' * len(chunk))}) order by q.id", chunk)
+    return rows

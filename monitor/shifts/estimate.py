@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from monitor.shifts.localtime import local_to_utc, utc_to_local
+from monitor.shifts.localtime import EARLIEST, LATEST, local_to_utc, plausible, utc_to_local
 from monitor.shifts.timeexpr import find_time_of_day, find_time_window
 
 PLATFORM = "platform"
@@ -45,6 +45,8 @@ def _platform(experienced_at: str, posted: datetime, tz: ZoneInfo, text: str) ->
             day = date.fromisoformat(value)
         except ValueError:
             return None
+        if not EARLIEST.date() <= day < LATEST.date():
+            return None  # 0001-01-01 or 9999-12-31: not a visit date (and local midnight would overflow)
         midnight = datetime.combine(day, datetime.min.time())
         start_min, end_min, basis, detail = 0, 1440, PLATFORM, f"visit date {value}"
         if found := find_time_of_day(text):
@@ -58,6 +60,9 @@ def _platform(experienced_at: str, posted: datetime, tz: ZoneInfo, text: str) ->
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+    # Checked on the naive value first: converting a time at the calendar's edge would overflow.
+    if not plausible(moment.replace(tzinfo=UTC)):
+        return None
     # A platform datetime without an offset is local wall time at the location.
     moment = local_to_utc(moment, tz) if moment.tzinfo is None else moment.astimezone(UTC)
     return Estimate(moment, moment, PLATFORM, f"visit time {value}")
@@ -70,8 +75,14 @@ def estimate_incident(
     text: str = "",
     experienced_at: str | None = None,
 ) -> Estimate:
-    """The incident window for one mention posted at ``posted`` (aware) at a location in ``tz``."""
+    """The incident window for one mention posted at ``posted`` (aware) at a location in ``tz``.
+
+    Raises ValueError for a ``posted`` outside the times a post can have (``localtime.plausible``);
+    an implausible ``experienced_at`` is ignored.
+    """
     posted = posted.astimezone(UTC)
+    if not plausible(posted):
+        raise ValueError(f"post time {posted.isoformat()} is not a real post time")
     if experienced_at:
         estimate = _platform(experienced_at, posted, tz, text or "")
         if estimate is not None:

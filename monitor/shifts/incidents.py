@@ -19,7 +19,7 @@ import sqlite_utils
 
 from monitor.config import Config
 from monitor.shifts.localtime import epoch, from_epoch, parse_utc
-from monitor.store import utcnow
+from monitor.store import utcnow, write_transaction
 
 
 def find_runs(times: np.ndarray, k: int, window_seconds: int) -> list[tuple[int, int]]:
@@ -97,7 +97,7 @@ def detect_incidents(db: sqlite_utils.Database, config: Config) -> int:
     # An incident that is still there keeps its id (links to it stay valid) and its first detection time.
     known = {(r["location"], r["window_start"]): r for r in db.query("select id, location, window_start, detected_at "
                                                                        "from incidents")}  # fmt: skip
-    with db.atomic():
+    with write_transaction(db):
         db.execute("delete from incident_mentions")
         db.execute("delete from incidents")
         for incident in incidents:

@@ -52,9 +52,20 @@ def parse_utc(text: str | None) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # "0001-01-01T00:00+05:00" is before the first UTC instant
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+# Times a post or a visit can really have. Outside them a stored time is junk (or hostile), and the
+# calendar's edges are near enough that local time, shift occurrences or "yesterday" would overflow.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def plausible(moment: datetime | None) -> bool:
+    """Whether an aware ``moment`` is a time a post or a visit can have (see EARLIEST, LATEST)."""
+    return moment is not None and EARLIEST <= moment < LATEST
 
 
 def epoch(moment: datetime) -> int:

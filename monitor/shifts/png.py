@@ -1,98 +1,134 @@
-"""The weekday x hour complaint heatmap as a PNG, written with zlib and struct.
+"""The weekday x hour complaint heatmap as a PNG, drawn with matplotlib (Agg, no display needed).
 
-A whole plotting library for one grid of coloured squares is not worth the
-dependency; labels use a 3x5 pixel font scaled up.
+Location names come from the config and may be in any script ("Café Zürich", "北京三里屯"). Text is
+drawn with DejaVu Sans, falling back to a font with CJK glyphs for what DejaVu lacks. That font is a
+system package (Debian: ``fonts-wqy-zenhei`` or ``fonts-noto-cjk``; ``.ci/run`` installs one); without
+it one warning says so and Chinese shows as boxes -- the chart is still written.
 """
 
 from __future__ import annotations
 
-import struct
-import zlib
+import functools
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-# 3x5 glyphs, one string of 15 bits per character, rows top to bottom.
-_FONT = {
-    "0": "111101101101111", "1": "010110010010111", "2": "111001111100111", "3": "111001111001111",
-    "4": "101101111001001", "5": "111100111001111", "6": "111100111101111", "7": "111001010010010",
-    "8": "111101111101111", "9": "111101111001111", "A": "010101111101101", "B": "110101110101110",
-    "C": "011100100100011", "D": "110101101101110", "E": "111100110100111", "F": "111100110100100",
-    "G": "011100101101011", "H": "101101111101101", "I": "111010010010111", "J": "001001001101010",
-    "K": "101101110101101", "L": "100100100100111", "M": "101111111101101", "N": "110101101101101",
-    "O": "010101101101010", "P": "110101110100100", "Q": "010101101110011", "R": "110101110101101",
-    "S": "011100010001110", "T": "111010010010010", "U": "101101101101111", "V": "101101101101010",
-    "W": "101101111111101", "X": "101101010101101", "Y": "101101010010010", "Z": "111001010100111",
-    "-": "000000111000000", ":": "000010000010000", ".": "000000000000010", "_": "000000000000111",
-    "/": "001001010100100", "(": "010100100100010", ")": "010001001001010", "%": "101001010100101",
-}  # fmt: skip
-_DAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
-CELL, SCALE, MARGIN_LEFT, MARGIN_TOP = 22, 2, 44, 34
-WHITE, INK, GRID = (255, 255, 255), (40, 40, 40), (225, 225, 225)
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+log = logging.getLogger(__name__)
+
+# Families with Chinese glyphs, best first: Debian's fonts-noto-cjk and fonts-wqy-zenhei, then others.
+CJK_FAMILIES = (
+    "Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans CJK TC", "Source Han Sans SC", "WenQuanYi Zen Hei",
+    "WenQuanYi Micro Hei", "Noto Sans SC", "Droid Sans Fallback", "AR PL UMing CN", "Microsoft YaHei",
+    "PingFang SC", "SimHei",
+)  # fmt: skip
+# Font files of those families, for when matplotlib's font cache predates the font's installation.
+_CJK_FILES = ("notosanscjk", "sourcehansans", "wqyzenhei", "wqymicrohei", "notosanssc", "droidsansfallback")
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
-class Canvas:
-    def __init__(self, width: int, height: int) -> None:
-        self.width, self.height = width, height
-        self.pixels = bytearray(bytes(WHITE) * (width * height))
+@functools.cache
+def cjk_font_family() -> str | None:
+    """The name of an installed font family with CJK glyphs, or None (after one warning) when there is none."""
+    from matplotlib import font_manager
 
-    def rect(self, x: int, y: int, w: int, h: int, colour: tuple[int, int, int]) -> None:
-        for row in range(max(y, 0), min(y + h, self.height)):
-            start, end = row * self.width + max(x, 0), row * self.width + min(x + w, self.width)
-            if end > start:
-                self.pixels[start * 3 : end * 3] = bytes(colour) * (end - start)
-
-    def text(self, x: int, y: int, text: str, colour: tuple[int, int, int] = INK, scale: int = SCALE) -> None:
-        for char in text.upper():
-            glyph = _FONT.get(char)
-            if glyph:
-                for i, bit in enumerate(glyph):
-                    if bit == "1":
-                        self.rect(x + (i % 3) * scale, y + (i // 3) * scale, scale, scale, colour)
-            x += 4 * scale
-
-    def png(self) -> bytes:
-        raw = b"".join(
-            b"\x00" + bytes(self.pixels[row * self.width * 3 : (row + 1) * self.width * 3])
-            for row in range(self.height)
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    found = next((family for family in CJK_FAMILIES if family in installed), None)
+    if found is None:
+        # matplotlib caches the font list when it first runs; a font installed since is not in it.
+        for path in font_manager.findSystemFonts():
+            if any(stem in Path(path).name.lower().replace("-", "").replace("_", "") for stem in _CJK_FILES):
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError):
+                    continue
+        installed = {font.name for font in font_manager.fontManager.ttflist}
+        found = next((family for family in CJK_FAMILIES if family in installed), None)
+    if found is None:
+        log.warning(
+            "no font with Chinese glyphs found (Debian: apt-get install fonts-wqy-zenhei or fonts-noto-cjk); "
+            "charts show Chinese text as boxes"
         )
-
-        def chunk(kind: bytes, data: bytes) -> bytes:
-            return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-        header = struct.pack(">IIBBBBB", self.width, self.height, 8, 2, 0, 0, 0)
-        return (
-            b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
-        )
+    else:
+        # WenQuanYi Zen Hei has only a medium weight: matplotlib uses it, and would say so on every text.
+        logging.getLogger("matplotlib.font_manager").addFilter(_quiet_weight_fallback)
+    return found
 
 
-def _shade(value: float, peak: float) -> tuple[int, int, int]:
-    """White (none) to deep red (the busiest cell)."""
-    if peak <= 0 or value <= 0:
-        return (248, 248, 248)
-    t = min(value / peak, 1.0) ** 0.7
-    return (int(255 - 75 * t), int(240 - 220 * t), int(235 - 215 * t))
+def _quiet_weight_fallback(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("findfont: Failed to find font weight")
+
+
+def font_families() -> list[str]:
+    """matplotlib ``font.family``: DejaVu Sans for Latin text (accents included), a CJK font for the rest."""
+    cjk = cjk_font_family()
+    return ["DejaVu Sans", cjk] if cjk else ["DejaVu Sans"]
+
+
+def heatmap_figure(
+    grids: dict[str, list[list[float]]],
+    title: str = "Complaints by estimated incident time",
+    names: dict[str, str] | None = None,
+    zones: dict[str, str] | None = None,
+) -> Figure:
+    """One panel per location (rows Monday..Sunday, columns local hours 0..23) on one shared colour scale,
+    with the scale drawn beside them. ``names`` maps location ids to display names, ``zones`` to time zones.
+
+    Call it inside ``chart_fonts()`` (as ``write_heatmap_png`` does) so text is measured with the right fonts.
+    """
+    from matplotlib.figure import Figure
+
+    names, zones = names or {}, zones or {}
+    panels = list(grids.items()) or [("", [[0.0] * 24 for _ in range(7)])]
+    peak = max((value for _, grid in panels for row in grid for value in row), default=0.0)
+    fig = Figure(figsize=(10, 0.6 + 2.3 * len(panels)), dpi=110, layout="constrained")
+    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+    image = None
+    for ax, (location, grid) in zip(axes, panels, strict=True):
+        image = ax.imshow(grid, cmap="Reds", vmin=0, vmax=peak or 1.0, aspect="auto", interpolation="nearest")
+        label = names.get(location, location)
+        heading = f"{label} ({location})" if label != location and location else label
+        total, busiest = sum(map(sum, grid)), max(map(max, grid))
+        ax.set_title(f"{heading} · {total:.1f} complaints, busiest hour {busiest:.1f}", loc="left")
+        ax.set_yticks(range(7), _DAYS)
+        ax.set_xticks(range(0, 24, 2), [f"{h:02d}" for h in range(0, 24, 2)])
+        ax.set_xlabel(f"local hour ({zones[location]})" if location in zones else "local hour")
+        ax.set_xticks([x - 0.5 for x in range(1, 24)], minor=True)
+        ax.set_yticks([y - 0.5 for y in range(1, 7)], minor=True)
+        ax.grid(which="minor", color="white", linewidth=0.6)
+        ax.tick_params(which="minor", length=0)
+    fig.suptitle(title, x=0.01, ha="left", fontsize=11)
+    colour_scale = fig.colorbar(image, ax=list(axes), shrink=0.9, pad=0.01)
+    colour_scale.set_label("complaints per hour (a window spread over its hours)")
+    return fig
+
+
+@contextmanager
+def chart_fonts() -> Iterator[None]:
+    """matplotlib settings for our charts: DejaVu Sans, then a CJK font; no per-glyph warnings without one."""
+    import matplotlib
+
+    with matplotlib.rc_context({"font.family": font_families(), "font.size": 9}), warnings.catch_warnings():
+        # Without a CJK font matplotlib warns once per missing glyph; cjk_font_family has said it once.
+        warnings.filterwarnings("ignore", message="Glyph .* missing from")
+        yield
 
 
 def write_heatmap_png(
-    grids: dict[str, list[list[float]]], path: Path, title: str = "complaints by incident time"
+    grids: dict[str, list[list[float]]],
+    path: Path,
+    title: str = "Complaints by estimated incident time",
+    names: dict[str, str] | None = None,
+    zones: dict[str, str] | None = None,
 ) -> Path:
-    """One panel per location: rows Monday..Sunday, columns local hours 0..23."""
-    panel_height = MARGIN_TOP + 7 * CELL + 16
-    width = MARGIN_LEFT + 24 * CELL + 16
-    canvas = Canvas(width, 24 + panel_height * max(len(grids), 1))
-    canvas.text(8, 8, title)
-    for p, (location, grid) in enumerate(grids.items()):
-        top = 24 + p * panel_height
-        peak = max((v for row in grid for v in row), default=0.0)
-        canvas.text(8, top + 4, f"{location}  (max {peak:.1f})")
-        for hour in range(0, 24, 3):
-            canvas.text(MARGIN_LEFT + hour * CELL + 2, top + MARGIN_TOP - 12, str(hour))
-        for day in range(7):
-            y = top + MARGIN_TOP + day * CELL
-            canvas.text(8, y + 6, _DAYS[day])
-            for hour in range(24):
-                x = MARGIN_LEFT + hour * CELL
-                canvas.rect(x, y, CELL, CELL, GRID)
-                canvas.rect(x + 1, y + 1, CELL - 2, CELL - 2, _shade(grid[day][hour], peak))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(canvas.png())
+    """Write :func:`heatmap_figure` as a PNG at ``path``."""
+    with chart_fonts():
+        fig = heatmap_figure(grids, title, names, zones)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, format="png")
     return path

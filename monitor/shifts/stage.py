@@ -1,14 +1,19 @@
 """The shifts stage: estimate every mention's incident time, attribute it to shifts, find incidents.
 
 Runs after classification (incidents need the labels; estimates do not). It is
-incremental: a mention is (re)estimated when it is new or edited since its estimate,
-and everything is recomputed when the locations, shifts or lags in the config change.
+incremental: a mention is (re)estimated when it has no estimate or has a revision above the
+stage's mark, and everything is recomputed when the locations, shifts or lags in the config change.
+A crawl that changes a mention's post or experience time, location or url drops its estimate
+(``store._update_row``), so it is estimated again from the new values.
+A mention without a usable time (none, or one outside ``localtime.plausible``) is stored with
+basis "no time" and no window: one bad date costs only its mention.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -22,11 +27,15 @@ from monitor.config import Config, Location
 from monitor.shifts.attribute import Occurrences, attribute, occurrences
 from monitor.shifts.estimate import Estimate, estimate_incident
 from monitor.shifts.incidents import detect_incidents
-from monitor.shifts.localtime import epoch, parse_utc, utc_to_local, zone
-from monitor.store import utcnow
+from monitor.shifts.localtime import epoch, parse_utc, plausible, utc_to_local, zone
+from monitor.store import utcnow, write_transaction
+
+log = logging.getLogger(__name__)
 
 CHUNK = 2000
 _FINGERPRINT_KEY = "shifts_config"
+_REVISION_MARK = "shifts.revision_mark"  # the last mention_revisions id whose mention was re-estimated
+CLUSTER_GAP = timedelta(days=2)  # windows further apart get their own shift occurrences
 
 
 @dataclass
@@ -34,6 +43,7 @@ class ShiftsCounts:
     estimated: int = 0
     by_basis: dict[str, int] = field(default_factory=dict)
     without_location: int = 0
+    without_time: int = 0  # no usable post time, or the estimate failed: stored without a window
     incidents: int = 0
 
 
@@ -81,21 +91,56 @@ def _reset_if_config_changed(db: sqlite_utils.Database, config: Config) -> None:
     row = db.execute("select value from meta where key = ?", [_FINGERPRINT_KEY]).fetchone()
     if row and row[0] == fingerprint:
         return
-    with db.atomic():
+    with write_transaction(db):
         db.execute("delete from shift_attributions")
         db.execute("delete from incident_estimates")
         db["meta"].upsert({"key": _FINGERPRINT_KEY, "value": fingerprint}, pk="key")
 
 
-def _pending(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+_MENTION_COLUMNS = (
+    "m.id, m.source, m.url, m.raw, m.title, m.text, m.posted_at, m.first_seen_at, m.experienced_at, m.location"
+)
+
+
+def _columns(db: sqlite_utils.Database) -> str:
+    # mentions.backfill (no trustworthy time) arrived with a later schema; before it nothing is backfill.
+    return _MENTION_COLUMNS + (", m.backfill" if "backfill" in db["mentions"].columns_dict else ", 0 as backfill")
+
+
+def _unestimated(db: sqlite_utils.Database, after: int) -> list[dict[str, Any]]:
+    """The next chunk of mentions above id ``after`` without an estimate.
+
+    Walking by id (never back) ends after one pass over the table, whatever happens to the rows.
+    """
     return list(
         db.query(
-            "select m.id, m.source, m.url, m.raw, m.title, m.text, m.posted_at, m.first_seen_at, m.experienced_at, "
-            "m.location from mentions m left join incident_estimates e on e.mention_id = m.id "
-            "where e.mention_id is null or e.estimated_at < m.updated_at order by m.id limit ?",
-            [CHUNK],
+            f"select {_columns(db)} from mentions m where m.id > ? and not exists "
+            "(select 1 from incident_estimates e where e.mention_id = m.id) order by m.id limit ?",
+            [after, CHUNK],
         )
     )
+
+
+def _revised(db: sqlite_utils.Database, mark: int) -> tuple[list[dict[str, Any]], int]:
+    """Mentions edited since revision ``mark`` (the next chunk), and the revision id to move the mark to.
+
+    Edits are found by revision row id, not by comparing ``updated_at`` with ``estimated_at``: wall-clock
+    strings are not ordered when the clock steps back or a writer's clock is ahead, and a mention whose
+    ``updated_at`` lay in the future was re-estimated on every pass, for ever.
+    """
+    revisions = db.execute(
+        "select id, mention_id from mention_revisions where id > ? order by id limit ?", [mark, CHUNK]
+    ).fetchall()
+    if not revisions:
+        return [], mark
+    ids = sorted({mention_id for _, mention_id in revisions})
+    rows = list(db.query(f"select {_columns(db)} from mentions m where m.id in ({', '.join('?' * len(ids))})", ids))
+    return rows, revisions[-1][0]
+
+
+def _mark(db: sqlite_utils.Database) -> int:
+    row = db.execute("select value from meta where key = ?", [_REVISION_MARK]).fetchone()
+    return int(row[0]) if row else 0
 
 
 def occurrences_for(location: Location, starts: np.ndarray, ends: np.ndarray) -> Occurrences:
@@ -114,19 +159,34 @@ def attribution_rows(location: Location, mention_ids: list[int], estimates: list
              "shift_date": utc_to_local(e.start, zone(location.timezone)).date().isoformat()}
             for mid, e in zip(mention_ids, estimates, strict=True)
         ]  # fmt: skip
-    starts = np.array([epoch(e.start) for e in estimates], dtype=np.int64)
-    ends = np.array([epoch(e.end) for e in estimates], dtype=np.int64)
-    occ = occurrences_for(location, starts, ends)
-    result = attribute(occ, starts, ends)
+    all_starts = np.array([epoch(e.start) for e in estimates], dtype=np.int64)
+    all_ends = np.array([epoch(e.end) for e in estimates], dtype=np.int64)
     rows: dict[tuple[int, str, str], dict[str, Any]] = {}
-    for row, shift, day, weight in zip(result.row, result.shift, result.day, result.weight, strict=True):
-        key = (mention_ids[row], occ.shift_name(int(shift)), (occ.first_day + timedelta(days=int(day))).isoformat())
-        if key in rows:  # off-shift pieces on both sides of a shift, same day
-            rows[key]["weight"] += float(weight)
-        else:
-            rows[key] = {"mention_id": key[0], "location": location.id, "shift": key[1], "shift_date": key[2],
-                         "weight": float(weight)}  # fmt: skip
+    for members in clusters(all_starts, all_ends, int(CLUSTER_GAP.total_seconds())):
+        starts, ends = all_starts[members], all_ends[members]
+        occ = occurrences_for(location, starts, ends)
+        result = attribute(occ, starts, ends)
+        for row, shift, day, weight in zip(result.row, result.shift, result.day, result.weight, strict=True):
+            day_iso = (occ.first_day + timedelta(days=int(day))).isoformat()
+            key = (mention_ids[members[row]], occ.shift_name(int(shift)), day_iso)
+            if key in rows:  # off-shift pieces on both sides of a shift, same day
+                rows[key]["weight"] += float(weight)
+            else:
+                rows[key] = {"mention_id": key[0], "location": location.id, "shift": key[1], "shift_date": key[2],
+                             "weight": float(weight)}  # fmt: skip
     return list(rows.values())
+
+
+def clusters(starts: np.ndarray, ends: np.ndarray, gap: int) -> list[np.ndarray]:
+    """Indices of windows grouped so that groups lie more than ``gap`` seconds apart.
+
+    Shift occurrences are materialised for every day from a group's first window to its last:
+    one post from 1990 and one from today in a chunk would otherwise cost 13,000 days of them.
+    """
+    order = np.argsort(starts, kind="stable")
+    reach = np.maximum.accumulate(ends[order])
+    breaks = np.flatnonzero(starts[order][1:] > reach[:-1] + gap) + 1
+    return np.split(order, breaks)
 
 
 def estimate_and_attribute(db: sqlite_utils.Database, config: Config) -> ShiftsCounts:
@@ -135,40 +195,146 @@ def estimate_and_attribute(db: sqlite_utils.Database, config: Config) -> ShiftsC
     resolve = LocationResolver(config)
     lags = {s.name: s.visit_lag for s in config.sources if s.visit_lag}
     counts = ShiftsCounts()
-    while rows := _pending(db):
-        now = utcnow()
-        estimate_rows = []
-        by_location: dict[str, tuple[list[int], list[Estimate]]] = defaultdict(lambda: ([], []))
-        for row in rows:
-            location_id = resolve(row)
-            posted = parse_utc(row["posted_at"]) or parse_utc(row["first_seen_at"])
-            if location_id is None or posted is None:
-                counts.without_location += 1
-                estimate_rows.append({"mention_id": row["id"], "location": None, "window_start": None,
-                                      "window_end": None, "basis": "no location", "detail": None,
-                                      "estimated_at": now})  # fmt: skip
-                continue
-            location = resolve.known[location_id]
-            text = "\n".join(t for t in (row["title"], row["text"]) if t)
-            lag = lags.get(row["source"], config.shifts.default_visit_lag)
-            estimate = estimate_incident(posted, zone(location.timezone), lag, text, row["experienced_at"])
-            estimate_rows.append({"mention_id": row["id"], "location": location_id,
-                                  "window_start": estimate.start.isoformat(), "window_end": estimate.end.isoformat(),
-                                  "basis": estimate.basis, "detail": estimate.detail, "estimated_at": now})  # fmt: skip
-            by_location[location_id][0].append(row["id"])
-            by_location[location_id][1].append(estimate)
-            counts.estimated += 1
-            counts.by_basis[estimate.basis] = counts.by_basis.get(estimate.basis, 0) + 1
-        attributions = []
-        for location_id, (mention_ids, estimates) in by_location.items():
-            attributions += attribution_rows(resolve.known[location_id], mention_ids, estimates)
-        ids = [r["id"] for r in rows]
-        with db.atomic():
+    # Edited mentions first (by revision row id), then those never estimated (by mention id). Both walks
+    # only move forward, so the stage ends whatever the clock or the rows' timestamps say.
+    mark = _mark(db)
+    while True:
+        rows, new_mark = _revised(db, mark)
+        if new_mark == mark:
+            break
+        _estimate_chunk(db, config, resolve, lags, rows, counts, revision_mark=new_mark)
+        mark = new_mark
+    after = 0
+    while rows := _unestimated(db, after):
+        _estimate_chunk(db, config, resolve, lags, rows, counts)
+        after = rows[-1]["id"]
+    counts.incidents = detect_incidents(db, config)
+    return counts
+
+
+def _post_time(row: dict[str, Any]) -> datetime | None:
+    """When the mention was posted: its post time, else when we first saw it; None when neither is real.
+
+    A backfill mention (an undated item from a first crawl) was not posted when we first saw it: without
+    its own post time it has no time at all, rather than piling up on the crawl's hour as an incident.
+    """
+    posted = parse_utc(row["posted_at"])
+    if plausible(posted):
+        return posted
+    seen = parse_utc(row["first_seen_at"])
+    return seen if plausible(seen) and not row.get("backfill") else None
+
+
+def _estimate_one(row: dict[str, Any], location: Location, lag: timedelta) -> Estimate | None:
+    """The mention's estimate; None when it has no usable time. One bad mention costs only itself."""
+    posted = _post_time(row)
+    if posted is None:
+        return None
+    text = "\n".join(t for t in (row["title"], row["text"]) if t)
+    try:
+        estimate = estimate_incident(posted, zone(location.timezone), lag, text, row["experienced_at"])
+    except Exception:  # hostile text or dates reach dateparser and calendar arithmetic: skip the mention
+        log.warning("shifts: mention %s: no incident time estimated", row["id"], exc_info=True)
+        return None
+    return estimate if plausible(estimate.start) and plausible(estimate.end) else None
+
+
+def _attributions(location: Location, mention_ids: list[int], estimates: list[Estimate]) -> list[dict[str, Any]]:
+    """attribution_rows, falling back to one mention at a time so a failure costs only its mention."""
+    try:
+        return attribution_rows(location, mention_ids, estimates)
+    except (ValueError, ArithmeticError, LookupError, TypeError):
+        log.warning("shifts: attributing %d mentions at %s failed; one at a time", len(mention_ids), location.id)
+    rows = []
+    for mention_id, estimate in zip(mention_ids, estimates, strict=True):
+        try:
+            rows += attribution_rows(location, [mention_id], [estimate])
+        except (ValueError, ArithmeticError, LookupError, TypeError):
+            log.warning("shifts: mention %s: not attributed to a shift", mention_id, exc_info=True)
+    return rows
+
+
+def _estimate_chunk(
+    db: sqlite_utils.Database,
+    config: Config,
+    resolve: LocationResolver,
+    lags: dict[str, timedelta],
+    rows: list[dict[str, Any]],
+    counts: ShiftsCounts,
+    revision_mark: int | None = None,
+) -> None:
+    """Estimate and attribute ``rows`` and store them (with the revision mark, in one transaction).
+
+    Every row gets an estimates row, with no window when it has no location or no usable time.
+    """
+    now = utcnow()
+    estimate_rows = []
+    by_location: dict[str, tuple[list[int], list[Estimate]]] = defaultdict(lambda: ([], []))
+    for row in rows:
+        location_id = resolve(row)
+        blank = {"mention_id": row["id"], "location": location_id, "window_start": None, "window_end": None,
+                 "detail": None, "estimated_at": now}  # fmt: skip
+        if location_id is None:
+            counts.without_location += 1
+            estimate_rows.append({**blank, "basis": "no location"})
+            continue
+        lag = lags.get(row["source"], config.shifts.default_visit_lag)
+        estimate = _estimate_one(row, resolve.known[location_id], lag)
+        if estimate is None:
+            counts.without_time += 1
+            estimate_rows.append({**blank, "basis": "no time"})
+            continue
+        estimate_rows.append({**blank, "window_start": estimate.start.isoformat(),
+                              "window_end": estimate.end.isoformat(), "basis": estimate.basis,
+                              "detail": estimate.detail})  # fmt: skip
+        by_location[location_id][0].append(row["id"])
+        by_location[location_id][1].append(estimate)
+        counts.estimated += 1
+        counts.by_basis[estimate.basis] = counts.by_basis.get(estimate.basis, 0) + 1
+    attributions = []
+    for location_id, (mention_ids, estimates) in by_location.items():
+        attributions += _attributions(resolve.known[location_id], mention_ids, estimates)
+    ids = [r["id"] for r in rows]
+    with write_transaction(db):
+        # A crawl may have changed a mention's time or place since we read it: leave such mentions without
+        # an estimate (dropping an old one), so that a later pass estimates them from the new values.
+        moved = _moved(db, rows)
+        if moved:
+            estimate_rows = [r for r in estimate_rows if r["mention_id"] not in moved]
+            attributions = [r for r in attributions if r["mention_id"] not in moved]
+            marks = ", ".join("?" * len(moved))
+            db.execute(f"delete from incident_estimates where mention_id in ({marks})", sorted(moved))
+        if ids:
             db.execute(f"delete from shift_attributions where mention_id in ({', '.join('?' * len(ids))})", ids)
             db["incident_estimates"].insert_all(estimate_rows, replace=True)
             db["shift_attributions"].insert_all(attributions, replace=True)
-    counts.incidents = detect_incidents(db, config)
-    return counts
+        if revision_mark is not None:
+            db.execute(
+                "insert into meta (key, value) values (?, ?) on conflict (key) do update set value = excluded.value",
+                [_REVISION_MARK, str(revision_mark)],
+            )
+
+
+_TIME_AND_PLACE = ("posted_at", "first_seen_at", "experienced_at", "location", "url")
+
+
+def _moved(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> set[int]:
+    """Ids of ``rows`` whose time or place no longer match the stored mention, or that are gone.
+
+    Run inside the estimates' write transaction, so nothing changes between this check and the write.
+    """
+    if not rows:
+        return set()
+    ids = [r["id"] for r in rows]
+    columns = ", ".join(f"m.{c}" for c in _TIME_AND_PLACE)
+    backfill = "m.backfill" if "backfill" in db["mentions"].columns_dict else "0"
+    stored = {
+        row[0]: tuple(row[1:])
+        for row in db.execute(
+            f"select m.id, {columns}, {backfill} from mentions m where m.id in ({', '.join('?' * len(ids))})", ids
+        )
+    }
+    return {r["id"] for r in rows if stored.get(r["id"]) != (*(r[c] for c in _TIME_AND_PLACE), r["backfill"])}
 
 
 def mention_shift(db: sqlite_utils.Database, mention_id: int) -> dict[str, Any] | None:

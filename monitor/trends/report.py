@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
 from monitor.config import TrendsConfig
-from monitor.trends.series import TrendPoint, sentiment_series
+from monitor.trends.series import TrendPoint, sentiment_series, undated_counts
 from monitor.trends.spikes import Spike, find_spikes
 
 
@@ -18,12 +18,14 @@ class TrendsReport:
     by: str
     points: list[TrendPoint]
     spikes: list[Spike]  # in the shown range only
+    # Backfill mentions without a date first seen in the shown range, per brand: in no point (no day).
+    undated: dict[str, int] = field(default_factory=dict)
 
     def brand_summary(self) -> list[dict[str, object]]:
         """Per brand over the whole range: mentions, net sentiment, share of voice, spikes."""
         out = []
         total = sum(p.mentions for p in self.points) or 1
-        for brand in sorted({p.brand for p in self.points}):
+        for brand in sorted({p.brand for p in self.points} | set(self.undated)):
             mine = [p for p in self.points if p.brand == brand]
             classified = sum(p.complaint + p.neutral + p.praise for p in mine)
             net = (
@@ -34,7 +36,8 @@ class TrendsReport:
             out.append({"brand": brand, "mentions": sum(p.mentions for p in mine),
                         "net_sentiment": None if net is None else round(net, 1),
                         "share_of_voice": round(sum(p.mentions for p in mine) / total, 4),
-                        "spikes": sum(1 for s in self.spikes if s.brand == brand)})  # fmt: skip
+                        "spikes": sum(1 for s in self.spikes if s.brand == brand),
+                        "undated": self.undated.get(brand, 0)})  # fmt: skip
         return out
 
 
@@ -58,8 +61,10 @@ def trends_report(
     since = datetime.combine(history_start, datetime.min.time(), tzinfo=zone)
     points = sentiment_series(db, since, end, by, config.timezone, brands)
     spikes = find_spikes(points, config.baseline_periods, config.spike_alpha, config.min_spike_complaints)
+    shown_since = datetime.combine(first_shown, datetime.min.time(), tzinfo=zone)
     return TrendsReport(
         by=by,
         points=[p for p in points if p.period >= first_shown],
         spikes=[s for s in spikes if s.period >= first_shown],
+        undated=undated_counts(db, shown_since, end, brands),
     )

@@ -5,7 +5,9 @@ classified mentions × 100, from −100 (all complaints) to +100 (all praise).
 Share of voice is a brand's mentions over all brands' mentions in the period
 (mentions with no brand are not a voice: they count in neither side).
 Days are calendar days in the configured time zone (DST-aware); weeks start
-on Monday.
+on Monday. A backfill mention without a date (``mentions.backfill``, no
+``posted_at``; docs/time-trust.md) has no day: it is left out of the series, so it
+cannot make a spike on the day it was crawled, and :func:`undated_counts` counts it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from zoneinfo import ZoneInfo
 import sqlite_utils
 
 NO_BRAND = "(no brand)"
+# A mention with a day: dated, or (stored before backfill existed, or by hand) first seen on it.
+HAS_DAY = "not (m.backfill = 1 and m.posted_at is null)"
 
 
 @dataclass
@@ -67,7 +71,8 @@ def sentiment_series(
     rows = db.query(
         "select coalesce(nullif(m.brand, ''), ?) as brand, coalesce(m.posted_at, m.first_seen_at) as at, c.label "
         "from mentions m left join classifications c on c.mention_id = m.id "
-        "where coalesce(m.posted_at, m.first_seen_at) >= ? and coalesce(m.posted_at, m.first_seen_at) < ?",
+        "where coalesce(m.posted_at, m.first_seen_at) >= ? and coalesce(m.posted_at, m.first_seen_at) < ? "
+        f"and {HAS_DAY}",
         # Stored times are UTC text: compare with UTC text, whatever zone the bounds were made in.
         [NO_BRAND, since.astimezone(UTC).isoformat(), until.astimezone(UTC).isoformat()],
     )
@@ -97,3 +102,16 @@ def sentiment_series(
                 point.share_of_voice = round(point.mentions / totals[period], 4)
             points.append(point)
     return points
+
+
+def undated_counts(
+    db: sqlite_utils.Database, since: datetime, until: datetime, brands: list[str] | None = None
+) -> dict[str, int]:
+    """Backfill mentions without a date, per brand, first seen in [since, until): stored and counted, never
+    placed on a day (the crawl's day is not when they were written)."""
+    rows = db.execute(
+        "select coalesce(nullif(brand, ''), ?), count(*) from mentions "
+        "where backfill = 1 and posted_at is null and first_seen_at >= ? and first_seen_at < ? group by 1",
+        [NO_BRAND, since.astimezone(UTC).isoformat(), until.astimezone(UTC).isoformat()],
+    ).fetchall()
+    return {brand: count for brand, count in rows if not brands or brand in brands}

@@ -18,6 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask, Response, abort, flash, g, redirect, render_template, request, session, url_for
+from werkzeug.routing import IntegerConverter
 
 from monitor.config import LABELS, Config
 from monitor.escaping import safe_url
@@ -48,15 +49,17 @@ from monitor.queue.templates import (
 from monitor.shifts.stage import mention_shift
 from monitor.store import open_db
 from monitor.web.auth import (
-    FORWARDING_HEADERS,
     LoginThrottle,
     check_bind_address,
     check_password,
     credential_fingerprint,
+    end_sessions,
     is_loopback,
     is_loopback_host_header,
+    is_proxied,
     load_users,
     safe_redirect_target,
+    session_generation,
 )
 
 SECRET_ENV = "MONITOR_SECRET_KEY"
@@ -67,6 +70,24 @@ TOPICS = (
     "cleanliness_ambience", "delivery_logistics", "app_website", "other",
 )  # fmt: skip
 FILTER_KEYS = ("q", "source", "location", "brand", "label", "topic", "assignee", "sla")
+# Waitress's own defaults, except that proxy headers reach the app: it deletes X-Forwarded-* and Forwarded
+# from untrusted peers, which hid a reverse proxy from the login-less inbox's loopback-only guard.
+WAITRESS_OPTIONS = {"threads": 8, "ident": "mention-monitor", "clear_untrusted_proxy_headers": False}
+
+
+class RowIdConverter(IntegerConverter):
+    """``<int:...>`` limited to SQLite's INTEGER range: a larger id is simply not found (404), where
+    passing it to SQLite raised OverflowError (HTTP 500)."""
+
+    def __init__(self, map, *args, **kwargs) -> None:  # noqa: A002 - werkzeug's signature
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
+
+
+def _clean_arg(value: str | None) -> str:
+    """A query-string value without control characters (a NUL made SQLite's full-text parser fail)."""
+    return "".join(" " if ch < " " or ch == "\x7f" else ch for ch in (value or "")).strip()
+
 
 __all__ = ["check_bind_address", "create_app", "is_loopback", "serve"]
 
@@ -74,6 +95,7 @@ __all__ = ["check_bind_address", "create_app", "is_loopback", "serve"]
 def create_app(config: Config, users: dict[str, str] | None = None) -> Flask:
     """The inbox app. ``users`` (name → password hash) defaults to the ones in the environment."""
     app = Flask(__name__)
+    app.url_map.converters["int"] = RowIdConverter  # before any route is added
     app.config["SECRET_KEY"] = os.environ.get(SECRET_ENV) or secrets.token_hex(32)
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     # Lax, not Strict: a link from chat or email must open the item logged in; every change is a POST
@@ -131,7 +153,7 @@ def create_app(config: Config, users: dict[str, str] | None = None) -> Flask:
         if not users:
             # No logins: only this machine may talk to the inbox. The Host check stops DNS rebinding (a web
             # page that re-points its own name at 127.0.0.1); forwarding headers mean a proxy is in front.
-            if not is_loopback(request.remote_addr or "") or any(h in request.headers for h in FORWARDING_HEADERS):
+            if not is_loopback(request.remote_addr or "") or is_proxied(request.headers):
                 abort(403, description="the inbox has no users configured, so it only answers this machine")
             if not is_loopback_host_header(request.host):
                 abort(403, description="unexpected Host header; open the inbox as http://127.0.0.1:PORT/")
@@ -144,6 +166,8 @@ def create_app(config: Config, users: dict[str, str] | None = None) -> Flask:
             and secrets.compare_digest(
                 session.get("credential", ""), credential_fingerprint(app.secret_key, users[user])
             )
+            # ended by a logout since this cookie was issued?
+            and secrets.compare_digest(session.get("generation", ""), session_generation(db(), user) or "-")
         )
         if not valid:
             session.pop("user", None)
@@ -193,6 +217,7 @@ def create_app(config: Config, users: dict[str, str] | None = None) -> Flask:
                 session["user"] = name
                 session["login_at"] = time.time()
                 session["credential"] = credential_fingerprint(app.secret_key, users[name])
+                session["generation"] = session_generation(db(), name, create=True)
                 return redirect(target)
             throttle.failed(client, name)
             error = "Unknown user or wrong password."
@@ -200,6 +225,8 @@ def create_app(config: Config, users: dict[str, str] | None = None) -> Flask:
 
     @app.post("/logout")
     def logout():
+        if session.get("user") in users:
+            end_sessions(db(), session["user"])  # server-side: a copy of this cookie stops working too
         session.clear()
         return redirect(url_for("login"))
 
@@ -208,7 +235,7 @@ def create_app(config: Config, users: dict[str, str] | None = None) -> Flask:
     def inbox_filter() -> tuple[str, InboxFilter, dict[str, str]]:
         state = request.args.get("state", "open")
         states = OPEN_STATES if state not in STATES else (state,)
-        values = {k: (request.args.get(k) or "").strip() for k in FILTER_KEYS}
+        values = {k: _clean_arg(request.args.get(k)) for k in FILTER_KEYS}
         if values["assignee"] == "me":
             values["assignee"] = session.get("user") or ""
         filters = InboxFilter(
@@ -372,4 +399,4 @@ def serve(config: Config, host: str | None = None, port: int | None = None) -> N
     port = port if port is not None else config.web.port
     users = load_users(config.web)
     check_bind_address(host, users, config.web.users_env)
-    waitress_serve(create_app(config, users), host=host, port=port, threads=8, ident="mention-monitor")
+    waitress_serve(create_app(config, users), host=host, port=port, **WAITRESS_OPTIONS)

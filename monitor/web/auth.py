@@ -12,13 +12,18 @@ import hashlib
 import hmac
 import os
 import re
+import secrets
+import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Mapping
 
+import sqlite_utils
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from monitor.config import ConfigError, WebConfig
 from monitor.hosts import is_loopback
+from monitor.store import write_transaction
 
 # A hash checked for unknown names too, so a login's timing does not reveal which names exist.
 _DUMMY_HASH = generate_password_hash("not a real password")
@@ -76,7 +81,9 @@ class LoginThrottle:
     """At most MAX_FAILURES failed logins per (client address, user name) in FAILURE_WINDOW seconds.
 
     Keyed by name too, so behind a proxy (every client 127.0.0.1) one person's typos do not lock the
-    whole team out; the table is bounded so a flood of names cannot grow it without end.
+    whole team out; the table is bounded so a flood of names cannot grow it without end. Waitress
+    serves requests on several threads: one lock around the table, or a login evicting a key while
+    another records a failure for it raises KeyError (HTTP 500).
     """
 
     MAX_KEYS = 10_000
@@ -84,6 +91,7 @@ class LoginThrottle:
     def __init__(self, clock=time.monotonic) -> None:
         self.clock = clock
         self.failures: OrderedDict[tuple[str, str], deque[float]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def _recent(self, key: tuple[str, str]) -> deque[float]:
         stamps = self.failures.setdefault(key, deque())
@@ -92,17 +100,20 @@ class LoginThrottle:
         return stamps
 
     def blocked(self, client: str, name: str) -> bool:
-        return len(self._recent((client, name.lower()))) >= MAX_FAILURES
+        with self._lock:
+            return len(self._recent((client, name.lower()))) >= MAX_FAILURES
 
     def failed(self, client: str, name: str) -> None:
         key = (client, name.lower())
-        self._recent(key).append(self.clock())
-        self.failures.move_to_end(key)
-        while len(self.failures) > self.MAX_KEYS:
-            self.failures.popitem(last=False)
+        with self._lock:
+            self._recent(key).append(self.clock())
+            self.failures.move_to_end(key)
+            while len(self.failures) > self.MAX_KEYS:
+                self.failures.popitem(last=False)
 
     def succeeded(self, client: str, name: str) -> None:
-        self.failures.pop((client, name.lower()), None)
+        with self._lock:
+            self.failures.pop((client, name.lower()), None)
 
 
 def credential_fingerprint(secret_key: str, hashed: str) -> str:
@@ -118,7 +129,47 @@ def safe_redirect_target(target: str | None) -> str:
     return target if target and _SAFE_TARGET.fullmatch(target) else "/"
 
 
-FORWARDING_HEADERS = ("X-Forwarded-For", "X-Forwarded-Host", "Forwarded", "X-Real-IP")
+# Headers a reverse proxy adds (any X-Forwarded-* counts too). Waitress deletes the standard ones before
+# the app sees them unless it is told not to: serve() passes clear_untrusted_proxy_headers=False.
+FORWARDING_HEADERS = (
+    "Forwarded", "Via", "X-Real-IP", "True-Client-IP", "CF-Connecting-IP", "Fastly-Client-IP", "X-Client-IP",
+    "Client-IP", "X-Cluster-Client-IP", "X-Original-Forwarded-For",
+)  # fmt: skip
+
+
+def is_proxied(headers: Mapping[str, str]) -> bool:
+    """Whether a request carries any header a reverse proxy adds (so it may come from anywhere)."""
+    names = {name.lower() for name, _value in headers.items()}
+    return any(n.startswith("x-forwarded-") for n in names) or any(h.lower() in names for h in FORWARDING_HEADERS)
+
+
+# --------------------------------------------------------------- sessions
+# A session cookie is signed, not stored, so on its own it stays valid until it expires. Each user has a
+# random session generation in the ``meta`` table; a login copies it into the cookie, every request
+# compares the two, and logging out replaces it, so every cookie issued before -- including one copied
+# by someone else -- stops working at once (on all the user's devices).
+
+_GENERATION_KEY = "web.session_generation:"
+
+
+def session_generation(db: sqlite_utils.Database, user: str, create: bool = False) -> str | None:
+    """The user's current session generation (made on first login when ``create``), or None."""
+    key = _GENERATION_KEY + user
+    row = db.execute("select value from meta where key = ?", [key]).fetchone()
+    if row or not create:
+        return row[0] if row else None
+    with write_transaction(db):
+        db.execute("insert or ignore into meta (key, value) values (?, ?)", [key, secrets.token_urlsafe(24)])
+    return db.execute("select value from meta where key = ?", [key]).fetchone()[0]
+
+
+def end_sessions(db: sqlite_utils.Database, user: str) -> None:
+    """Invalidate every session of ``user`` issued so far (logout)."""
+    with write_transaction(db):
+        db.execute(
+            "insert into meta (key, value) values (?, ?) on conflict (key) do update set value = excluded.value",
+            [_GENERATION_KEY + user, secrets.token_urlsafe(24)],
+        )
 
 
 def is_loopback_host_header(host: str) -> bool:

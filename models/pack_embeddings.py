@@ -1,0 +1,63 @@
+"""Store a model directory's word embeddings as int8 rows (one fp16 scale per row) to halve its size.
+
+    python models/pack_embeddings.py models/sentiment-multi
+
+Most of a multilingual model's bytes are its vocabulary (74k rows × 384 here). Symmetric per-row int8 keeps
+every row's direction to within ~0.4 % of its largest value, far below the 4-bit error the base weights came
+with. ``monitor.classify.model.load_classifier`` unpacks it at load time; the rest of the weights stay fp16.
+Prints the largest absolute change of any weight and the mean cosine between old and new rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from monitor.classify.model import INT8_EMBEDDINGS  # noqa: E402
+
+EMBEDDING_SUFFIX = "embeddings.word_embeddings.weight"
+
+
+def quantize_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    weight = weight.float()
+    scales = weight.abs().amax(dim=1).clamp(min=1e-8) / 127.0
+    rows = torch.round(weight / scales[:, None]).clamp(-127, 127).to(torch.int8)
+    return rows, scales.half()
+
+
+def pack(directory: Path) -> dict:
+    model_file = directory / "model.safetensors"
+    state = load_file(str(model_file))
+    name = next(k for k in state if k.endswith(EMBEDDING_SUFFIX))
+    weight = state.pop(name)
+    rows, scales = quantize_rows(weight)
+    restored = rows.float() * scales.float()[:, None]
+    nonzero = weight.float().abs().amax(dim=1) > 0  # the padding row is all zeros: no direction to keep
+    cosine = torch.nn.functional.cosine_similarity(restored[nonzero], weight.float()[nonzero], dim=1)
+    save_file({"rows": rows, "scales": scales}, str(directory / INT8_EMBEDDINGS), metadata={"format": "pt"})
+    save_file({k: v.contiguous() for k, v in state.items()}, str(model_file), metadata={"format": "pt"})
+    return {
+        "tensor": name,
+        "rows": rows.shape[0],
+        "max_abs_change": float((restored - weight.float()).abs().max()),
+        "mean_cosine": float(cosine.mean()),
+        "min_cosine": float(cosine.min()),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("directory", type=Path)
+    args = parser.parse_args(argv)
+    print(json.dumps(pack(args.directory)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
