@@ -58,7 +58,9 @@ def read_jsonl(path: Path) -> list[dict]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def build_training_set(data_dir: Path, sst2_cap: int, seed: int, tweet_cap: int = 0) -> list[tuple[str, int, bool]]:
+def build_training_set(
+    data_dir: Path, sst2_cap: int, seed: int, tweet_cap: int = 0, reviews_cap: int = 0
+) -> list[tuple[str, int, bool]]:
     """Return (text, label, two_class) triples."""
     rng = random.Random(seed)
     held_out = {dedup_key(r["text"]) for r in read_jsonl(data_dir / "tweeteval_val.jsonl")}
@@ -83,8 +85,19 @@ def build_training_set(data_dir: Path, sst2_cap: int, seed: int, tweet_cap: int 
     ]
     rng.shuffle(sst)
     sst = sst[:sst2_cap]
-    print(f"training examples: {len(tweets)} tweets, {len(sst)} SST-2 sentences", flush=True)
-    return tweets + sst
+    reviews = []
+    if reviews_cap:
+        # Star-rated reviews (3 classes from the stars), minus the 15 % held out for evaluation; praise is capped
+        # at the size of the other two classes together so the rarer classes are not drowned.
+        from models.train_multilingual import reviews_split
+
+        rows = [r for r in read_jsonl(data_dir / "reviews_stars_train.jsonl") if reviews_split(r["text"]) == "train"]
+        rng.shuffle(rows)
+        rest = [r for r in rows if r["label"] != "positive"]
+        praise = [r for r in rows if r["label"] == "positive"][: len(rest)]
+        reviews = [(r["text"], DATASET_LABELS[r["label"]], False) for r in (rest + praise)][:reviews_cap]
+    print(f"training examples: {len(tweets)} tweets, {len(sst)} SST-2 sentences, {len(reviews)} reviews", flush=True)
+    return tweets + sst + reviews
 
 
 def make_batches(n_items: int, lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
@@ -160,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--sst2-cap", type=int, default=10000)
     parser.add_argument("--sst2-weight", type=float, default=0.5)
+    parser.add_argument("--reviews-cap", type=int, default=0, help="add up to N star-rated reviews (3 classes)")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--checkpoint-every", type=int, default=200)
@@ -185,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         label2id={label: i for i, label in enumerate(LABELS)},
     )
 
-    data = build_training_set(args.data_dir, args.sst2_cap, args.seed, args.tweet_cap)
+    data = build_training_set(args.data_dir, args.sst2_cap, args.seed, args.tweet_cap, args.reviews_cap)
     random.Random(args.seed).shuffle(data)
     if args.limit:
         data = data[: args.limit]

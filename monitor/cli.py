@@ -292,7 +292,11 @@ def sla_words(item: dict, now: datetime) -> str:
         return "-"
     if not item["sla_due_at"]:
         return "no clock"
-    minutes = (datetime.fromisoformat(item["sla_due_at"]) - now).total_seconds() / 60
+    try:
+        due = datetime.fromisoformat(item["sla_due_at"])
+    except (TypeError, ValueError):  # a damaged row costs only its own column
+        return "?"
+    minutes = ((due if due.tzinfo else due.replace(tzinfo=UTC)) - now).total_seconds() / 60
     return f"due in {human_minutes(minutes)}" if minutes >= 0 else f"{human_minutes(-minutes)} overdue"
 
 
@@ -300,7 +304,10 @@ def local_time(value: str | datetime | None, zone_name: str) -> str:
     """A stored UTC time as local wall time with the zone's abbreviation, e.g. "2026-11-26 08:12 EST"."""
     if not value:
         return "-"
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    except ValueError:
+        return terminal_safe(str(value))
     moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return moment.astimezone(ZoneInfo(zone_name)).strftime("%Y-%m-%d %H:%M %Z")
 

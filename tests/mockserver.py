@@ -4,7 +4,7 @@ Like Scrapy's own test mockserver it runs in a separate process (so the crawl
 subprocess and the test process never share a reactor or a GIL with it),
 listens on port 0 and prints its base URL as the first line of stdout.
 
-Pages: ``/robots.txt`` (disallows ``/private``), ``/fixtures/NAME`` (the shared
+Pages: ``/robots.txt`` (disallows ``/private``), ``/fixtures/NAME`` (the bundled
 fixture files), ``/reviews?page=1..3`` (JSON-LD, microdata, RDFa; rel=next),
 ``/private/reviews``, ``/error`` (always 500), ``/malformed``, ``/empty`` (no
 reviews), ``/edited`` (its review changes after ``/__set?edited=1``) and
@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.subprocess_server import SubprocessServer
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "schema_org"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "schema_org"
 
 ROBOTS = "User-agent: *\nDisallow: /private\nAllow: /\n"
 

@@ -468,7 +468,8 @@ def test_scheduler_runs_alerts_on_their_interval_and_after_processing(tmp_path, 
     assert "alerts" not in {job.id for job in build_scheduler(quiet, BackgroundScheduler(timezone=UTC)).get_jobs()}
 
     config = make_config(tmp_path, email=False, **only("urgent_items"))
-    text = config.path.read_text().replace("[storage]", f'[model]\ndefault = "{tiny_model_dir}"\nmultilingual = "{tiny_model_dir}"\n[storage]')
+    model = f'[model]\ndefault = "{tiny_model_dir}"\nmultilingual = "{tiny_model_dir}"\n'
+    text = config.path.read_text().replace("[storage]", model + "[storage]")
     config.path.write_text(text)
     add_classified(db, "reviews", "1", "the milk made my kid sick", "complaint", urgency=("safety_health",),
                    hours_ago=0.2)  # fmt: skip

@@ -174,8 +174,8 @@ def write_tiny_e5(path, pieces, scores, hidden=32, layers=1, ffn=64, rng=None):
     for name, dtype, values in entries:
         raw = _q4_bytes(values) if dtype == 1 else values.astype("<f4").tobytes()
         expected[name] = dequantize_q4_0(raw, values.size) if dtype == 1 else values.astype(np.float32)
-        directory += struct.pack("<H", len(name)) + name.encode() + struct.pack("<BIQQ", dtype, values.size,
-                                                                                offset + len(data), len(raw))  # fmt: skip
+        entry = struct.pack("<BIQQ", dtype, values.size, offset + len(data), len(raw))
+        directory += struct.pack("<H", len(name)) + name.encode() + entry
         data += raw
     path.write_bytes(head + directory + data)
     return expected

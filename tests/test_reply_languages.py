@@ -69,3 +69,18 @@ def test_chinese_wait_complaint_is_queued_with_a_chinese_suggestion(fresh_db):
     assert suggestion is not None and suggestion.template_id.endswith("-zh")
     assert suggestion.template_id.startswith(("wait-time-", "staff-attitude-"))
     assert _HAN.search(suggestion.text) and "400-123-4567" in suggestion.text and "{" not in suggestion.text
+
+
+def test_a_language_without_templates_gets_english_and_no_language_counts_as_english():
+    templates = load_templates(None)
+    german = candidates(templates, {"lang": "de", "topics": ["wait_time"], "reason": "complaint"})
+    assert german and all(t.languages == ("en",) for t in german)
+    unknown = candidates(templates, {"lang": None, "topics": ["wait_time"], "reason": "complaint"})
+    assert unknown and all(t.languages == ("en",) for t in unknown)
+
+
+def test_missing_placeholders_are_filled_in_the_reply_language():
+    zh = placeholder_values({"lang": "zh", "author": "", "location": ""}, {}, {}, "care@x.example")
+    assert (zh["author"], zh["location"], zh["business"]) == ("顾客", "门店", "我们")
+    en = placeholder_values({"lang": "en", "author": "", "location": ""}, {}, {}, "care@x.example")
+    assert en["author"] == "there"

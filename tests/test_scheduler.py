@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -118,8 +119,11 @@ def test_monitor_run_list_prints_the_jobs(tmp_path, tiny_model_dir):
     result = CliRunner().invoke(cli, ["--config", str(config.path), "run", "--list"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert [line.split()[0] for line in lines] == ["crawl:reviews", "crawl:hourly", "process", "digest"]
-    assert "cron[" in lines[-1] and "interval[1:00:00]" in lines[0]
+    assert lines[0].startswith("job") and "(times in Europe/London)" in lines[0]
+    jobs = [line for line in lines[1:] if not line.lstrip().startswith("↳")]
+    assert [line.split()[0] for line in jobs] == ["crawl:reviews", "crawl:hourly", "process", "digest"]
+    assert "every 1 h" in jobs[0] and "cron 0 * * * * (UTC)" in jobs[1] and "daily at 07:30 Europe/London" in jobs[3]
+    assert all(re.search(r" \d\d:\d\d (GMT|BST) ", line) for line in jobs)
 
 
 def test_digest_job_keeps_the_file_when_sending_fails(tmp_path, tiny_model_dir, caplog, monkeypatch):

@@ -19,6 +19,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from monitor.config import Config
 from monitor.escaping import safe_url
+from monitor.queue.items import LOCATION_SQL
 from monitor.shifts.summary import shifts_for_digest
 from monitor.store import latest_crawl_runs
 
@@ -83,7 +84,8 @@ def gather_digest(
 
     def mentions(label: str, limit: int) -> list[dict[str, Any]]:
         rows = db.query(
-            "select m.id, m.source, m.author, m.title, m.text, m.rating, m.url, m.location, m.posted_at, "
+            "select m.id, m.source, m.author, m.title, m.text, m.rating, m.url, "
+            f"{LOCATION_SQL} as location, m.posted_at, "
             "c.score, c.topics from mentions m join classifications c on c.mention_id = m.id "
             "where c.label = ? and coalesce(m.posted_at, m.first_seen_at) >= ? "
             "and coalesce(m.posted_at, m.first_seen_at) < ? order by c.score desc limit ?",

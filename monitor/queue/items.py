@@ -32,6 +32,12 @@ REVIEW_KINDS = {"review"}
 URGENT_FLAGS = {"safety_health", "legal_threat"}
 URGENCY_WEIGHTS = {"safety_health": 3.0, "legal_threat": 2.5, "churn_threat": 1.0, "high_reach": 1.0, "question": 0.5}
 
+# A mention's location: the configured one, else the one the shifts stage inferred (a Reddit post about the
+# airport store). Everything that filters, groups or fills placeholders by location reads this.
+LOCATION_SQL = (
+    "coalesce(nullif(m.location, ''), (select e.location from incident_estimates e where e.mention_id = m.id))"
+)
+
 
 class QueueError(ValueError):
     pass
@@ -377,10 +383,10 @@ def add_note(db: sqlite_utils.Database, item_id: int, text: str, author: str) ->
         _log(db, item_id, author, "note", "")
 
 
-LIST_SQL = """
+LIST_SQL = f"""
 select q.id, q.state, q.priority, q.reason, q.sla_due_at, q.assignee, q.created_at, q.first_replied_at,
        m.id as mention_id, m.source, m.external_id, m.kind, m.author, m.author_reach, m.title, m.text, m.rating,
-       m.url, m.posted_at, m.brand, m.location, coalesce(c.lang, m.lang) as lang, m.parent_id,
+       m.url, m.posted_at, m.brand, {LOCATION_SQL} as location, coalesce(c.lang, m.lang) as lang, m.parent_id,
        c.label, c.score, c.topics, c.urgency
 from queue_items q join mentions m on m.id = q.mention_id
 left join classifications c on c.mention_id = m.id
@@ -414,7 +420,7 @@ class InboxFilter:
         params: list[Any] = []
         for column, value in (
             ("m.source", self.source),
-            ("m.location", self.location),
+            (LOCATION_SQL, self.location),
             ("m.brand", self.brand),
             ("c.label", self.label),
             ("q.assignee", self.assignee),

@@ -16,13 +16,10 @@ from typing import Any
 
 import sqlite_utils
 
-from monitor.queue.items import untimed_sql
+from monitor.queue.items import LOCATION_SQL, untimed_sql
 
 # A mention's location: its own (from the source's config or the platform), else the one the shifts stage
 # inferred (keywords, business ids: how Reddit posts get one). Never overrides a configured location.
-LOCATION_SQL = (
-    "coalesce(nullif(m.location, ''), (select e.location from incident_estimates e where e.mention_id = m.id))"
-)
 
 METRICS_SQL = """
 select q.id, q.state, q.assignee, q.sla_due_at, q.first_replied_at, q.created_at,

@@ -40,9 +40,8 @@ class ReplyTemplate:
     order: int = 0
 
     def fits(self, item: dict[str, Any]) -> bool:
-        """Every non-empty constraint meets the item (an unknown language does not rule a template out)."""
-        lang = (item.get("lang") or "").split("-")[0].lower()  # en-US fits an "en" template
-        if self.languages and lang and lang not in self.languages:
+        """Every non-empty constraint meets the item; an item of unknown language counts as English."""
+        if self.languages and item_language(item) not in self.languages:
             return False
         return all(
             not wanted or bool(set(wanted) & have)
@@ -138,9 +137,20 @@ def load_templates(folder: Path | None) -> list[ReplyTemplate]:
     return templates
 
 
+DEFAULT_LANGUAGE = "en"
+
+
+def item_language(item: dict[str, Any]) -> str:
+    """The item's language as templates name it (en-US → en); unknown → English."""
+    return (item.get("lang") or DEFAULT_LANGUAGE).split("-")[0].lower() or DEFAULT_LANGUAGE
+
+
 def candidates(templates: list[ReplyTemplate], item: dict[str, Any]) -> list[ReplyTemplate]:
-    """The most specific templates that fit the item, in file order."""
+    """The most specific templates that fit the item, in file order. A language with no templates of its own
+    gets the English ones (a person translates) rather than nothing."""
     fitting = [t for t in templates if t.fits(item)]
+    if not fitting and item_language(item) != DEFAULT_LANGUAGE:
+        fitting = [t for t in templates if t.fits({**item, "lang": DEFAULT_LANGUAGE})]
     if not fitting:
         return []
     best = max(t.specificity() for t in fitting)
@@ -177,17 +187,26 @@ def render(template: ReplyTemplate, values: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), ""), template.text)
 
 
+# Words for a missing author, location or business, in the reply's language ("Hi there", "您好，顾客").
+FALLBACK_WORDS = {
+    "en": {"author": "there", "location": "our store", "business": "us"},
+    "zh": {"author": "顾客", "location": "门店", "business": "我们"},
+    "es": {"author": "cliente", "location": "nuestra tienda", "business": "nosotros"},
+}
+
+
 def placeholder_values(item: dict[str, Any], location_names: dict[str, str], contacts: dict[str, str],
                        default_contact: str, brand: str = "") -> dict[str, str]:  # fmt: skip
     """Values for the placeholders; ``item["location"]`` may be the one the shift stage inferred."""
     author = (item.get("author") or "").strip()
     location = item.get("location") or ""
     business = item.get("brand") or brand or location_names.get(location, "")
+    fallback = FALLBACK_WORDS.get(item_language(item), FALLBACK_WORDS[DEFAULT_LANGUAGE])
     return {
-        "author": author or "there",
+        "author": author or fallback["author"],
         # With no location, the brand reads well in "the team at {location}".
-        "location": location_names.get(location, location) or business or "our store",
-        "business": business or "us",
+        "location": location_names.get(location, location) or business or fallback["location"],
+        "business": business or fallback["business"],
         # A visible gap beats a broken sentence: the person fills it in (the page says how to set it).
         "contact": contacts.get(location) or default_contact or MISSING_CONTACT,
         "source": item.get("source") or "",

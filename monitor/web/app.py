@@ -37,7 +37,7 @@ from monitor.queue.items import (
     mark_replied,
     transition,
 )
-from monitor.queue.metrics import response_metrics
+from monitor.queue.metrics import human_minutes, response_metrics
 from monitor.queue.replying import ReplyFailed, can_post_directly, post_reply_now, reply_page_url, source_type_of
 from monitor.queue.templates import (
     MISSING_CONTACT,
@@ -116,6 +116,7 @@ def create_app(config: Config, users: dict[str, str] | None = None) -> Flask:
 
     app.jinja_env.filters["safe_url"] = safe_url
     app.jinja_env.filters["fromjson"] = lambda value: json.loads(value) if value else []
+    app.jinja_env.filters["duration"] = human_minutes  # one duration format for terminal, web and digest
     app.jinja_env.globals["csrf_token"] = _csrf_token
     app.jinja_env.globals["current_user"] = lambda: session.get("user")
     app.jinja_env.globals["login_enabled"] = bool(users)

@@ -64,8 +64,8 @@ class Sizes:
     page_delay: float
 
 
-QUICK = Sizes(base=250, new=150, mentions=1000, page_delay=0.03)
-FULL = Sizes(base=1500, new=800, mentions=3000, page_delay=0.02)
+QUICK = Sizes(base=200, new=100, mentions=600, page_delay=0.03)
+FULL = Sizes(base=1000, new=500, mentions=2000, page_delay=0.02)
 
 
 class Campaign:
