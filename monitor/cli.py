@@ -383,12 +383,14 @@ def queue_assign(ctx, item_id: int, user: str) -> None:
 @queue.command("reply")
 @click.argument("item_id", type=int)
 @click.option("--text", required=True, help="The reply text.")
-@click.option("--post", is_flag=True, help="Post it through the platform's API (Reddit) instead of recording it.")
+@click.option("--post", is_flag=True,
+              help="Post it through the platform's reply API (sources with a reply channel) instead of recording it.")
 @click.option("--as", "actor", default="cli", show_default=True, help="Your name for the audit log.")
 @click.pass_context
 @handle_errors
 def queue_reply(ctx, item_id: int, text: str, post: bool, actor: str) -> None:
-    """Record a reply you made on the platform, or post it (Reddit), and mark the item replied.
+    """Record a reply you made on the platform, or post it (--post: Reddit, Google Business Profile, Google
+    Play, … any source whose type has a reply channel), and mark the item replied.
 
     \b
     Example:
@@ -396,14 +398,14 @@ def queue_reply(ctx, item_id: int, text: str, post: bool, actor: str) -> None:
         monitor queue reply 14 --post --text "Thanks - DM us your order number?"
     """
     from monitor.queue.items import mark_replied
-    from monitor.queue.replying import post_reply_now
+    from monitor.queue.replying import platform_of_item, post_reply_now
     from monitor.store import open_db
 
     config = get_config(ctx)
     db = open_db(config.storage_path)
     if post:
-        comment = post_reply_now(db, config, item_id, text, actor=actor)
-        click.echo(f"#{item_id} replied on Reddit ({comment})")
+        reply_id = post_reply_now(db, config, item_id, text, actor=actor)
+        click.echo(f"#{item_id} replied on {platform_of_item(db, config, item_id)} ({terminal_safe(reply_id)})")
         return
     mark_replied(db, item_id, text, actor=actor)
     click.echo(f"#{item_id} replied")

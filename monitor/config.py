@@ -555,6 +555,19 @@ SOURCE_TYPES: dict[str, dict[str, tuple[Any, Any, str]]] = {
         "max_pages": (_positive_int, 20, "pages of reviews read per crawl"),
         "overlap": (_overlap, 20, "already-seen reviews read past before paging stops (catches edits)"),
         "brands": (check_brand_table, {}, BRANDS_DOC),
+        # Owner mode: the private reviews API (every review, the company's replies) and replying, with OAuth.
+        "owner": (_bool, False, "read the business's own reviews through the private API and reply (OAuth)"),
+        "api_secret_env": (_env_name, "TRUSTPILOT_API_SECRET", "environment variable holding the API secret"),
+        "business_user_id": (_str, "", "Trustpilot business user id that signs replies (owner mode)"),
+    },
+    "app_store_connect": {
+        "app_id": (_nonempty_str, REQUIRED, "the app's Apple id (App Store Connect, App Information)"),
+        "issuer_id_env": (_env_name, "ASC_ISSUER_ID", "environment variable holding the API key's issuer id"),
+        "key_id_env": (_env_name, "ASC_KEY_ID", "environment variable holding the API key id"),
+        "private_key_path_env": (_env_name, "ASC_PRIVATE_KEY_PATH", "environment variable with the .p8 key's path"),
+        "base_url": (_url, "https://api.appstoreconnect.apple.com", "API host (override only for tests)"),
+        "max_pages": (_positive_int, 20, "pages of 200 reviews read per crawl"),
+        "overlap": (_overlap, 20, "already-seen reviews read past before paging stops (catches edits)"),
     },
     "hackernews": {
         "search": (_str_list, REQUIRED, "Algolia search queries (stories and comments)"),
@@ -584,6 +597,26 @@ SOURCE_TYPES: dict[str, dict[str, tuple[Any, Any, str]]] = {
     },
     "feed": {
         "urls": (_url_list, REQUIRED, "RSS or Atom feed URLs (news alerts, blogs)"),
+    },
+    "google_business": {
+        "account": (_nonempty_str, REQUIRED, "Business Profile account id (the number in accounts/{id})"),
+        "location_ids": (_str_list, REQUIRED, "Business Profile location ids (the numbers in locations/{id})"),
+        "client_id_env": (_env_name, "GOOGLE_CLIENT_ID", "environment variable holding the OAuth client id"),
+        "client_secret_env": (_env_name, "GOOGLE_CLIENT_SECRET", "environment variable holding the client secret"),
+        "refresh_token_env": (_env_name, "GOOGLE_REFRESH_TOKEN", "env var with the owner's OAuth refresh token"),
+        "base_url": (_url, "https://mybusiness.googleapis.com", "API host (override only for tests)"),
+        "token_url": (_url, "https://oauth2.googleapis.com/token", "OAuth token endpoint (override only for tests)"),
+        "page_size": (_positive_int, 50, "reviews per page (Google serves at most 50)"),
+        "max_pages": (_positive_int, 100, "pages read per location per crawl (first crawl: all reviews)"),
+    },
+    "google_play": {
+        "package_names": (_str_list, REQUIRED, 'Android package names, e.g. ["com.acme.app"]'),
+        "key_file_env": (_env_name, "GOOGLE_PLAY_KEY_FILE", "env var with the path of the service account's JSON key"),
+        "translation_language": (_str, "", "translate review text to this language, e.g. en (empty: as written)"),
+        "base_url": (_url, "https://androidpublisher.googleapis.com", "API host (override only for tests)"),
+        "token_url": (_url, "https://oauth2.googleapis.com/token", "OAuth token endpoint (override only for tests)"),
+        "max_results": (_positive_int, 100, "reviews per page"),
+        "max_pages": (_positive_int, 20, "pages read per app per crawl (the API keeps one week of reviews)"),
     },
     "schema_org": {
         "urls": (_url_list, REQUIRED, "pages with schema.org Review markup"),

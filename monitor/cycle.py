@@ -17,6 +17,7 @@ from monitor.classify.stage import Classifier, ClassifyCounts, classifier_from_c
 from monitor.config import Config, ConfigError, SourceConfig
 from monitor.digest.build import write_digest
 from monitor.queue.items import QueueCounts, refresh_queue
+from monitor.queue.replying import apply_pending_platform_replies
 from monitor.shifts.stage import ShiftsCounts, estimate_and_attribute
 from monitor.store import UpsertCounts, finish_crawl_run, open_db, start_crawl_run
 from spiders.registry import SCRAPY_TYPES
@@ -107,6 +108,8 @@ def process_new_mentions(db, config: Config, classifier: Classifier) -> ProcessC
     classified = run("classify", lambda: classify_pending(db, classifier), ClassifyCounts())
     shifts = run("shifts", lambda: estimate_and_attribute(db, config), ShiftsCounts())
     queue = run("queue", lambda: refresh_queue(db, config.queue), QueueCounts())
+    # Owner replies a crawl saw before their review was queued (made on the platform directly) land now.
+    run("platform replies", lambda: apply_pending_platform_replies(db), 0)
     if errors:
         raise errors[0]
     return ProcessCounts(classified, shifts, queue)

@@ -19,7 +19,7 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -146,12 +146,11 @@ class HttpClient:
                 delay *= 2
                 continue
             if answer.status >= 500:
+                where = f"HTTP {answer.status} from {_path(url)}"
                 if not safe:
-                    raise self.error(
-                        f"HTTP {answer.status} from {_path(url)} after the request was sent: {answer.detail()}", Uncertain
-                    )
+                    raise self.error(f"{where} after the request was sent: {answer.detail()}", Uncertain)
                 if last:
-                    raise self.error(f"HTTP {answer.status} from {_path(url)} (after {ATTEMPTS} tries): {answer.detail()}")
+                    raise self.error(f"{where} (after {ATTEMPTS} tries): {answer.detail()}")
                 sleep(delay)
                 delay *= 2
                 continue
@@ -188,21 +187,15 @@ def _before_sending(exc: BaseException) -> bool:
 
 
 def rate_limit_seconds(headers: dict[str, str]) -> float:
-    """Seconds a 429 asks for (``Retry-After`` first, then ``X-RateLimit-Reset``); 0 when neither says."""
+    """Seconds a 429 asks for: ``Retry-After``, else Mastodon's ``X-RateLimit-Reset`` or atproto's
+    ``RateLimit-Reset`` (a time); 0 when none says."""
     lower = {name.lower(): value for name, value in headers.items()}
     wait = parse_retry_after(lower.get("retry-after"))
     if wait is None:
-        wait = parse_rate_limit_reset(lower.get("x-ratelimit-reset"))
+        wait = parse_rate_limit_reset(lower.get("x-ratelimit-reset") or lower.get("ratelimit-reset"))
     return float(wait or 0.0)
 
 
 def _path(url: str) -> str:
     """The URL without its query (a token never goes in one, but a cursor is noise in a message)."""
     return url.split("?", 1)[0]
-
-
-def scrub_all(text: str, secrets: Iterable[str]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return text

@@ -12,6 +12,7 @@ from typing import Any
 SPIDER_CLASSES: dict[str, str] = {
     "schema_org": "spiders.schema_org:SchemaOrgSpider",
     "app_store": "spiders.app_store:AppStoreSpider",
+    "app_store_connect": "spiders.app_store_connect:AppStoreConnectSpider",
     "google_places": "spiders.google_places:GooglePlacesSpider",
     "yelp": "spiders.yelp:YelpSpider",
     "trustpilot": "spiders.trustpilot:TrustpilotSpider",
@@ -19,6 +20,8 @@ SPIDER_CLASSES: dict[str, str] = {
     "mastodon": "spiders.mastodon:MastodonSpider",
     "bluesky": "spiders.bluesky:BlueskySpider",
     "feed": "spiders.feed:FeedSpider",
+    "google_business": "spiders.google_business:GoogleBusinessSpider",
+    "google_play": "spiders.google_play:GooglePlaySpider",
 }
 
 SCRAPY_TYPES = frozenset(SPIDER_CLASSES)

@@ -81,11 +81,16 @@ def register(source_type: str) -> Callable[[Callable[[], ReplyChannel]], Callabl
     return add
 
 
-def channel_for(source_type: str | None) -> ReplyChannel | None:
-    """The reply channel of a source type, or None where replies are made on the platform by hand."""
+def channel_for(source_type: str | None, source: SourceConfig | None = None) -> ReplyChannel | None:
+    """The reply channel of a source type, or None where replies are made on the platform by hand. Given the
+    source, a channel that cannot post for it (Trustpilot's public mode has no reply API) is None too."""
     _load_builtin()
     factory = _CHANNELS.get(source_type or "")
-    return factory() if factory else None
+    channel = factory() if factory else None
+    available = getattr(channel, "available", None)
+    if channel is not None and source is not None and available is not None and not available(source):
+        return None
+    return channel
 
 
 def platform_name(channel: ReplyChannel) -> str:
@@ -122,4 +127,6 @@ _FAILED: set[str] = set()
 
 
 # Modules whose import registers a channel; each platform's channel lives beside its client in spiders/.
-BUILTIN_CHANNEL_MODULES: list[str] = ["spiders.reddit_reply", "spiders.google_business", "spiders.google_play"]
+BUILTIN_CHANNEL_MODULES: list[str] = ["spiders.reddit_reply", "spiders.google_business", "spiders.google_play",
+                                      "spiders.app_store_connect", "spiders.trustpilot_reply", "spiders.mastodon_reply",
+                                      "spiders.bluesky_reply"]  # fmt: skip

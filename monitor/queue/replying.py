@@ -51,6 +51,19 @@ def source_type_of(config: Config, source: str) -> str | None:
     return None
 
 
+def platform_label(source_type: str | None) -> str:
+    """What the inbox and CLI call the platform a source type replies on ("Reddit"); the type otherwise."""
+    channel = channel_for(source_type)
+    return platform_name(channel) if channel is not None else str(source_type or "the platform")
+
+
+def platform_of_item(db: sqlite_utils.Database, config: Config, item_id: int) -> str:
+    """What to call the platform a queue item's mention is on ("Reddit", "Google Play")."""
+    rows = list(db.query("select m.source from queue_items q join mentions m on m.id = q.mention_id where q.id = ?",
+                         [item_id]))  # fmt: skip
+    return platform_label(source_type_of(config, rows[0]["source"]) if rows else None)
+
+
 def can_post_directly(source_type: str | None) -> bool:
     """Whether replies to this source type can be posted from the tool (its type has a reply channel)."""
     return channel_for(source_type) is not None
@@ -99,7 +112,7 @@ def _target(
         source = config.source(mention["source"])
     except ConfigError as exc:
         raise ReplyFailed(f"source {mention['source']!r} is no longer configured: {exc}") from None
-    channel = channel_for(source.type)
+    channel = channel_for(source.type, source)
     if channel is None:
         raise QueueError(f"queue item {item_id}: {source.type} replies are made on the platform, then marked replied")
     return item, mention, source, channel
@@ -339,7 +352,7 @@ def apply_pending_platform_replies(db: sqlite_utils.Database, source: str | None
             payload = json.loads(row["value"])
         except ValueError:
             payload = {}
-        external_id = row["key"][len(PENDING_KEY):]
+        external_id = row["key"][len(PENDING_KEY) :]
         outcome = record_platform_reply(
             db, row["source"], external_id, payload.get("text"), payload.get("reply_id"), payload.get("replied_at")
         ) if isinstance(payload, dict) else "ignored"  # fmt: skip

@@ -22,6 +22,7 @@ from werkzeug.routing import IntegerConverter
 
 from monitor.config import LABELS, Config
 from monitor.escaping import safe_url
+from monitor.queue.channels import channel_for, platform_name
 from monitor.queue.export import queue_csv
 from monitor.queue.items import (
     OPEN_STATES,
@@ -38,7 +39,16 @@ from monitor.queue.items import (
     transition,
 )
 from monitor.queue.metrics import human_minutes, response_metrics
-from monitor.queue.replying import ReplyFailed, can_post_directly, post_reply_now, reply_page_url, source_type_of
+from monitor.queue.replying import (
+    ReplyFailed,
+    delete_reply,
+    edit_reply,
+    editable,
+    platform_of_item,
+    post_reply_now,
+    reply_page_url,
+    source_type_of,
+)
 from monitor.queue.templates import (
     MISSING_CONTACT,
     follows_template,
@@ -61,6 +71,7 @@ from monitor.web.auth import (
     safe_redirect_target,
     session_generation,
 )
+from monitor.web.dashboards import blueprint as dashboards_blueprint
 
 SECRET_ENV = "MONITOR_SECRET_KEY"
 PAGE_SIZE = 50
@@ -297,10 +308,15 @@ def create_app(config: Config, users: dict[str, str] | None = None) -> Flask:
             abort(404)
         detail["shift"] = mention_shift(db(), detail["mention_id"])
         source_type = source_type_of(config, detail["source"])
+        source = next((s for s in config.sources if s.name == detail["source"]), None)
+        channel = channel_for(source_type, source)
+        for reply in detail["replies"]:
+            reply["can_edit"], reply["can_delete"] = editable(source_type, reply)
         return render_template(
             "item.html", item=detail, now=datetime.now(UTC).isoformat(), suggestion=suggestion_for(detail),
-            team=team, can_post=can_post_directly(source_type), reply_url=reply_page_url(source_type, detail),
+            team=team, can_post=channel is not None, reply_url=reply_page_url(source_type, detail),
             source_type=source_type, missing_contact=MISSING_CONTACT,
+            platform=platform_name(channel) if channel else None, max_length=channel.max_length if channel else None,
         )  # fmt: skip
 
     def _act(item_id: int, action) -> Any:
@@ -345,9 +361,37 @@ def create_app(config: Config, users: dict[str, str] | None = None) -> Flask:
                 return redirect(url_for("item", item_id=item_id))
             except QueueError as exc:
                 abort(409, description=str(exc))
-            flash("Reply posted to Reddit.", "ok")
+            flash(f"Reply posted to {platform_of_item(db(), config, item_id)}.", "ok")
             return redirect(url_for("item", item_id=item_id))
         return _act(item_id, lambda: mark_replied(db(), item_id, text, actor=actor(), template=template))
+
+    def _change_reply(item_id: int, reply_id: int, action, done: str) -> Any:
+        """Edit or delete a posted reply; the reply must belong to the item in the URL."""
+        row = db().execute("select queue_item_id from replies where id = ?", [reply_id]).fetchone()
+        if row is None or row[0] != item_id:
+            abort(404)
+        try:
+            action()
+        except ReplyFailed as exc:
+            flash(f"Not changed: {exc}", "error")
+            return redirect(url_for("item", item_id=item_id))
+        except QueueError as exc:
+            abort(409, description=str(exc))
+        flash(done, "ok")
+        return redirect(url_for("item", item_id=item_id))
+
+    @app.post("/items/<int:item_id>/replies/<int:reply_id>/edit")
+    def edit_reply_item(item_id: int, reply_id: int):
+        text = (request.form.get("text") or "").strip()
+        if not text:
+            abort(400, description="reply text is required")
+        return _change_reply(item_id, reply_id, lambda: edit_reply(db(), config, reply_id, text, actor=actor()),
+                             "Reply edited on the platform.")  # fmt: skip
+
+    @app.post("/items/<int:item_id>/replies/<int:reply_id>/delete")
+    def delete_reply_item(item_id: int, reply_id: int):
+        return _change_reply(item_id, reply_id, lambda: delete_reply(db(), config, reply_id, actor=actor()),
+                             "Reply deleted on the platform.")  # fmt: skip
 
     @app.post("/items/<int:item_id>/dismiss")
     def dismiss_item(item_id: int):
@@ -371,6 +415,8 @@ def create_app(config: Config, users: dict[str, str] | None = None) -> Flask:
         now = datetime.now(UTC)
         overall, groups = response_metrics(db(), now - timedelta(days=days), now + timedelta(seconds=1), group, now)
         return render_template("metrics.html", overall=overall, groups=groups, days=days, group=group)
+
+    app.register_blueprint(dashboards_blueprint)  # /trends, /shifts, /sources, the /metrics chart
 
     @app.get("/healthz")
     def healthz():
