@@ -168,22 +168,22 @@ def burst(mentions: int, tiny: bool, work: Path) -> dict[str, object]:
                                  cwd=h.REPO, env=h.cli_env(), start_new_session=True,
                                  stdout=subprocess.DEVNULL, stderr=crawl_log)  # fmt: skip
         sampler.groups["crawl"] = crawl.pid
-        crawl_seconds, classify_runs = None, 0
+        crawl_done: list[float] = []  # when the crawl process exited, seen by a thread (classify runs block)
+        watcher = threading.Thread(target=lambda: (crawl.wait(), crawl_done.append(time.monotonic() - began)))
+        watcher.start()
+        classify_runs = 0
         while True:
-            if crawl_seconds is None and crawl.poll() is not None:
-                crawl_seconds = time.monotonic() - began
             classify = h.start(config, "classify")
             sampler.groups["classify"] = classify.pid
             _out, err = classify.communicate()
             classify_runs += 1
             if classify.returncode != 0:
                 raise SystemExit(f"monitor classify failed: {err[-1500:]}")
-            if crawl_seconds is None and crawl.poll() is not None:
-                crawl_seconds = time.monotonic() - began
             pending = count(db, "select count(*) from mentions m left join classifications c "
                                 "on c.mention_id = m.id where c.mention_id is null")  # fmt: skip
-            if crawl_seconds is not None and pending == 0:
+            if crawl_done and pending == 0:
                 break
+        crawl_seconds = crawl_done[0]
         wall = time.monotonic() - began
         client.timing.clear()
         crawl_log.close()
@@ -203,7 +203,7 @@ def burst(mentions: int, tiny: bool, work: Path) -> dict[str, object]:
         "mentions served": sum(len(a.served()) for a in apis), "mentions stored": stored,
         "mentions classified": classified, "sources": SOURCES, "model": "tiny (random 2-layer BERT)" if tiny else
         "bundled", "burst wall s": round(wall, 1), "sustained mentions/s": round(classified / wall, 1),
-        "crawl wall s": round(crawl_seconds or 0, 1), "crawl mentions/s": round(stored / (crawl_seconds or 1), 1),
+        "crawl wall s": round(crawl_seconds, 1), "crawl mentions/s": round(stored / crawl_seconds, 1),
         "classify runs": classify_runs, "peak RSS crawl MiB": mib(sampler.peak.get("crawl", 0)),
         "peak RSS classify MiB": mib(sampler.peak.get("classify", 0)),
         "peak RSS inbox MiB": mib(sampler.peak.get("inbox", 0)), "peak RSS all MiB": mib(sampler.peak_total),

@@ -79,7 +79,7 @@ def build_mix(data: Path, seed: int, caps: dict[str, int]) -> list[tuple[str, in
     # Praise is 69 % of the reviews: keep every complaint and neutral review and cap praise, so the
     # model sees the classes it must not miss.
     for label, rows in by_label.items():
-        take(rows, caps["reviews_en_praise"] if label == 2 else 0)
+        take(rows, caps["reviews_en_praise"] if label == 2 else caps.get("reviews_en_rest", 0))
 
     sst_dev = {r["text"].lower() for r in read_jsonl(en / "sst2_dev.jsonl")}
     sst = [
@@ -117,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-length", type=int, default=96, help="tokens per text (head and tail kept)")
     parser.add_argument("--tweets-en", type=int, default=12000)
     parser.add_argument("--reviews-en-praise", type=int, default=2500)
+    parser.add_argument("--reviews-en-rest", type=int, default=0, help="per other class (0: all)")
     parser.add_argument("--sst2", type=int, default=4000)
     parser.add_argument("--zh-each", type=int, default=3000, help="per Chinese corpus (3 corpora)")
     parser.add_argument("--umsab-each", type=int, default=0, help="per UMSAB language (0: all)")
@@ -145,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     caps = {
         "tweets_en": args.tweets_en,
         "reviews_en_praise": args.reviews_en_praise,
+        "reviews_en_rest": args.reviews_en_rest,
         "sst2": args.sst2,
         "zh_each": args.zh_each,
         "umsab_each": args.umsab_each,

@@ -78,6 +78,7 @@ MARKERS = {
 WEAK_MARKERS = {"hi": _words("ke ka ki ko se ye me mai ho ab sab log kal re")}
 ENGLISH_PRIOR = 0.5  # English wins when it scores at least half the best: a missed English text costs most
 MIN_MARKER_SHARE = 0.15
+MAX_UNCOVERED_WORDS = 3  # up to this many words, an uncovered Latin-script language is not believed
 CONFIDENT = 0.80  # fastText probability above which its answer stands even for short text
 
 
@@ -146,7 +147,7 @@ def detect_language(text: str, default: str = "en", prefer: Collection[str] = ()
         return marked
     top = _fasttext_top(clean, 5)
     if top and top[0][1] >= CONFIDENT:
-        return top[0][0]
+        return _settle(top[0][0], words, default, prefer)
     if marked:
         return marked
     scores = dict(top)
@@ -161,4 +162,12 @@ def detect_language(text: str, default: str = "en", prefer: Collection[str] = ()
             runner_up = max(covered, key=scores.get)
             if scores[runner_up] >= scores[best] / 3:
                 return runner_up
-    return best
+    return _settle(best, words, default, prefer)
+
+
+def _settle(found: str, words: list[str], default: str, prefer: Collection[str]) -> str:
+    """A Latin-script text of a few words is not evidence enough to leave it unclassified: "fills time" is
+    Catalan to fastText (0.92). Such a text in a language no model covers goes to the default language."""
+    if prefer and found not in prefer and len(words) <= MAX_UNCOVERED_WORDS:
+        return default
+    return found

@@ -91,9 +91,7 @@ def dash_day(day: date | str) -> str:
 
 
 def _svg(body: bytes) -> Response:
-    response = Response(body, mimetype="image/svg+xml")
-    response.headers["Cache-Control"] = "private, max-age=60"
-    return response
+    return Response(body, mimetype="image/svg+xml")  # the app marks it no-store, like every page
 
 
 # ---------------------------------------------------------------- trends

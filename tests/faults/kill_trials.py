@@ -269,7 +269,12 @@ def table(trials: list[Trial], timing: dict[str, tuple[float, float]]) -> str:
     for kind in dict.fromkeys(t.kind for t in trials):
         group = [t for t in trials if t.kind == kind]
         failed = [t for t in group if t.failures]
-        what = "; ".join(f"#{t.number}: {' | '.join(t.failures)}" for t in failed)[:400] or "-"
+        # Failures by kind ("crawl_runs rows still 'running'", "12 mentions unclassified"...), details in -v lines.
+        kinds: dict[str, list[int]] = {}
+        for t in failed:
+            for failure in t.failures:
+                kinds.setdefault(failure.split(" (")[0].split(":")[0], []).append(t.number)
+        what = "; ".join(f"{k} (#{', #'.join(map(str, ns))})" for k, ns in kinds.items()) or "-"
         lines.append(f"{kind:<18} {len(group):>6} {sum(t.killed_running for t in group):>14} {len(failed):>6} "
                      f"{timing.get(kind, timing.get('queue-seeded', (0, 0)))[1]:>11.1f}  {what}")  # fmt: skip
     total_failed = sum(bool(t.failures) for t in trials)
