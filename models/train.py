@@ -100,6 +100,24 @@ def build_training_set(
     return tweets + sst + reviews
 
 
+def mixed_loss(logits, y, two_class, class_weights, pair_weight):
+    """Class-weighted cross-entropy for 3-class examples; for two-class ones (complaint vs praise only, so they
+    never teach that nothing is neutral) the pair's cross-entropy times its weight."""
+    log_probs = torch.log_softmax(logits, dim=-1)
+    three = -log_probs.gather(1, y[:, None]).squeeze(1) * class_weights[y]
+    pair = torch.log_softmax(logits[:, [0, 2]], dim=-1)
+    two = -pair.gather(1, (y // 2)[:, None]).squeeze(1) * pair_weight
+    return torch.where(two_class, two, three).mean()
+
+
+def optimizer_step(loss, model, optimizer, scheduler) -> None:
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad()
+
+
 def make_batches(n_items: int, lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
     """Length-bucketed batches: shuffle, sort within pools of 50 batches, shuffle batches."""
     rng = random.Random(seed)
@@ -272,16 +290,8 @@ def main(argv: list[str] | None = None) -> int:
             logits = model(**enc).logits
             y = labels[idx]
             tc = two_class[idx]
-            log_probs = torch.log_softmax(logits, dim=-1)
-            three = -log_probs.gather(1, y[:, None]).squeeze(1) * class_weights[y]
-            pair = torch.log_softmax(logits[:, [0, 2]], dim=-1)
-            two = -pair.gather(1, (y // 2)[:, None]).squeeze(1) * args.sst2_weight
-            loss = torch.where(tc, two, three).mean()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
+            loss = mixed_loss(logits, y, tc, class_weights, torch.full_like(y, args.sst2_weight, dtype=torch.float))
+            optimizer_step(loss, model, optimizer, scheduler)
             step += 1
             seen_since_start += len(idx)
             if step % 50 == 0:

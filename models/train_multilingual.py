@@ -35,7 +35,16 @@ import torch  # noqa: E402
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from models.train import DATASET_LABELS, LABELS, dedup_key, export, make_batches, read_jsonl  # noqa: E402
+from models.train import (  # noqa: E402
+    DATASET_LABELS,
+    LABELS,
+    dedup_key,
+    export,
+    make_batches,
+    mixed_loss,
+    optimizer_step,
+    read_jsonl,
+)  # noqa: E402
 from monitor.classify.textprep import head_and_tail, normalise_for_model  # noqa: E402
 
 UMSAB_LANGUAGES = ("arabic", "french", "german", "hindi", "italian", "portuguese", "spanish")
@@ -223,17 +232,8 @@ def main(argv: list[str] | None = None) -> int:
                 input_ids[row, : lengths[i]] = torch.tensor(encoded[i])
                 attention[row, : lengths[i]] = 1
             logits = model(input_ids=input_ids, attention_mask=attention).logits
-            y = labels[idx]
-            log_probs = torch.log_softmax(logits, dim=-1)
-            three = -log_probs.gather(1, y[:, None]).squeeze(1) * class_weights[y]
-            pair = torch.log_softmax(logits[:, [0, 2]], dim=-1)
-            two = -pair.gather(1, (y // 2)[:, None]).squeeze(1) * pair_weight[idx]
-            loss = torch.where(two_class[idx], two, three).mean()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
+            loss = mixed_loss(logits, labels[idx], two_class[idx], class_weights, pair_weight[idx])
+            optimizer_step(loss, model, optimizer, scheduler)
             step += 1
             seen_since_start += len(idx)
             if step % 20 == 0:

@@ -55,7 +55,13 @@ def _alive(pid: int) -> bool:
         return True  # someone else's process: alive
     except OSError:
         return False
-    return True
+    # A killed process stays a zombie until its parent reaps it (PID 1, for an orphaned crawl child): gone all
+    # the same. Linux says so in /proc; elsewhere signal 0 is the best we can ask.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
 
 
 def close_interrupted_runs(db: Any, now: datetime | None = None) -> int:

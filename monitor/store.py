@@ -7,6 +7,7 @@ SQL parameters; mention text is never formatted into SQL.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlite_utils
+
+from monitor.textsafe import valid_unicode
 
 MENTION_FIELDS = (
     "url",
@@ -422,14 +425,39 @@ class UpsertCounts:
         self.mention_ids.extend(other.mention_ids)
 
 
+def _number(value: Any, kind: type) -> Any:
+    """A finite number of ``kind``, or None for what a hostile payload sends instead (a list, "abc", NaN, 1e999)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = kind(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if isinstance(number, float) and not math.isfinite(number):
+        return None
+    if isinstance(number, int) and abs(number) >= 2**63:
+        return None  # SQLite's integers are 64-bit
+    return number
+
+
+def _storable(value: Any) -> Any:
+    """A value SQLite takes: valid text (lone surrogates replaced), a number, or JSON text for a list/table."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+        return str(value)  # SQLite's integers are 64-bit
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if not isinstance(value, str):
+        value = json.dumps(value, ensure_ascii=False, default=str)
+    return valid_unicode(value)
+
+
 def _clean(mention: dict[str, Any]) -> dict[str, Any]:
-    row = {key: mention.get(key) for key in MENTION_FIELDS}
-    if row["rating"] is not None:
-        row["rating"] = float(row["rating"])
-    if row["author_reach"] is not None:
-        row["author_reach"] = int(row["author_reach"])
+    """One bad field costs only that field: every value is made storable, never a reason to lose the item."""
+    row = {key: _storable(mention.get(key)) for key in MENTION_FIELDS}
+    row["rating"] = _number(mention.get("rating"), float)
+    row["author_reach"] = _number(mention.get("author_reach"), int)
     raw = mention.get("raw")
-    row["raw"] = raw if isinstance(raw, str) or raw is None else json.dumps(raw, ensure_ascii=False, default=str)
+    row["raw"] = _storable(raw)
     row["backfill"] = 1 if mention.get("backfill") else 0  # set by the crawlers (docs/time-trust.md)
     return row
 
@@ -534,7 +562,7 @@ def record_mentions(db: sqlite_utils.Database, source: str, mentions: Iterable[d
     per 500 of them; new rows go in with one multi-row INSERT.
     """
     # Validate and normalise everything first: a bad item fails the batch before any write.
-    batch = [(str(mention["external_id"]), _clean(mention)) for mention in mentions]
+    batch = [(valid_unicode(str(mention["external_id"])), _clean(mention)) for mention in mentions]
     counts = UpsertCounts()
     if not batch:
         return counts

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -24,6 +25,17 @@ from scrapy.http import Response
 
 from monitor.config import SourceConfig
 from spiders.incremental import IncrementalSpider, html_to_text, meta_of
+
+_CHAR_REF = re.compile(rb"&#([xX][0-9a-fA-F]{1,8}|[0-9]{1,10});")
+
+
+def _no_surrogate_refs(body: bytes) -> bytes:
+    def fix(match: re.Match) -> bytes:
+        ref = match.group(1)
+        code = int(ref[1:], 16) if ref[:1] in (b"x", b"X") else int(ref)
+        return b"&#xFFFD;" if 0xD800 <= code <= 0xDFFF else match.group(0)
+
+    return _CHAR_REF.sub(fix, body)
 
 
 def _struct_to_iso(value: Any) -> str | None:
@@ -152,7 +164,17 @@ class FeedSpider(IncrementalSpider):
             self.logger.info("source %r: %s not modified since the last crawl", self.source.name, feed_url)
             return
         headers = {"content-type": response.headers.get(b"Content-Type", b"").decode("latin-1")}
-        parsed = feedparser.parse(response.body, response_headers=headers)
+        try:
+            parsed = feedparser.parse(response.body, response_headers=headers)
+        except (UnicodeError, ValueError):
+            # A character reference to a surrogate (&#xD800;) makes feedparser's encoder raise; such a reference
+            # is no character anyway, so it becomes U+FFFD and the rest of the feed is read.
+            body = _no_surrogate_refs(response.body)
+            try:
+                parsed = feedparser.parse(body, response_headers=headers)
+            except (UnicodeError, ValueError) as exc:
+                self.fail(stream, f"unreadable feed at {response.url}: {exc}")
+                return
         entries = parsed.get("entries") or []
         if not entries:
             if parsed.get("bozo"):

@@ -39,8 +39,8 @@ RATING_SCALES = (5.0, 10.0, 100.0)
 
 def _type_names(node: dict[str, Any]) -> set[str]:
     types = node.get("@type") or node.get("type") or []
-    if isinstance(types, str):
-        types = [types]
+    if not isinstance(types, list | tuple):
+        types = [types]  # a string, or what a broken page puts there (true, 3, a table)
     # "http://schema.org/Review", "schema:Review" and "Review" are the same type.
     return {re.split(r"[/#:]", str(t))[-1] for t in types}
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 
+from monitor.textsafe import valid_unicode  # noqa: F401  (re-exported: the classify stage's single guarantee)
+
 _ESCAPED_UNICODE = re.compile(r"\\u([0-9a-fA-F]{4})")
 _HANDLE = re.compile(r"(?<![\w@])@[A-Za-z0-9_]{1,30}")
 _URL = re.compile(r"(?:https?://|www\.)\S+")
 _WHITESPACE = re.compile(r"\s+")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def normalise_for_model(text: str) -> str:
@@ -27,18 +28,6 @@ def normalise_for_model(text: str) -> str:
     text = _HANDLE.sub("@user", text)
     text = _URL.sub("http", text)
     return _WHITESPACE.sub(" ", text).strip()
-
-
-def valid_unicode(text: str) -> str:
-    """``text`` with surrogate pairs joined and lone surrogates replaced by U+FFFD.
-
-    An escaped "\\ud800" in a post (or a JSON-decoded one) is a lone surrogate: not a character, and
-    the Rust tokenizer, UTF-8 encoders and SQLite all reject it, so one hostile post would stop
-    every batch it lands in. UTF-16 round-trips pairs ("\\ud83d\\ude00" is an emoji) and replaces the rest.
-    """
-    if not _SURROGATE.search(text):
-        return text  # the common case: no copy
-    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def head_and_tail(token_ids: list[int], max_tokens: int, head_fraction: float = 0.5) -> list[int]:

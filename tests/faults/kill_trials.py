@@ -10,11 +10,11 @@ Trial kinds:
   database whose items are queued but unassigned (so the kill lands in auto-assignment).
 
 Each trial kills the command's whole process group (``SIGKILL``, the crawl child included) at a moment drawn
-uniformly from the last three quarters of an uninterrupted run's duration (the first quarter is interpreter
-start-up), reruns the command to completion and checks: ``PRAGMA integrity_check`` and the full-text index's
-check; no duplicate mentions; every item the server published (and so every item it served) stored exactly
-once; no crawl run left ``running``; every mention classified exactly once; every complaint / question queued;
-every open queue item assigned (queue trials).
+uniformly from half the time an uninterrupted run takes to first change the database (interpreter start-up)
+to that run's end, reruns the command at once to completion and checks: ``PRAGMA integrity_check`` and the
+full-text index's check; no duplicate mentions; every item the server published (and so every item it
+served) stored exactly once; no crawl run left ``running``; every mention classified exactly once; every
+complaint / question queued; every open queue item assigned (queue trials).
 
     python tests/faults/kill_trials.py                 # the full campaign: 20 crawl, 20 classify, 10 queue
     python tests/faults/kill_trials.py --quick         # what CI runs (tests/faults/test_kill_trials.py)

@@ -38,13 +38,14 @@ from tests import social_apis as social
 from tests.faults.hostile import BAD_BYTES, EDGE_DATES, HOSTILE_TEXT, hostile_json, paths
 
 # Known product bugs in files owned elsewhere (issue 11's campaign); drop a reason once its fix lands.
+# Fixed since (kept as the record of what the campaign found):
 STORE_BUG = (
     "monitor/store.py _clean passes lone surrogates ('\\ud800' from a JSON escape) and lists/dicts (e.g. a "
     "Bluesky author.handle that is a list) to SQLite, which refuses the item"
 )
 SCHEMA_ORG_BUG = "spiders/schema_org.py _type_names iterates a non-string, non-list @type (true, 1): TypeError"
 FEED_BUG = "spiders/feed.py parse: feedparser raises UnicodeEncodeError on &#xD800; in a feed it parses loosely"
-KNOWN_PARSE_BUGS = {"schema_org": SCHEMA_ORG_BUG}
+KNOWN_PARSE_BUGS: dict[str, str] = {}  # none left: fixed bugs are listed above for the record
 
 
 def platforms(names: list[str] | None = None) -> list[Any]:
@@ -318,7 +319,6 @@ def hostile_feed(draw: st.DrawFn) -> bytes:
     return body
 
 
-@pytest.mark.xfail(reason=FEED_BUG, strict=False)
 @settings(FUZZ, phases=[Phase.explicit, Phase.reuse, Phase.generate])  # a known bug: no time spent shrinking it
 @given(body=hostile_feed())
 def test_hostile_feeds(body: bytes) -> None:
@@ -364,7 +364,5 @@ def test_reddit_items_of_unexpected_shape_cost_only_themselves(tmp_path: Path) -
 def test_parsed_mentions_store(name: str, request: pytest.FixtureRequest) -> None:
     """Every mention a spider yields from a hostile page stores: a field of the wrong type must not make the
     item unstorable (it would fail every crawl again and hold the stream's watermark back for good)."""
-    if STORE_BUG:
-        request.applymarker(pytest.mark.xfail(reason=STORE_BUG, strict=False))
     failures = UNSTORABLE.get(name, [])
     assert not failures, f"{len(failures)} unstorable mentions, e.g. {failures[0][:1500]}"

@@ -9,6 +9,7 @@ from tests.faults.kill_trials import QUICK, Trial, campaign
 
 # A known bug in a file owned elsewhere (issue 11's campaign); drop the mark when its fix lands.
 STALE_RUN = "crawl_runs rows still 'running'"
+# Fixed since: the record of what the campaign found.
 STALE_RUN_BUG = (
     "monitor/crawl.py _alive: os.kill(pid, 0) succeeds on a zombie, so a crawl child killed with its parent and "
     "not yet reaped by PID 1 looks alive to the rerun's close_interrupted_runs, and its run stays 'running'"
@@ -31,6 +32,5 @@ def test_kills_lose_nothing_and_leave_nothing_undone(trials: list[Trial]) -> Non
     assert failures(trials, stale=False) == []
 
 
-@pytest.mark.xfail(reason=STALE_RUN_BUG, strict=False)
 def test_no_crawl_run_is_left_running(trials: list[Trial]) -> None:
     assert failures(trials, stale=True) == []
