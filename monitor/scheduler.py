@@ -212,6 +212,7 @@ def source_trigger(source: SourceConfig, default_every: timedelta):
 def build_scheduler(config: Config, scheduler: BaseScheduler | None = None) -> BaseScheduler:
     """Add every job for ``config`` to ``scheduler`` (a BackgroundScheduler by default); does not start it."""
     scheduler = scheduler or BackgroundScheduler(timezone=UTC)
+    _STOPPING.clear()  # a new scheduler is not stopping, whatever an earlier one in this process did
     # Crawls get their own pool: ten slow crawls must not hold up processing or the digest.
     scheduler.add_executor(ThreadPoolExecutor(CRAWL_THREADS), "crawl")
     path = str(config.path)

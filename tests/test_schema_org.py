@@ -267,7 +267,9 @@ def test_pipeline_writes_batches_and_records_errors(tmp_path: Path) -> None:
         failure = Failure()
     pipeline.spider_error(failure, saved_response("http://mock.test/x", b""), crawler.spider)
     pipeline.process_item(item(3))
-    pipeline.process_item({**item(4), "rating": "not a number"})  # fails alone; must not cost item 3
+    unstorable: dict[str, Any] = {}
+    unstorable["self"] = unstorable  # raw JSON that cannot be written (a bad rating is now just dropped)
+    pipeline.process_item({**item(4), "raw": unstorable})  # fails alone; must not cost item 3
     pipeline.close_spider()
     pipeline.spider_closed(crawler.spider, "finished")
 

@@ -27,7 +27,9 @@ def frames(*batches: list[dict[str, Any]]) -> io.BytesIO:
 def test_serve_stores_batches_in_order_and_reports_once(tmp_path: Path) -> None:
     db_path = tmp_path / "m.db"
     open_db(db_path).conn.close()
-    inbox = frames([mention(1), mention(2)], [mention(1, text="edited"), mention(3, rating="bad")])
+    circular: dict = {}
+    circular["self"] = circular  # raw JSON that cannot be written (a bad rating is now just dropped)
+    inbox = frames([mention(1), mention(2)], [mention(1, text="edited"), mention(3, raw=circular)])
     outbox = io.BytesIO()
     serve(str(db_path), "src", inbox, outbox)
     outbox.seek(0)

@@ -167,7 +167,13 @@ class SentimentModel:
                 # fp16 is only a storage format here: CPU matmuls want fp32.
                 self.model.float()
             if quantize == "int8":
-                self.model = torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
+                import warnings
+
+                with warnings.catch_warnings():  # torch 2.13 calls its own quantized tensor helpers deprecated
+                    warnings.simplefilter("ignore", UserWarning)
+                    self.model = torch.ao.quantization.quantize_dynamic(
+                        self.model, {torch.nn.Linear}, dtype=torch.qint8
+                    )
                 self.quantized = True
         self.index_labels = build_label_map(self.model.config.id2label, label_map)
         self.max_length = min(max_length, getattr(self.tokenizer, "model_max_length", max_length) or max_length)
