@@ -405,3 +405,15 @@ def test_a_hostile_review_costs_only_itself():
                                                                        "stream": "com.acme"})))  # fmt: skip
     assert [(m["external_id"], m["text"], m["rating"], m["posted_at"]) for m in out] == [("ok", "slow", None, None)]
     assert play._streams["com.acme"] == "failed"
+
+
+def test_a_rating_raised_after_our_reply_is_recorded_as_a_recovery(server, tmp_path):
+    path, config, db = crawled_queue(server, tmp_path, gbp_source(server))
+    item_id = item_for(db, "gbp", "gbp-0")
+    post_reply_now(db, config, item_id, "Sorry about the wait - we've changed the rota.", actor="dana")
+    server.control("/__edit?review=gbp-0&stars=FIVE&comment=They+called+me+back%2C+thank+you")
+    crawl(path)
+    queue_low_ratings(db)  # the queue refresh looks for recoveries among replied items
+    [recovery] = list(db.query("select * from recoveries where queue_item_id = ?", [item_id]))
+    assert recovery["rating_after"] == 5.0 and recovery["rating_before"] < 5.0
+    assert recovery["outcome"] == "recovered"
