@@ -118,6 +118,27 @@ def optimizer_step(loss, model, optimizer, scheduler) -> None:
     optimizer.zero_grad()
 
 
+def load_checkpoint(path: Path, model, optimizer, scheduler) -> dict:
+    """Restore model, optimiser, scheduler and RNG from ``path`` if it exists; return its other fields."""
+    if not path.exists():
+        return {}
+    state = torch.load(path, weights_only=False)
+    model.load_state_dict(state.pop("model"))
+    optimizer.load_state_dict(state.pop("optimizer"))
+    scheduler.load_state_dict(state.pop("scheduler"))
+    torch.set_rng_state(state.pop("torch_rng"))
+    return state
+
+
+def write_checkpoint(path: Path, model, optimizer, scheduler, **fields) -> None:
+    """Write atomically (temp file, then rename): a kill mid-write leaves the previous checkpoint."""
+    tmp = path.with_suffix(".tmp")
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+             "torch_rng": torch.get_rng_state(), **fields}  # fmt: skip
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
 def make_batches(n_items: int, lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
     """Length-bucketed batches: shuffle, sort within pools of 50 batches, shuffle batches."""
     rng = random.Random(seed)
@@ -245,32 +266,14 @@ def main(argv: list[str] | None = None) -> int:
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     ckpt_file = ckpt_dir / "checkpoint.pt"
     log_file = ckpt_dir / "log.jsonl"
-    step = 0
-    best = {"score": -1.0, "epoch": None}
-    if ckpt_file.exists():
-        state = torch.load(ckpt_file, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step = state["step"]
-        best = state["best"]
-        torch.set_rng_state(state["torch_rng"])
+    resumed = load_checkpoint(ckpt_file, model, optimizer, scheduler)
+    step = resumed.get("step", 0)
+    best = resumed.get("best", {"score": -1.0, "epoch": None})
+    if resumed:
         print(f"resumed at step {step}/{total_steps}", flush=True)
 
     def save_checkpoint() -> None:
-        tmp = ckpt_file.with_suffix(".tmp")
-        torch.save(
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "step": step,
-                "best": best,
-                "torch_rng": torch.get_rng_state(),
-            },
-            tmp,
-        )
-        tmp.replace(ckpt_file)
+        write_checkpoint(ckpt_file, model, optimizer, scheduler, step=step, best=best)
 
     started = time.time()
     seen_since_start = 0

@@ -40,10 +40,12 @@ from models.train import (  # noqa: E402
     LABELS,
     dedup_key,
     export,
+    load_checkpoint,
     make_batches,
     mixed_loss,
     optimizer_step,
     read_jsonl,
+    write_checkpoint,
 )  # noqa: E402
 from monitor.classify.textprep import head_and_tail, normalise_for_model  # noqa: E402
 
@@ -192,27 +194,12 @@ def main(argv: list[str] | None = None) -> int:
 
     args.checkpoint_dir.mkdir(parents=True, exist_ok=True)
     ckpt_file = args.checkpoint_dir / "checkpoint.pt"
-    step = 0
-    if ckpt_file.exists():
-        state = torch.load(ckpt_file, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        step = state["step"]
-        torch.set_rng_state(state["torch_rng"])
+    step = load_checkpoint(ckpt_file, model, optimizer, scheduler).get("step", 0)
+    if step:
         print(f"resumed at step {step}/{total_steps}", flush=True)
 
     def save_checkpoint() -> None:
-        tmp = ckpt_file.with_suffix(".tmp")
-        state = {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "step": step,
-            "torch_rng": torch.get_rng_state(),
-        }
-        torch.save(state, tmp)
-        tmp.replace(ckpt_file)
+        write_checkpoint(ckpt_file, model, optimizer, scheduler, step=step)
 
     pad = tokenizer.pad_token_id
     started = time.time()

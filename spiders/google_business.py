@@ -14,7 +14,7 @@ reply, so a repeat cannot post twice), ``DELETE …/reviews/{id}/reply``.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -110,14 +110,6 @@ class GoogleBusinessSpider(GoogleOwnerSpider):
             db = self.db
             self.watermarks[location] = get_source_state(db, self.source.name, WATERMARK_KEY + location) if db else None
         return self.watermarks[location]
-
-    async def parse(self, response: Response, **kwargs: Any) -> AsyncIterator[dict[str, Any] | scrapy.Request]:
-        if response.status == 401:
-            async for request in self.unauthorized(response):
-                yield request
-            return
-        for item in self.parse_page(response):
-            yield item
 
     def parse_page(self, response: Response) -> Iterator[dict[str, Any] | scrapy.Request]:
         meta = meta_of(response)

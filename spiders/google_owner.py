@@ -258,6 +258,18 @@ class GoogleOwnerSpider(ApiSpider):
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
 
+    async def parse(self, response: Response, **kwargs: Any) -> AsyncIterator[dict[str, Any] | scrapy.Request]:
+        """A 401 refreshes the token and repeats the request; any other page goes to ``parse_page``."""
+        if response.status == 401:
+            async for request in self.unauthorized(response):
+                yield request
+            return
+        for item in self.parse_page(response):
+            yield item
+
+    def parse_page(self, response: Response) -> Iterator[dict[str, Any] | scrapy.Request]:
+        raise NotImplementedError
+
     async def unauthorized(self, response: Response) -> AsyncIterator[scrapy.Request]:
         """A 401: refresh the token once and repeat the request; a second 401 is reported."""
         meta = meta_of(response)

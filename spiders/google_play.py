@@ -13,7 +13,7 @@ the previous one, so editing is posting again and a repeat cannot post twice; th
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -135,14 +135,6 @@ class GooglePlaySpider(GoogleOwnerSpider):
         url = reviews_url(self.options.get("base_url", BASE_URL), package, int(self.options.get("max_results", 100)),
                           token, self.options.get("translation_language", ""))  # fmt: skip
         return self.api_request(url, self.parse, stream=package, meta={"package": package, "page": page})
-
-    async def parse(self, response: Response, **kwargs: Any) -> AsyncIterator[dict[str, Any] | scrapy.Request]:
-        if response.status == 401:
-            async for request in self.unauthorized(response):
-                yield request
-            return
-        for item in self.parse_page(response):
-            yield item
 
     def parse_page(self, response: Response) -> Iterator[dict[str, Any] | scrapy.Request]:
         meta = meta_of(response)

@@ -415,7 +415,9 @@ def test_an_undated_backfill_mention_is_not_placed_on_the_crawls_hour(shifts_set
     assert counts.without_time == 4 and counts.estimated == 1 and counts.incidents == 0
     rows = {r["mention_id"]: r for r in db.query("select * from incident_estimates")}
     assert {rows[m]["basis"] for m in undated} == {"no time"} and rows[dated]["basis"] == "lag"
-    assert db.execute("select count(*) from shift_attributions").fetchone()[0] == 1
+    # Only the dated mention is placed (its window may straddle two shifts, depending on the hour the test runs).
+    placed = {r[0] for r in db.execute("select distinct mention_id from shift_attributions")}
+    assert placed == {dated}
 
 
 def test_an_estimate_or_attribution_that_raises_costs_only_its_mention(shifts_setup, monkeypatch):

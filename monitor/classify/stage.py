@@ -47,11 +47,8 @@ class Classifier:
         self.specs = language_specs(model_config)
         self._models: dict[str, SentimentModel] = dict(models or {})
         self._by_spec: dict[str, SentimentModel] = {}
-
-    @property
-    def languages(self) -> frozenset[str]:
-        """The languages some configured model covers."""
-        return frozenset(self.specs) | frozenset(self._models)
+        # The languages some configured model covers (fixed: detect() reads it for every text).
+        self.languages = frozenset(self.specs) | frozenset(self._models)
 
     def model_for(self, lang: str) -> SentimentModel | None:
         if lang in self._models:

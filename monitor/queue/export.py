@@ -5,13 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
 from monitor.escaping import csv_cell
-
-FORMULA_CHARS = "=+-@"
 
 EXPORT_COLUMNS = (
     "id", "state", "priority", "reason", "sla_due_at", "assignee", "first_replied_at", "source", "kind", "author",
@@ -19,29 +16,9 @@ EXPORT_COLUMNS = (
 )  # fmt: skip
 
 
-def _ignored_lead(ch: str) -> bool:
-    """A character a spreadsheet may skip or trim before it looks for a formula: whitespace of any kind
-    (line feed, NBSP, ideographic space), controls and invisible format characters (zero-width, BOM)."""
-    return ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Zs", "Zl", "Zp")
-
-
-def formula_safe(value: object) -> object:
-    """``value`` with a leading ``'`` when a spreadsheet could read it as a formula.
-
-    Besides ``= + - @`` (and tab / carriage return) at the start, that covers a formula character after
-    leading whitespace or invisible characters, and the full-width and small forms (＝ ＋ － ＠ ﹦ …),
-    which NFKC folds onto the ASCII ones and some spreadsheets accept in their place.
-    """
-    value = csv_cell(value)
-    if not isinstance(value, str) or value.startswith("'"):
-        return value
-    for ch in value:
-        if _ignored_lead(ch):
-            continue
-        if unicodedata.normalize("NFKC", ch)[:1] in tuple(FORMULA_CHARS):
-            return "'" + value
-        break
-    return value
+# ``monitor.escaping.csv_cell`` is the one implementation (leading whitespace, invisible characters and
+# full-width forms before = + - @ included); the export calls it by the name that says what it is for.
+formula_safe = csv_cell
 
 
 def queue_csv(items: Iterable[dict[str, Any]]) -> str:
