@@ -10,6 +10,12 @@ praise, so movie-review phrases never teach the model that nothing is
 neutral). Tweets that also occur in the TweetEval validation split are removed
 from training so the dev figure is honest.
 
+With ``--aspects`` (ABSA XML files) the encoder also learns complaint topics: a linear head over
+the mean-pooled last hidden state is trained on the sentences' topics (binary cross-entropy per topic)
+beside sentiment, and sentences with a negative opinion count as complaints. A seeded, review-grouped
+share of those sentences (``--aspects-unseen``) is kept out, so ``models/train_topics.py
+--fit-unseen-only`` can fit and threshold the product's topic head on text the encoder never saw.
+
 Seeded and resumable: a checkpoint (model, optimiser, scheduler, position) is
 written every ``--checkpoint-every`` steps; re-running the same command
 continues from the last one. At the end of each epoch the model is evaluated
@@ -43,10 +49,15 @@ from transformers import (  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from models.metrics import classification_report  # noqa: E402
 from monitor.classify.textprep import normalise_for_model  # noqa: E402
+from monitor.classify.topic_head import mean_pool  # noqa: E402
 
 LABELS = ["complaint", "neutral", "praise"]
 DATASET_LABELS = {"negative": 0, "neutral": 1, "positive": 2}
 TWO_CLASS = -1  # marker: example only carries complaint-vs-praise signal
+NO_SENTIMENT = -100  # marker: an aspect sentence with no negative opinion teaches topics only
+# models/train_topics.py's defaults for the held-out share of a corpus without a held-out file and its seed.
+TOPIC_HELD_OUT_SHARE = 0.2
+TOPIC_SPLIT_SEED = 13
 
 
 def dedup_key(text: str) -> str:
@@ -98,6 +109,19 @@ def build_training_set(
         reviews = [(r["text"], DATASET_LABELS[r["label"]], False) for r in (rest + praise)][:reviews_cap]
     print(f"training examples: {len(tweets)} tweets, {len(sst)} SST-2 sentences, {len(reviews)} reviews", flush=True)
     return tweets + sst + reviews
+
+
+def aspect_training_sentences(files: list[Path], held_out_files: list[Path], unseen: float, seed: int):
+    """(sentences the encoder trains on, sentences kept unseen for fitting the topic head).
+
+    The held-out parts are exactly ``models/train_topics.py``'s (same files, share and seed), so no
+    sentence it measures on is ever trained on.
+    """
+    from models.train_topics import grouped_split, split_corpora
+
+    train, _held = split_corpora(files, held_out_files, TOPIC_HELD_OUT_SHARE, TOPIC_SPLIT_SEED)
+    seen_idx, unseen_idx = grouped_split([f"{s.corpus}:{s.review}" for s in train], unseen, seed)
+    return [train[i] for i in seen_idx], [train[i] for i in unseen_idx]
 
 
 def mixed_loss(logits, y, two_class, class_weights, pair_weight):
@@ -183,6 +207,12 @@ def evaluate_dev(model, tokenizer, data_dir: Path, max_length: int) -> dict:
     # Two-class task: compare complaint vs praise only.
     pred = np.where(probs[:, 2] >= probs[:, 0], 2, 0).tolist()
     results["sst2_dev"] = classification_report(gold, pred, LABELS)
+    from models.train_multilingual import reviews_split
+
+    reviews = [r for r in read_jsonl(data_dir / "reviews_stars_train.jsonl") if reviews_split(r["text"]) == "dev"]
+    probs = predict_probs(model, tokenizer, [r["text"] for r in reviews], max(max_length, 128))
+    gold = [DATASET_LABELS[r["label"]] for r in reviews]
+    results["reviews_stars_dev"] = classification_report(gold, probs.argmax(1).tolist(), LABELS)
     return results
 
 
@@ -213,6 +243,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sst2-cap", type=int, default=10000)
     parser.add_argument("--sst2-weight", type=float, default=0.5)
     parser.add_argument("--reviews-cap", type=int, default=0, help="add up to N star-rated reviews (3 classes)")
+    parser.add_argument("--aspects", type=Path, nargs="*", default=[], help="ABSA XML files: also learn topics")
+    parser.add_argument(
+        "--aspects-held-out-files",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="held-out ABSA files (their corpora's training files are used whole)",
+    )
+    parser.add_argument(
+        "--aspects-unseen",
+        type=float,
+        default=0.25,
+        help="share of aspect reviews kept unseen for fitting the topic head",
+    )
+    parser.add_argument("--topic-weight", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--checkpoint-every", type=int, default=200)
@@ -239,16 +284,34 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     data = build_training_set(args.data_dir, args.sst2_cap, args.seed, args.tweet_cap, args.reviews_cap)
+    data = [(text, y, tc, None) for text, y, tc in data]
+    topic_head = None
+    if args.aspects:
+        from models.train_topics import HEAD_TOPICS
+
+        seen, unseen = aspect_training_sentences(args.aspects, args.aspects_held_out_files, args.aspects_unseen,
+                                                 args.seed)  # fmt: skip
+        # A sentence with a negative opinion is a complaint for the product ("great food, rude waiter" must be
+        # answered); one without says nothing certain about sentiment, so it teaches topics only.
+        data += [(s.text, DATASET_LABELS["negative"] if s.negative else NO_SENTIMENT, False,
+                  [float(t in s.topics) for t in HEAD_TOPICS]) for s in seen]  # fmt: skip
+        print(f"aspect sentences: {len(seen)} trained on, {len(unseen)} kept unseen", flush=True)
+        topic_head = torch.nn.Linear(model.config.hidden_size, len(HEAD_TOPICS))
     random.Random(args.seed).shuffle(data)
     if args.limit:
         data = data[: args.limit]
-    texts = [t for t, _, _ in data]
-    labels = torch.tensor([y for _, y, _ in data])
-    two_class = torch.tensor([tc for _, _, tc in data])
+    texts = [t for t, _, _, _ in data]
+    labels = torch.tensor([y for _, y, _, _ in data])
+    two_class = torch.tensor([tc for _, _, tc, _ in data])
+    has_topics = torch.tensor([tv is not None for _, _, _, tv in data])
+    topic_targets = torch.tensor([tv if tv is not None else [0.0] * 5 for _, _, _, tv in data])
+    if topic_head is not None:
+        positives = topic_targets[has_topics].sum(0)
+        topic_pos_weight = ((has_topics.sum() - positives) / positives.clamp(min=1)).clamp(max=20)
     lengths = [len(ids) for ids in tokenizer(texts, truncation=True, max_length=args.max_length)["input_ids"]]
 
     # Balanced class weights over the 3-class tweets: the dev metric is macro-recall.
-    counts = torch.bincount(labels[~two_class], minlength=3).float()
+    counts = torch.bincount(labels[~two_class & (labels >= 0)], minlength=3).float()
     class_weights = counts.sum() / (3 * counts.clamp(min=1))
     print("class weights", [round(w, 3) for w in class_weights.tolist()], flush=True)
 
@@ -259,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": 0.01},
         {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
     ]
+    if topic_head is not None:
+        groups[0]["params"] += list(topic_head.parameters())
     optimizer = torch.optim.AdamW(groups, lr=args.lr)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(total_steps * args.warmup), total_steps)
 
@@ -267,13 +332,16 @@ def main(argv: list[str] | None = None) -> int:
     ckpt_file = ckpt_dir / "checkpoint.pt"
     log_file = ckpt_dir / "log.jsonl"
     resumed = load_checkpoint(ckpt_file, model, optimizer, scheduler)
+    if topic_head is not None and "topic_head" in resumed:
+        topic_head.load_state_dict(resumed.pop("topic_head"))
     step = resumed.get("step", 0)
     best = resumed.get("best", {"score": -1.0, "epoch": None})
     if resumed:
         print(f"resumed at step {step}/{total_steps}", flush=True)
 
     def save_checkpoint() -> None:
-        write_checkpoint(ckpt_file, model, optimizer, scheduler, step=step, best=best)
+        extra = {"topic_head": topic_head.state_dict()} if topic_head is not None else {}
+        write_checkpoint(ckpt_file, model, optimizer, scheduler, step=step, best=best, **extra)
 
     started = time.time()
     seen_since_start = 0
@@ -290,10 +358,22 @@ def main(argv: list[str] | None = None) -> int:
                 padding=True,
                 return_tensors="pt",
             )
-            logits = model(**enc).logits
+            out = model(**enc, output_hidden_states=topic_head is not None)
             y = labels[idx]
             tc = two_class[idx]
-            loss = mixed_loss(logits, y, tc, class_weights, torch.full_like(y, args.sst2_weight, dtype=torch.float))
+            rated = y >= 0
+            loss = torch.zeros(())
+            if rated.any():
+                pair_weight = torch.full_like(y[rated], args.sst2_weight, dtype=torch.float)
+                rated_loss = mixed_loss(out.logits[rated], y[rated], tc[rated], class_weights, pair_weight)
+                loss = rated_loss * rated.float().mean()
+            tagged = has_topics[idx]
+            if topic_head is not None and tagged.any():
+                pooled = mean_pool(out.hidden_states[-1], enc["attention_mask"])[tagged]
+                topic_loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                    topic_head(pooled), topic_targets[idx][tagged], pos_weight=topic_pos_weight
+                )
+                loss = loss + args.topic_weight * topic_loss * tagged.float().mean()
             optimizer_step(loss, model, optimizer, scheduler)
             step += 1
             seen_since_start += len(idx)
@@ -303,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
             if step % args.checkpoint_every == 0:
                 save_checkpoint()
         results = evaluate_dev(model, tokenizer, args.data_dir, args.max_length)
-        score = results["tweeteval_val"]["macro_recall"]
+        # Chosen on a mix of dev sets (tweets, review sentences, star-rated reviews), never on one alone.
+        score = sum(r["macro_recall"] for r in results.values()) / len(results)
         entry = {
             "epoch": epoch,
             "step": step,
@@ -315,6 +396,14 @@ def main(argv: list[str] | None = None) -> int:
         if score > best["score"]:
             best = {"score": score, "epoch": epoch}
             meta = {"args": {k: str(v) for k, v in vars(args).items()}, "epoch": epoch, "dev": entry, "labels": LABELS}
+            if topic_head is not None:
+                # Read by models/train_topics.py --fit-unseen-only to find the sentences this encoder never saw.
+                meta["topic_sentences"] = {
+                    "files": [p.name for p in args.aspects],
+                    "held_out_files": [p.name for p in args.aspects_held_out_files],
+                    "unseen_share": args.aspects_unseen,
+                    "seed": args.seed,
+                }
             export(model, tokenizer, args.output, meta)
             print(f"exported epoch {epoch} to {args.output}", flush=True)
         save_checkpoint()

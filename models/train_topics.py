@@ -27,6 +27,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
+import json
+import math
 import os
 import random
 import re
@@ -42,7 +44,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from monitor.classify.model import ModelLoadError, SentimentModel  # noqa: E402
-from monitor.classify.topic_head import POOLING, TopicHead  # noqa: E402
+from monitor.classify.topic_head import DECISION_SCORE, POOLING, TopicHead  # noqa: E402
 from monitor.classify.topics import phrase_topics, tag_topics  # noqa: E402
 
 # SemEval-2016 restaurant categories → our topics. RESTAURANT#GENERAL, RESTAURANT#MISCELLANEOUS,
@@ -222,17 +224,26 @@ def best_threshold(scores: list[float], gold: list[bool]) -> tuple[float, float]
 
 
 def train_head(
-    x: torch.Tensor, y: torch.Tensor, topics: list[str], groups: list[str], folds: int = 5, seed: int = 0
+    x: torch.Tensor,
+    y: torch.Tensor,
+    topics: list[str],
+    groups: list[str],
+    folds: int = 5,
+    seed: int = 0,
+    phrase: list[set[str]] | None = None,
 ) -> tuple[TopicHead, dict[str, dict[str, float]]]:
     """Fit one logistic regression per topic; L2 strength and threshold chosen by grouped cross-validation.
 
     ``y`` is [n, n_topics] of 0/1. Returns the head and, per topic, the chosen L2, threshold and CV F1.
+    With ``phrase`` (each sentence's phrase-list topics), each topic's phrase floor is chosen on the same
+    out-of-fold scores: how much the head must agree before a phrase match is believed.
     """
     fold_idx = grouped_folds(groups, folds, seed)
     weights, biases, thresholds, chosen = [], [], [], {}
     for t, topic in enumerate(topics):
         target = y[:, t].float()
         best: tuple[float, float, float] | None = None  # (cv f1, l2, threshold)
+        best_oof = torch.zeros(len(target))
         for l2 in L2_GRID:
             oof = torch.zeros(len(target))
             for held in fold_idx:
@@ -243,14 +254,41 @@ def train_head(
             threshold, f1 = best_threshold(oof.tolist(), [bool(v) for v in target.tolist()])
             if best is None or f1 > best[0]:
                 best = (f1, l2, threshold)
+                best_oof = oof
         assert best is not None
         w, b = fit_logistic(x, target, best[1])
         weights.append(w)
         biases.append(b)
         thresholds.append(best[2])
         chosen[topic] = {"l2": best[1], "threshold": best[2], "cv_f1": best[0]}
+        if phrase is not None:
+            shift = math.log(best[2] / (1 - best[2])) if 0 < best[2] < 1 else 0.0
+            shifted = torch.sigmoid(torch.logit(best_oof.clamp(1e-6, 1 - 1e-6)) - shift)
+            floor, f1 = best_phrase_floor(shifted.tolist(), [topic in p for p in phrase], target.bool().tolist())
+            chosen[topic].update({"phrase_floor": floor, "cv_f1_with_phrases": f1})
     head = TopicHead(topics=list(topics), weight=torch.stack(weights), bias=torch.stack(biases), thresholds=thresholds)
+    if phrase is not None:
+        head.phrase_floors = [chosen[t]["phrase_floor"] for t in topics]
     return head, chosen
+
+
+# Capped well below the decision score: the head learnt restaurants, the phrase lists are written for every
+# business (an airline's "delayed 3 hours"), so the head may veto a phrase match only when it is sure.
+PHRASE_FLOOR_GRID = (0.0, 0.01, 0.02, 0.05)
+
+
+def best_phrase_floor(scores: list[float], phrase: list[bool], gold: list[bool]) -> tuple[float, float]:
+    """(floor, F1) for tagging at ``score ≥ 0.5`` or (phrase match and ``score ≥ floor``); ties: the lower floor."""
+    best = (0.0, -1.0)
+    for floor in PHRASE_FLOOR_GRID:
+        pred = [s >= DECISION_SCORE or (m and s >= floor) for s, m in zip(scores, phrase, strict=True)]
+        tp = sum(p and g for p, g in zip(pred, gold, strict=True))
+        fp = sum(p and not g for p, g in zip(pred, gold, strict=True))
+        fn = sum(g and not p for p, g in zip(pred, gold, strict=True))
+        f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+        if f1 > best[1] + 1e-9:
+            best = (floor, f1)
+    return best
 
 
 def prf(gold: list[frozenset[str]], pred: list[set[str]], topics: list[str]) -> dict[str, dict[str, float]]:
@@ -339,16 +377,20 @@ def evaluate(held: HeldOut, head: TopicHead | None, has_sentiment: bool) -> dict
     phrase = [set(phrase_topics(s.text)) & set(HEAD_TOPICS) for s in held.sentences]
     head_scores = head.scores(held.x) if head is not None else [{} for _ in held.sentences]
     head_pred = [{t for t, v in scores.items() if v >= 0.5} for scores in head_scores]
+    floors = head.phrase_floor_map if head is not None and head.phrase_floors is not None else None
+    rows_all = list(zip(held.sentences, head_scores, strict=True))
     results = {
         "phrase lists": prf(gold, phrase, HEAD_TOPICS),
         "head": prf(gold, head_pred, HEAD_TOPICS),
-        "union": prf(gold, [p | h for p, h in zip(phrase, head_pred, strict=True)], HEAD_TOPICS),
+        "union": prf(
+            gold, [set(tag_topics(s.text, "complaint", scores, floors)) for s, scores in rows_all], HEAD_TOPICS
+        ),
     }
     if has_sentiment:
         # What the product stores: topics only on texts the sentiment model calls complaints.
         rows = zip(held.sentences, held.labels, head_scores, strict=True)
         results["union, complaints only (product)"] = prf(
-            gold, [set(tag_topics(s.text, label, scores)) for s, label, scores in rows], HEAD_TOPICS
+            gold, [set(tag_topics(s.text, label, scores, floors)) for s, label, scores in rows], HEAD_TOPICS
         )
     return results
 
@@ -377,6 +419,26 @@ def split_corpora(
     return train, held
 
 
+def unseen_sentences(args: argparse.Namespace) -> list[Sentence]:
+    """The training sentences the encoder was not fine-tuned on, as its training_meta.json records them."""
+    from models.train import TOPIC_HELD_OUT_SHARE, TOPIC_SPLIT_SEED, aspect_training_sentences
+
+    meta = json.loads((Path(args.model) / "training_meta.json").read_text(encoding="utf-8"))
+    recorded = meta.get("topic_sentences")
+    if not recorded:
+        raise SystemExit(f"{args.model}: no topic_sentences in training_meta.json (not trained with --aspects)")
+    if sorted(recorded["files"]) != sorted(p.name for p in args.aspects) or sorted(
+        recorded["held_out_files"]
+    ) != sorted(p.name for p in args.held_out_files):
+        raise SystemExit(f"--aspects / --held-out-files differ from the encoder's: {recorded}")
+    if (args.held_out, args.seed) != (TOPIC_HELD_OUT_SHARE, TOPIC_SPLIT_SEED):
+        raise SystemExit("--held-out and --seed must keep their defaults with --fit-unseen-only")
+    _seen, unseen = aspect_training_sentences(
+        args.aspects, args.held_out_files, recorded["unseen_share"], recorded["seed"]
+    )
+    return unseen
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="sequence-classification model directory (the encoder)")
@@ -391,16 +453,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument(
+        "--fit-unseen-only",
+        action="store_true",
+        help="the encoder learnt topics (models/train.py --aspects): fit on the sentences it never saw",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
 
     train, held_sets = split_corpora(args.aspects, args.held_out_files, args.held_out, args.seed)
+    if args.fit_unseen_only:
+        train = unseen_sentences(args)
     model, has_sentiment = load_encoder(args.model, args.max_length)
     _, x_train = model.predict_and_embed([s.text for s in train])
     y = torch.tensor([[float(t in s.topics) for t in HEAD_TOPICS] for s in train])
     groups = [f"{s.corpus}:{s.review}" for s in train]
-    head, chosen = train_head(x_train, y, HEAD_TOPICS, groups, args.folds, args.seed)
+    phrase = [set(phrase_topics(s.text)) for s in train]
+    head, chosen = train_head(x_train, y, HEAD_TOPICS, groups, args.folds, args.seed, phrase)
 
     reports = []
     for name, sentences in held_sets:
@@ -453,6 +523,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+UNSEEN_NOTE = (
+    " (the part of the training files the encoder was not fine-tuned on: `models/train.py --aspects` taught the"
+    " encoder topics on the rest, so fitting the head there would measure memory, not reading)"
+)
 GATED_NOTE = (
     'The "complaints only (product)" column is what the product stores: topics only on sentences the'
     " English sentiment model labels complaint (it was not trained on this data)."
@@ -473,7 +547,9 @@ def write_docs(args, counts: dict[str, int], chosen: dict, reports: list, has_se
     marker = "<!-- end of generated part -->"
     hand = old[old.index(marker) + len(marker) :] if marker in old else "\n"
     thresholds = "\n".join(
-        f"| {t} | {c['l2']:g} | {c['threshold']:.3f} | {c['cv_f1']:.2f} |" for t, c in chosen.items()
+        f"| {t} | {c['l2']:g} | {c['threshold']:.3f} | {c['cv_f1']:.2f} | {c.get('phrase_floor', 0):g} | "
+        f"{c.get('cv_f1_with_phrases', float('nan')):.2f} |"
+        for t, c in chosen.items()
     )
     sections = []
     for held, results, rates in reports:
@@ -485,6 +561,7 @@ def write_docs(args, counts: dict[str, int], chosen: dict, reports: list, has_se
             f"| topic | fires | on sentences with no complaint |\n|---|---:|---:|\n{rows}\n"
         )
     train_counts = ", ".join(f"{c} {n}" for c, n in counts.items())
+    unseen = UNSEEN_NOTE if args.fit_unseen_only else ""
     text = f"""# Complaint topics: phrase lists and the trained head
 
 Measured {dt.date.today().isoformat()} with (from the repository root, in the project venv)
@@ -501,7 +578,7 @@ Texts classified by a model without a head (Chinese and the other languages) get
 
 ## Data and split
 
-Training sentences: {train_counts}. SemEval-2016 is split by review (seed {args.seed}, {args.held_out:.0%}
+Training sentences: {train_counts}{unseen}. SemEval-2016 is split by review (seed {args.seed}, {args.held_out:.0%}
 of reviews held out); MAMS-ACSA trains on its train file and is measured on its val file. L2
 strength and thresholds are chosen by {args.folds}-fold cross-validation on the training sentences
 only (folds keep a review whole); nothing is tuned on a held-out part. A sentence's gold topics are
@@ -523,18 +600,21 @@ too long/took long/N minutes/an hour/line/queue/late/delay; not "wait staff").
 ## Held-out precision / recall / F1
 
 "Phrase lists", "head" and "union" treat every sentence as a complaint, so they measure the
-taggers alone; the union (phrase match OR head score ≥ its threshold) is what `tag_topics` does.
+taggers alone; the union (head score ≥ its threshold, OR a phrase match the head does not veto: score ≥ the
+topic's phrase floor) is what `tag_topics` does.
 {GATED_NOTE if has_sentiment else ""}
 
 {chr(10).join(sections)}
 ## Head selection (cross-validation on the training sentences, {args.folds} grouped folds)
 
-| topic | L2 | threshold | CV F1 |
-|---|---:|---:|---:|
+| topic | L2 | threshold | CV F1 | phrase floor | CV F1 with phrases |
+|---|---:|---:|---:|---:|---:|
 {thresholds}
 
 Thresholds are on the logistic probability; `TopicHead.scores` shifts each so that 0.5 is the
-decision point, and `tag_topics` tags a topic at a score ≥ 0.5.
+decision point, and `tag_topics` tags a topic at a score ≥ 0.5. A phrase-list match for a topic the head
+covers counts when the head's score is at least the phrase floor (0: every match counts; 0.5: the phrase list
+adds nothing), chosen on the same out-of-fold scores.
 
 {marker}"""
     args.docs.parent.mkdir(parents=True, exist_ok=True)

@@ -285,19 +285,17 @@ def shorten(text: str | None, width: int) -> str:
 
 
 def sla_words(item: dict, now: datetime) -> str:
-    """The item's SLA clock in words: "due in 25 min", "3.5 h overdue", "no clock" (untimed), "-" (closed)."""
-    from monitor.queue.metrics import human_minutes
+    """The item's SLA clock in words: "due in 25 min", "3.5 h overdue", "no clock" (untimed), "-" (closed).
 
-    if item["state"] in ("replied", "dismissed"):
+    The words come from ``sla_clock``, which the inbox also uses, so the two never drift apart."""
+    from monitor.queue.items import sla_clock
+
+    status, words = sla_clock(item, now)
+    if status == "closed":
         return "-"
-    if not item["sla_due_at"]:
-        return "no clock"
-    try:
-        due = datetime.fromisoformat(item["sla_due_at"])
-    except (TypeError, ValueError):  # a damaged row costs only its own column
-        return "?"
-    minutes = ((due if due.tzinfo else due.replace(tzinfo=UTC)) - now).total_seconds() / 60
-    return f"due in {human_minutes(minutes)}" if minutes >= 0 else f"{human_minutes(-minutes)} overdue"
+    if status == "no_clock":
+        return "?" if item.get("sla_due_at") else "no clock"  # a damaged row costs only its own column
+    return words
 
 
 def local_time(value: str | datetime | None, zone_name: str) -> str:
@@ -383,8 +381,11 @@ def queue_assign(ctx, item_id: int, user: str) -> None:
 @queue.command("reply")
 @click.argument("item_id", type=int)
 @click.option("--text", required=True, help="The reply text.")
-@click.option("--post", is_flag=True,
-              help="Post it through the platform's reply API (sources with a reply channel) instead of recording it.")
+@click.option(
+    "--post",
+    is_flag=True,
+    help="Post it through the platform's reply API (sources with a reply channel) instead of recording it.",
+)
 @click.option("--as", "actor", default="cli", show_default=True, help="Your name for the audit log.")
 @click.pass_context
 @handle_errors
@@ -551,13 +552,23 @@ def shifts(ctx, since, until, location, incidents, heatmap, fmt) -> None:
 
 
 @cli.command()
-@click.option("--date", "day", default=None, help="UTC day YYYY-MM-DD (default today).")
-@click.option("--output", type=click.Path(dir_okay=False), default=None, help="File to write (.html or .md).")
+@click.option(
+    "--date",
+    "day",
+    default=None,
+    help="Day YYYY-MM-DD in [schedule] timezone (default yesterday, the day the scheduled digest covers).",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="File to write (.html, .md for Markdown, .txt for plain text).",
+)
 @click.option("--send", is_flag=True, help="Also email it to [digest] recipients over SMTP (after writing the file).")
 @click.pass_context
 @handle_errors
 def digest(ctx, day: str | None, output: str | None, send: bool) -> None:
-    """Build the daily digest as HTML or Markdown, and optionally email it.
+    """Build the daily digest (yesterday's by default) as HTML, Markdown or plain text, and optionally email it.
 
     \b
     Example:
@@ -570,7 +581,9 @@ def digest(ctx, day: str | None, output: str | None, send: bool) -> None:
 
     config = get_config(ctx)
     try:
-        when = date.fromisoformat(day) if day else datetime.now(ZoneInfo(config.schedule.timezone)).date()
+        # Yesterday by default: a finished day, as `monitor run` sends it (today's would be a partial day).
+        when = (date.fromisoformat(day) if day
+                else datetime.now(ZoneInfo(config.schedule.timezone)).date() - timedelta(days=1))  # fmt: skip
     except ValueError:
         raise click.BadParameter(f"expected YYYY-MM-DD, got {day!r}", param_hint="--date") from None
     settings = smtp_settings(config.digest) if send else None  # a config error stops before any work

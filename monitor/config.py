@@ -396,6 +396,7 @@ SECTIONS: dict[str, dict[str, tuple[Any, Any, str]]] = {
         "smtp_user_env": (_optional_env_name, "MONITOR_SMTP_USER", "env var with the SMTP login (unset: no login)"),
         "smtp_password_env": (_optional_env_name, "MONITOR_SMTP_PASSWORD", "env var with the SMTP password"),
         "smtp_timeout": (_duration, timedelta(seconds=30), "give up on an unresponsive SMTP server after this"),
+        "inbox_url": (_optional_url, "", "the inbox's address, for links in the digest (default: alerts.inbox_url)"),
     },
     "web": {
         "host": (_host, "127.0.0.1", "address the inbox binds to"),
@@ -680,6 +681,7 @@ class DigestConfig:
     smtp_user_env: str = "MONITOR_SMTP_USER"
     smtp_password_env: str = "MONITOR_SMTP_PASSWORD"
     smtp_timeout: timedelta = timedelta(seconds=30)
+    inbox_url: str = ""
 
     def __post_init__(self) -> None:
         # Recipients mean the digest is emailed (by `monitor run` too): the server and sender must be set.

@@ -22,6 +22,11 @@ a time (``max_instances=1``), missed runs are coalesced into one. Crawls run
 in their own thread pool, so a slow crawl never delays processing or the
 digest. Jobs read the config file each time they run (a source disabled or
 removed is skipped); new schedules and sources take effect on restart.
+
+One scheduler at a time per database: ``run_daemon`` takes the ``scheduler``
+lease (``monitor/lease.py``) before it starts any job and renews it from its
+main thread. A second ``monitor run`` waits and takes over when the lease
+expires; a daemon that finds its lease taken pauses and starts no new job.
 """
 
 from __future__ import annotations
@@ -57,6 +62,19 @@ DIGEST_MARK = "schedule.last_digest_day"
 # Alerts are read, sent and recorded under this lock, so a crawl's pass and the periodic one never
 # both send the same alert.
 _ALERTS_LOCK = threading.Lock()
+# Until when this daemon holds the scheduler lease; None when no lease is in play (a job called directly).
+# A job starts only before it: a daemon that stalled past it (SIGSTOP, a suspended VM) may have been
+# replaced meanwhile, and must not start anything until a renewal says it was not.
+_LEASE_UNTIL: datetime | None = None
+
+
+def _may_start(job: str) -> bool:
+    """Whether ``job`` may start now, as far as the scheduler lease goes."""
+    until = _LEASE_UNTIL
+    if until is not None and datetime.now(UTC) >= until:
+        log.warning("%s not started: this scheduler does not hold the scheduler lease now", job)
+        return False
+    return True
 
 
 def _classifier(config: Config):
@@ -87,7 +105,7 @@ def crawl_job(config_path: str, source_names: list[str]) -> dict[str, Any]:
     """Crawl the named sources now, then process what they brought."""
     from monitor.cycle import crawl_sources
 
-    if _STOPPING.is_set():
+    if _STOPPING.is_set() or not _may_start(f"crawl of {', '.join(source_names)}"):
         return {}
     config = load_config(config_path)
     # The file may have changed since start-up: a source disabled or removed since is not crawled.
@@ -111,7 +129,7 @@ def crawl_job(config_path: str, source_names: list[str]) -> dict[str, Any]:
 
 def process_job(config_path: str) -> dict[str, Any] | None:
     """The periodic pass; skipped when a crawl is processing right now."""
-    if _PROCESS_LOCK.locked():
+    if _PROCESS_LOCK.locked() or not _may_start("processing"):
         return None
     config = load_config(config_path)
     counts = process_new_mentions(config)
@@ -146,6 +164,8 @@ def run_alerts_now(config: Config, wait: bool = True) -> dict[str, Any] | None:
 
 def alerts_job(config_path: str) -> dict[str, Any] | None:
     """Send what deserves an alert now (each alert once per channel); failed channels retry next run."""
+    if not _may_start("alerts"):
+        return None
     return run_alerts_now(load_config(config_path))
 
 
@@ -168,6 +188,8 @@ def digest_job(config_path: str, day: str | None = None) -> list[str]:
     """
     from monitor.store import open_db
 
+    if not _may_start("digest"):
+        return []
     config = load_config(config_path)
     yesterday = datetime.now(ZoneInfo(config.schedule.timezone)).date() - timedelta(days=1)
     db = open_db(config.storage_path)
@@ -193,7 +215,8 @@ def _deliver_one(config: Config, db, target: date) -> str:
     from monitor.digest.send import DigestSendError, deliver_digest
 
     try:
-        path, sent_to = deliver_digest(config, db, target)
+        # Claimed before sending: two schedulers (one taking over from the other) never send a day twice.
+        path, sent_to = deliver_digest(config, db, target, once=True)
     except (DigestSendError, ConfigError) as exc:
         log.error("digest for %s written but not sent: %s", target, exc)
         return str(getattr(exc, "path", ""))
@@ -293,9 +316,13 @@ def close_interrupted_crawls(config: Config) -> int:
 def run_daemon(config: Config, stop_event: threading.Event | None = None) -> None:
     """Run until SIGINT / SIGTERM (or ``stop_event``); running jobs finish, queued crawls do not start.
 
-    A second signal while jobs are finishing exits at once.
+    Jobs start only while this daemon holds the scheduler lease (module docstring); until then it
+    waits. A second signal while jobs are finishing exits at once.
     """
-    scheduler = build_scheduler(config)
+    global _LEASE_UNTIL
+    from monitor.lease import LeaseKeeper, lease_timing
+
+    duration, renew_every = lease_timing()  # a bad value stops here, naming the variable
     stop_event = stop_event or threading.Event()
 
     def stop(signum, _frame) -> None:
@@ -310,14 +337,42 @@ def run_daemon(config: Config, stop_event: threading.Event | None = None) -> Non
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-    _STOPPING.clear()
-    close_interrupted_crawls(config)
-    scheduler.start()
-    log.info("scheduler started with %d jobs", len(scheduler.get_jobs()))
+    lease = LeaseKeeper(config.storage_path, duration, renew_every)
     try:
-        while not stop_event.wait(1.0):
-            pass
+        if not lease.wait_until_held(stop_event):
+            return  # stopped while another scheduler held the lease: nothing was started
+        _LEASE_UNTIL = lease.until
+        # Built once the lease is held: the first crawls and a catch-up digest are due from now, not from
+        # when this daemon started waiting.
+        scheduler = build_scheduler(config)
+        _STOPPING.clear()
+        close_interrupted_crawls(config)
+        scheduler.start()
+        log.info("scheduler started with %d jobs", len(scheduler.get_jobs()))
+        try:
+            _run_holding_lease(scheduler, lease, stop_event, min(1.0, renew_every.total_seconds()))
+        finally:
+            _STOPPING.set()
+            scheduler.shutdown(wait=True)
+            log.info("scheduler stopped")
     finally:
-        _STOPPING.set()
-        scheduler.shutdown(wait=True)
-        log.info("scheduler stopped")
+        _LEASE_UNTIL = None
+        lease.close()  # given back only now: no job of this daemon is still running
+
+
+def _run_holding_lease(scheduler: BaseScheduler, lease: Any, stop_event: threading.Event, tick: float) -> None:
+    """The daemon's heartbeat: renew the lease; when it is lost, start no new job until it is held again."""
+    global _LEASE_UNTIL
+    while not stop_event.wait(tick):
+        if lease.heartbeat():
+            _LEASE_UNTIL = lease.until
+            continue
+        # Another scheduler runs the jobs now. Running ones finish (they cannot be stopped halfway safely);
+        # nothing new starts here until this daemon takes the lease back.
+        _LEASE_UNTIL = datetime.min.replace(tzinfo=UTC)
+        scheduler.pause()
+        if not lease.wait_until_held(stop_event):
+            return
+        _LEASE_UNTIL = lease.until
+        scheduler.resume()
+        log.info("took the scheduler lease back; scheduling again")

@@ -368,6 +368,102 @@ def _m007_time_trust(db: sqlite_utils.Database) -> None:
     db["crawl_runs"].create_index(["status"])
 
 
+# A mention's UTC hour in the trends series (SQLite applies a stored "+05:30"-style offset); the rollups and the
+# expression index below repeat it literally, so SQLite can use the index for it.
+TREND_HOUR_SQL = "strftime('%Y-%m-%dT%H', coalesce({m}posted_at, {m}first_seen_at))"
+# A classification's topics for json_each in the rollups: the JSON list the classifier writes; anything else, none.
+TOPIC_LIST_SQL = (
+    "case when not json_valid(c.topics) then '[]' when json_type(c.topics) = 'array' then c.topics else '[]' end"
+)
+
+
+def _m008_dashboard_rollups(db: sqlite_utils.Database) -> None:
+    """Rollups the dashboards read instead of every row (docs/benchmarks.md, "Dashboards"): mentions per UTC
+    hour, brand and label, complaint topics per hour and brand, shift weights per shift date. Triggers only
+    mark the hours / shift dates a change touches as dirty (idempotent, so ``insert or replace`` and
+    ``insert or ignore`` cannot put them out of step); the readers (monitor/trends/series.py,
+    monitor/shifts/report.py) recount dirty ones from the rows before reading. Everything starts dirty."""
+    hour_new, hour_old = TREND_HOUR_SQL.format(m="new."), TREND_HOUR_SQL.format(m="old.")
+    db.execute(f"create index if not exists mentions_trend_hour on mentions ({TREND_HOUR_SQL.format(m='')})")
+    db.execute("create table trend_hours (hour text, brand text, label text, mentions integer, "
+               "primary key (hour, brand, label)) without rowid")  # fmt: skip
+    db.execute("create table trend_topic_hours (hour text, brand text, topic text, complaints integer, "
+               "primary key (hour, topic, brand)) without rowid")  # fmt: skip
+    db.execute("create table trend_dirty (hour text primary key) without rowid")
+    mark_new = f"insert or ignore into trend_dirty select {hour_new} where {hour_new} is not null;"
+    mark_old = f"insert or ignore into trend_dirty select {hour_old} where {hour_old} is not null;"
+    of_mention = "insert or ignore into trend_dirty select {h} from mentions m where m.id = {who}.mention_id " \
+                 "and {h} is not null;".replace("{h}", TREND_HOUR_SQL.format(m="m."))  # fmt: skip
+    triggers = {
+        "rollup_mentions_ai": f"after insert on mentions begin {mark_new} end",
+        "rollup_mentions_au": "after update of posted_at, first_seen_at, brand, backfill on mentions "
+                              f"begin {mark_old} {mark_new} end",
+        "rollup_mentions_ad": f"after delete on mentions begin {mark_old} end",
+        "rollup_classifications_ai": f"after insert on classifications begin {of_mention.format(who='new')} "
+                                     "insert or ignore into shift_dirty select shift_date from shift_attributions "
+                                     "where mention_id = new.mention_id and shift_date is not null; end",
+        "rollup_classifications_au": "after update of label, topics, mention_id on classifications "
+                                     f"begin {of_mention.format(who='old')} "
+                                     f"{of_mention.format(who='new')} insert or ignore into shift_dirty "
+                                     "select shift_date from shift_attributions where mention_id in "
+                                     "(old.mention_id, new.mention_id) and shift_date is not null; end",
+        "rollup_classifications_ad": f"after delete on classifications begin {of_mention.format(who='old')} "
+                                     "insert or ignore into shift_dirty select shift_date from shift_attributions "
+                                     "where mention_id = old.mention_id and shift_date is not null; end",
+        "rollup_attributions_ai": "after insert on shift_attributions begin insert or ignore into shift_dirty "
+                                  "select new.shift_date where new.shift_date is not null; end",
+        "rollup_attributions_au": "after update on shift_attributions begin insert or ignore into shift_dirty "
+                                  "select d from (select old.shift_date as d union select new.shift_date) "
+                                  "where d is not null; end",
+        "rollup_attributions_ad": "after delete on shift_attributions begin insert or ignore into shift_dirty "
+                                  "select old.shift_date where old.shift_date is not null; end",
+    }  # fmt: skip
+    db.execute("create table shift_day_counts (location text, shift text, shift_date text, mentions real, "
+               "complaints real, primary key (shift_date, location, shift)) without rowid")  # fmt: skip
+    db.execute("create table shift_day_topics (location text, shift text, shift_date text, topic text, weight real, "
+               "primary key (shift_date, location, shift, topic)) without rowid")  # fmt: skip
+    db.execute("create table shift_dirty (shift_date text primary key) without rowid")
+    db["shift_attributions"].create_index(["shift_date"], if_not_exists=True)
+    for name, body in triggers.items():
+        db.execute(f"create trigger if not exists {name} {body}")
+    db.execute(f"insert or ignore into trend_dirty select distinct {TREND_HOUR_SQL.format(m='')} from mentions "
+               f"where {TREND_HOUR_SQL.format(m='')} is not null")  # fmt: skip
+    db.execute(
+        "insert or ignore into shift_dirty select distinct shift_date from shift_attributions "
+        "where shift_date is not null"
+    )
+    # Queue metrics over time (/metrics, its chart) read items by creation time.
+    db["queue_items"].create_index(["created_at"], if_not_exists=True)
+
+
+def _m009_lookup_indexes(db: sqlite_utils.Database) -> None:
+    """Indexes for look-ups that read every row without them on a large store (docs/benchmarks.md):
+    the item page's "author's other mentions" (``queue.items.author_mentions``: author on the same platform) and
+    its thread (``thread_context``: replies under a post, oldest first: with ``posted_at`` in the index SQLite
+    reads them in order, and never prefers walking every mention by date because most have no parent), and
+    response metrics (``queue.metrics``), which read each item in a creation-time range for its state, reply
+    and due times and group: covering, so the items table is not visited. Each new index starts with the
+    columns of the one it replaces (migration 5's thread index, migration 8's ``queue_items(created_at)``)."""
+    db["mentions"].create_index(["author", "source"], if_not_exists=True)
+    db["mentions"].create_index(["source", "parent_id", "posted_at"], if_not_exists=True)
+    db.execute("drop index if exists idx_mentions_source_parent_id")
+    db.execute(
+        "create index if not exists queue_items_metrics on queue_items "
+        "(created_at, state, first_replied_at, sla_due_at, assignee, mention_id)"
+    )
+    db.execute("drop index if exists idx_queue_items_created_at")
+
+
+def _m010_leases(db: sqlite_utils.Database) -> None:
+    """``leases``: one row per lease (``scheduler``: the one `monitor run` that may start jobs, monitor/lease.py),
+    naming its holder (``host:pid:random``) and when it expires unless renewed. Changed only by compare-and-set
+    under ``BEGIN IMMEDIATE``. (Digests are claimed in ``alerts_sent``, kind ``digest``: monitor/digest/send.py.)"""
+    db.execute(
+        "create table if not exists leases (name text primary key, holder text not null, acquired_at text, "
+        "renewed_at text, expires_at text not null)"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m001_initial,
     _m002_shifts,
@@ -376,6 +472,9 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m005_reply_work,
     _m006_alerts_sent,
     _m007_time_trust,
+    _m008_dashboard_rollups,
+    _m009_lookup_indexes,
+    _m010_leases,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

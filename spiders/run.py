@@ -5,6 +5,16 @@ Runs one :class:`~scrapy.crawler.CrawlerProcess` with one crawler per named
 :func:`monitor.crawl.crawl_scrapy_sources` (Twisted's reactor cannot restart).
 Results go to the database's ``crawl_runs`` table; a source that cannot be
 crawled (unknown name, wrong type) gets a failed run naming the problem.
+
+The same spiders also run under Scrapy's own command line (Scrapyd-style deployment), from a
+directory with the repository's ``scrapy.cfg``::
+
+    scrapy crawl schema_org -a source=acme-reviews -a config=/etc/monitor/config.toml
+
+The spider name is the source's ``type``; :class:`RegistrySpiderLoader` resolves it and
+:class:`CommandLineSpider` turns the two string arguments into what :func:`run` passes
+(the source's config, the locations, the database path and per-source settings), so the
+crawl stores and records its ``crawl_runs`` row exactly as ``monitor crawl`` does.
 """
 
 from __future__ import annotations
@@ -14,9 +24,11 @@ import gc
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
+from scrapy import Spider
 from scrapy.crawler import Crawler, CrawlerProcess
-from scrapy.settings import Settings
+from scrapy.settings import BaseSettings, Settings
 
 from monitor.config import Config, ConfigError, SourceConfig, load_config
 from monitor.store import UpsertCounts, finish_crawl_run, open_db, start_crawl_run
@@ -40,12 +52,17 @@ def base_settings(config: Config, overrides: Sequence[tuple[str, str]] = ()) -> 
     return settings
 
 
-def source_settings(base: Settings, source: SourceConfig) -> Settings:
-    """Per-source values; command-line overrides still win (they have a higher priority)."""
-    settings = base.copy()
+def apply_source_settings(settings: BaseSettings, source: SourceConfig) -> None:
+    """Per-source values, at ``spider`` priority: command-line overrides still win."""
     if source.user_agent:
         settings.set("USER_AGENT", source.user_agent, priority="spider")
     settings.set("ROBOTSTXT_OBEY", bool(source.options.get("obey_robots", True)), priority="spider")
+
+
+def source_settings(base: Settings, source: SourceConfig) -> Settings:
+    """Per-source values; command-line overrides still win (they have a higher priority)."""
+    settings = base.copy()
+    apply_source_settings(settings, source)
     return settings
 
 
@@ -92,6 +109,92 @@ def run(config: Config, names: Sequence[str], overrides: Sequence[tuple[str, str
         gc.freeze()
         process.start()
     return failed
+
+
+# ------------------------------------------------- scrapy crawl SPIDER -a source=NAME -a config=PATH
+
+
+class SpiderArgumentError(ValueError):
+    """A ``scrapy crawl`` argument that names no crawlable source; ``str()`` is one line naming the argument."""
+
+
+def source_from_arguments(spider_name: str, kwargs: dict[str, Any]) -> tuple[Config, SourceConfig]:
+    """Pop ``source`` and ``config`` from ``-a`` arguments and find that source; raises SpiderArgumentError.
+
+    ``config`` defaults as ``monitor --config`` does ($MONITOR_CONFIG, then ./config.toml).
+    """
+    name = kwargs.pop("source", None)
+    config_path = kwargs.pop("config", None)
+    if not isinstance(name, str) or not name.strip():
+        raise SpiderArgumentError("-a source: missing; pass -a source=NAME, a [[sources]] name from the config")
+    try:
+        config = load_config(config_path or None)
+    except ConfigError as exc:
+        raise SpiderArgumentError(f"-a config: {exc}") from None
+    try:
+        source = config.source(name)
+    except ConfigError as exc:
+        raise SpiderArgumentError(f"-a source: {exc.message} in {config.path}") from None
+    if source.type != spider_name:
+        how = f"scrapy crawl {source.type}" if source.type in SCRAPY_TYPES else f"monitor crawl {name}"
+        raise SpiderArgumentError(
+            f"-a source: source {name!r} has type {source.type!r}, not {spider_name!r}; crawl it with `{how}`"
+        )
+    return config, source
+
+
+class CommandLineSpider:
+    """Mixed in front of a registry spider by :class:`RegistrySpiderLoader`: builds it from string arguments.
+
+    ``spiders.run`` passes a :class:`SourceConfig`; ``scrapy crawl`` (and Scrapyd) can only pass strings.
+    """
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Spider:
+        if isinstance(kwargs.get("source"), SourceConfig):
+            return super().from_crawler(crawler, *args, **kwargs)  # type: ignore[misc]
+        # `scrapy crawl` checked the arguments already (spiders/commands/crawl.py); a script that starts this
+        # spider by name gets the same one-line SpiderArgumentError, before anything is opened or stored.
+        config, source = source_from_arguments(cls.name, kwargs)  # type: ignore[attr-defined]
+        # The settings are frozen only after the spider is built, so the database and per-source values
+        # set here are what the store pipeline and the middlewares see, as in spiders.run.
+        # At project priority, like base_settings(): a `-s MONITOR_DB_PATH=...` on the command line still wins.
+        crawler.settings.set("MONITOR_DB_PATH", str(config.storage_path), priority="project")
+        apply_source_settings(crawler.settings, source)
+        # The spider class's own settings win over the source's, as in run(), where Crawler() applies them
+        # after source_settings() (API spiders never fetch robots.txt from an API host).
+        cls.update_settings(crawler.settings)  # type: ignore[attr-defined]
+        logging.getLogger("scrapy").setLevel(crawler.settings.get("LOG_LEVEL"))  # see run(): per-item cost
+        return super().from_crawler(crawler, *args, source=source, locations=config.locations, **kwargs)  # type: ignore[misc]
+
+
+class RegistrySpiderLoader:
+    """``SPIDER_LOADER_CLASS``: spider names are the Scrapy source types of :mod:`spiders.registry`.
+
+    Each is imported only when crawled (``SPIDER_MODULES`` stays empty, see spiders/settings.py).
+    """
+
+    def __init__(self, settings: BaseSettings | None = None) -> None:
+        self._classes: dict[str, type[Spider]] = {}
+
+    @classmethod
+    def from_settings(cls, settings: BaseSettings) -> RegistrySpiderLoader:
+        return cls(settings)
+
+    def load(self, spider_name: str) -> type[Spider]:
+        if spider_name not in SCRAPY_TYPES:
+            raise KeyError(f"Spider not found: {spider_name} (spiders are source types: {', '.join(self.list())})")
+        if spider_name not in self._classes:
+            base = spider_class(spider_name)
+            namespace = {"__module__": base.__module__, "__qualname__": base.__qualname__, "__doc__": base.__doc__}
+            self._classes[spider_name] = type(base.__name__, (CommandLineSpider, base), namespace)
+        return self._classes[spider_name]
+
+    def list(self) -> list[str]:
+        return sorted(SCRAPY_TYPES)
+
+    def find_by_request(self, request: Any) -> list[str]:
+        return []  # a URL does not say which configured source it belongs to
 
 
 def main(argv: Sequence[str] | None = None) -> int:

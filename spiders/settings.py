@@ -8,6 +8,10 @@ BOT_NAME = "mention-monitor"
 # Empty on purpose: spiders.run picks spider classes itself (spiders.registry); loading every
 # spider module would import extruct, PRAW and friends on every crawl (~0.6 s).
 SPIDER_MODULES: list[str] = []
+# `scrapy crawl TYPE -a source=NAME -a config=PATH` (Scrapyd-style): names are source types, resolved lazily.
+SPIDER_LOADER_CLASS = "spiders.run.RegistrySpiderLoader"
+# Its `crawl` checks -a source / -a config before Scrapy starts (one line naming the argument, exit code 2).
+COMMANDS_MODULE = "spiders.commands"
 
 # --- Politeness: we read other people's sites, so behave like a good citizen.
 ROBOTSTXT_OBEY = True

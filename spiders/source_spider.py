@@ -29,8 +29,6 @@ def json_body(body: bytes) -> Any:
     return json.loads(body.decode(encoding, "replace"))
 
 
-
-
 class SourceSpider(scrapy.Spider):
     """A spider for one ``[[sources]]`` table: reports problems to the crawl run and never leaks a secret."""
 

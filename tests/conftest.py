@@ -74,3 +74,16 @@ def write_config(tmp_path: Path, body: str, model: str | None = None) -> Path:
     header = f'[model]\ndefault = "{model}"\nmultilingual = "{model}"\n' if model else ""
     path.write_text(header + body, encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium for a module's end-to-end tests (modules call ``tests.browser.require_chromium``)."""
+    from playwright.sync_api import sync_playwright
+
+    from .browser import CHROMIUM, LAUNCH_ARGS
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield chromium
+        chromium.close()

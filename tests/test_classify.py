@@ -141,3 +141,19 @@ def test_urgency_flags():
     assert "churn_threat" in urgency_flags("never coming back")
     assert "question" in urgency_flags("Does the airport store open before 6am?")
     assert urgency_flags("Lovely latte", author_reach=50_000) == ["high_reach"]
+
+
+def test_token_budget_batches_cover_every_text_once_and_fit_the_budget():
+    from monitor.classify.model import MAX_BATCH_ROWS, token_budget_batches
+
+    lengths = [3] * 500 + [64] * 40 + [256] * 9 + [900]
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    batches = token_budget_batches(order, lengths, batch_size=32)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        width = max(lengths[i] for i in batch)
+        assert len(batch) == 1 or len(batch) * width <= 32 * 64
+        assert len(batch) <= MAX_BATCH_ROWS
+    assert max(len(b) for b in batches) == MAX_BATCH_ROWS  # short texts fill large batches
+    assert [len(b) for b in batches if lengths[b[0]] == 256] == [8, 2]  # 256 + 900 still fit 32 × 64
+    assert token_budget_batches([], [], 32) == []

@@ -1,3 +1,4 @@
+import datetime as dt
 import json
 
 import pytest
@@ -168,7 +169,9 @@ def test_classify_then_digest(runner, config_path, tmp_path):
     assert "classified 1 mentions (complaint 1); 1 new queue items" in result.output
     assert "classified 0 mentions" in invoke(runner, config_path, "classify").output
     out = tmp_path / "digest.md"
-    assert invoke(runner, config_path, "digest", "--output", str(out)).exit_code == 0
+    # The default day is yesterday (what the scheduled digest covers); this mention was first seen today.
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    assert invoke(runner, config_path, "digest", "--date", today, "--output", str(out)).exit_code == 0
     assert "cold coffee" in out.read_text()
     bad = runner.invoke(cli, ["--config", str(config_path), "digest", "--date", "yesterday"])
     assert bad.exit_code == 2 and "expected YYYY-MM-DD" in bad.output

@@ -8,7 +8,6 @@ both widths go to ``$DASHBOARD_SHOTS`` (default /tmp/shots/) for a person to loo
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 from pathlib import Path
 
@@ -16,27 +15,13 @@ import pytest
 
 from monitor.web.app import create_app
 
+from .browser import WIDTHS, require_chromium
 from .test_dashboards import build
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SHOTS = Path(os.environ.get("DASHBOARD_SHOTS", "/tmp/shots"))
 PAGES = {"trends": "/trends", "shifts": "/shifts", "sources": "/sources", "metrics": "/metrics"}
-WIDTHS = {"desktop": (1280, 900), "phone": (390, 844)}
 
-if not CHROMIUM:
-    if os.environ.get("CI"):
-        raise RuntimeError("the dashboard end-to-end tests need /usr/bin/chromium (apt-get install chromium)")
-    pytest.skip("chromium is not installed (apt-get install chromium)", allow_module_level=True)
-
-sync_api = pytest.importorskip("playwright.sync_api")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        yield browser
-        browser.close()
+sync_api = require_chromium("dashboard")
 
 
 @pytest.fixture(scope="module")

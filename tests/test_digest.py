@@ -25,7 +25,7 @@ def test_digest_data(fresh_db):
     seed(fresh_db)
     data = gather_digest(fresh_db, datetime.now(UTC).date(), brand="Acme")
     assert data["counts"] == {"complaint": 2, "praise": 1}
-    assert data["topics"] == [("wait_time", 1)]
+    assert data["topics"] == [{"topic": "wait_time", "name": "Waiting time", "count": 1}]
     assert [o["excerpt"] for o in data["overdue"]] == ["overdue thing"]
     assert [s["source"] for s in data["sources"]] == ["reviews"]
     assert (data["responses"].items, data["responses"].replied, data["responses"].sla_breaches) == (2, 0, 1)
@@ -37,7 +37,7 @@ def test_digest_reports_the_teams_replies(fresh_db):
     seed(fresh_db)
     mark_replied(fresh_db, 1, "Sorry!")
     md = render_digest(gather_digest(fresh_db, datetime.now(UTC).date()), "md")
-    assert "1 of 2 items answered (50 %)" in md and "1 SLA breaches (1 still open)" in md
+    assert "1 of 2 items answered (50 %). Median first response: " in md and "1 SLA breach (1 still open)." in md
 
 
 def test_html_digest_escapes_mention_text_and_unsafe_links(fresh_db):
@@ -54,7 +54,7 @@ def test_markdown_digest_escapes_markup(fresh_db, tmp_path):
     path = write_digest(fresh_db, tmp_path / "d.md", datetime.now(UTC).date(), "Acme")
     text = path.read_text()
     assert "<script>" not in text and "[click](http" not in text
-    assert "\\[click\\]\\(http://evil\\.example\\)" in text
+    assert "\\[click\\](http://evil.example)" in text  # the brackets escaped: no link
     assert text.startswith("# Acme — daily digest")
 
 

@@ -30,6 +30,7 @@ from .helpers import XSS, add_classified
 
 USER, PASSWORD = "digest-bot", "s3cret-Pa55word"
 TODAY = dt.datetime.now(dt.UTC).date()
+YESTERDAY = TODAY - dt.timedelta(days=1)  # what `monitor digest` covers without --date
 
 
 # ----------------------------------------------------------------- fixtures
@@ -204,18 +205,19 @@ def test_starttls_with_login_delivers_a_multipart_digest(tmp_path, db, cert, smt
     assert got["mail_from"] == "digest@acme.example"
     assert got["rcpt_tos"] == ["manager@acme.example", "dana@acme.example"]
     message = got["message"]
-    assert message["Subject"] == f"Acme Coffee digest — {TODAY}: 2 complaints, 1 overdue"
+    assert message["Subject"] == f"Acme Coffee digest — {TODAY:%a %d %b}: 2 complaints, 1 overdue"
     assert message["From"] == "Acme Digest <digest@acme.example>"
     assert message["To"] == "manager@acme.example, dana@acme.example"
     assert message["Auto-Submitted"] == "auto-generated"
     assert message["Message-ID"].endswith("@acme.example>")
     assert abs(message["Date"].datetime - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=5)
     assert message.get_content_type() == "multipart/alternative"
+    # No topics, shifts or brands in this store: no charts, so no multipart/related (tests/test_digest_people.py).
     assert [part.get_content_type() for part in message.iter_parts()] == ["text/plain", "text/html"]
     plain = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
-    assert plain.startswith("# Acme Coffee — daily digest") and "Waited an hour" in plain
-    assert "<script>" not in plain
+    assert plain.startswith("Acme Coffee — daily digest") and "Waited an hour" in plain
+    assert 'Waited an hour <script>alert("x")</script>' in plain  # text/plain: shown as written, never run
     assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
     # The file and the email are the same digest.
@@ -411,7 +413,7 @@ def test_login_needs_a_password_and_tls(monkeypatch):
 def test_subject_counts_and_stays_one_line():
     data = {"brand": "Acme\r\nBcc: x@evil.example", "day": "2026-11-22", "counts": {"complaint": 1},
             "overdue": [], "overdue_total": 3}  # fmt: skip
-    assert digest_subject(data) == "Acme Bcc: x@evil.example digest — 2026-11-22: 1 complaint, 3 overdue"
+    assert digest_subject(data) == "Acme Bcc: x@evil.example digest — Sun 22 Nov: 1 complaint, 3 overdue"
     assert digest_subject({**data, "brand": "", "counts": {}}).startswith("Mention monitor digest — ")
 
 
@@ -440,7 +442,7 @@ def test_cli_send_failure_keeps_the_file(tmp_path, db):
     path = write_config(tmp_path, '[storage]\npath = "m.db"\n' + digest_config(port))
     result = CliRunner().invoke(cli, ["--config", str(path), "digest", "--send"])
     assert result.exit_code == 1
-    written = tmp_path / "out" / f"digest-{TODAY}.html"
+    written = tmp_path / "out" / f"digest-{YESTERDAY}.html"
     assert f"digest written to {written} (not sent)" in result.output
     assert f"Error: cannot connect to SMTP server 127.0.0.1:{port}" in result.output and written.exists()
 

@@ -203,8 +203,12 @@ def test_runs_left_running_by_a_dead_process_are_marked_failed(tmp_path: Path) -
 
 
 def hn_spider(db: Any = None) -> HackerNewsSpider:
-    source = SourceConfig(name="hn", type="hackernews", brand="Acme",
-                          options={"search": ["acme"], "base_url": "http://hn.test", "max_pages": 5, "overlap": 5})
+    source = SourceConfig(
+        name="hn",
+        type="hackernews",
+        brand="Acme",
+        options={"search": ["acme"], "base_url": "http://hn.test", "max_pages": 5, "overlap": 5},
+    )
     return HackerNewsSpider(source=source, db=db)  # fmt: skip
 
 

@@ -8,7 +8,6 @@ skipped locally and fail in CI.
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -24,9 +23,9 @@ from monitor.queue.items import refresh_queue
 from monitor.store import open_db
 from monitor.web.app import create_app
 
+from .browser import require_chromium
 from .helpers import add_classified
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 REPO = Path(__file__).resolve().parents[1]
 PAYLOAD = (
     '<script>window.__pwned = 1; alert("x")</script>'
@@ -34,12 +33,7 @@ PAYLOAD = (
     '"><svg onload="window.__pwned = 3">'
 )
 
-if not CHROMIUM:
-    if os.environ.get("CI"):
-        raise RuntimeError("the inbox end-to-end tests need /usr/bin/chromium (apt-get install chromium)")
-    pytest.skip("chromium is not installed (apt-get install chromium)", allow_module_level=True)
-
-sync_api = pytest.importorskip("playwright.sync_api")
+sync_api = require_chromium("inbox")
 
 CONFIG = """
 [storage]
@@ -49,14 +43,6 @@ name = "dana"
 [[team]]
 name = "sam"
 """
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

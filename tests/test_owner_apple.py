@@ -82,8 +82,11 @@ def response_resource(response: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "customerReviewResponses",
         "id": response["id"],
-        "attributes": {"responseBody": response["body"], "lastModifiedDate": response["modified"],
-                       "state": response["state"]},  # fmt: skip
+        "attributes": {
+            "responseBody": response["body"],
+            "lastModifiedDate": response["modified"],
+            "state": response["state"],
+        },  # fmt: skip
     }
 
 
@@ -184,9 +187,14 @@ class Handler(BaseHTTPRequestHandler):
             resource: dict[str, Any] = {
                 "type": "customerReviews",
                 "id": review["id"],
-                "attributes": {"rating": review["rating"], "title": review["title"], "body": review["body"],
-                               "reviewerNickname": review["nickname"], "createdDate": review["created"],
-                               "territory": review["territory"]},  # fmt: skip
+                "attributes": {
+                    "rating": review["rating"],
+                    "title": review["title"],
+                    "body": review["body"],
+                    "reviewerNickname": review["nickname"],
+                    "createdDate": review["created"],
+                    "territory": review["territory"],
+                },  # fmt: skip
                 "relationships": {"response": {"links": {}}},
             }
             response = self.apple.responses.get(review["id"])

@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 
 from monitor.config import SourceConfig, load_config
 from monitor.crawl import crawl_scrapy_sources
+from monitor.demo import review_site
 from monitor.demo.review_site import ReviewSite
 from monitor.store import open_db
 from spiders.pipelines import StorePipeline
@@ -229,7 +230,7 @@ def test_demo_site_pages_parse_and_escape() -> None:
         mentions += found
         assert len(requests) == (1 if page < 3 else 0)
     assert spider.problems == []
-    assert len(mentions) == len({m["external_id"] for m in mentions}) == 24
+    assert len(mentions) == len({m["external_id"] for m in mentions}) == review_site.LATEST
     first = next(m for m in mentions if m["external_id"].endswith(site.reviews[0]["id"]))
     assert first["author"] == "<img src=x onerror=alert(1)>"  # stored as text, escaped wherever shown
     assert first["text"] == "alert(1) & bold"  # markup inside a review body is reduced to its text

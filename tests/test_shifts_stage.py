@@ -199,3 +199,14 @@ def test_cli_shifts(setup, tmp_path):
     (tmp_path / "roster.csv").write_text("date,location,shift,staff\n2026-11-20,downtown,nite,Sam\n")
     result = runner.invoke(cli, base)
     assert result.exit_code == 2 and "shifts.roster: roster.csv line 2: unknown shift 'nite'" in result.output
+
+
+def test_keywords_in_unspaced_scripts_match_inside_a_sentence():
+    from monitor.shifts.stage import LocationResolver
+
+    config = loads_config(CONFIG.replace('keywords = ["terminal 4"]', 'keywords = ["terminal 4", "机场"]'))
+    resolve = LocationResolver(config)
+    # Every neighbouring Han character is a word character: a word-boundary match would never fire here.
+    assert resolve({"source": "reddit", "text": "昨晚在机场的Acme Coffee排了四十分钟"}) == "airport"
+    assert resolve({"source": "reddit", "text": "Main Street's latte"}) == "downtown"
+    assert resolve({"source": "reddit", "text": "main streets are busy"}) is None  # Latin keywords stay whole words

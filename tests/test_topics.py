@@ -246,3 +246,95 @@ def test_bundled_head_matches_bundled_model():
     assert meta["encoder_sha256"] == encoder_fingerprint(BUNDLED_MODEL), (
         "models/sentiment-en was retrained after its topic head: re-run models/train_topics.py"
     )
+
+
+def test_phrase_floor_lets_the_head_veto_a_phrase_match():
+    # A waiting phrase in a sentence the head is sure is not about waiting: the head vetoes it.
+    assert "wait_time" in tag_topics("we waited 40 minutes", "complaint", {"wait_time": 0.01})
+    floors = {"wait_time": 0.05}
+    assert "wait_time" not in tag_topics("we waited 40 minutes", "complaint", {"wait_time": 0.01}, floors)
+    assert "wait_time" in tag_topics("we waited 40 minutes", "complaint", {"wait_time": 0.2}, floors)
+    # Topics the head does not score (phrase-only ones) are never vetoed.
+    assert "staff_knowledge" in tag_topics("the staff had no idea", "complaint", {"wait_time": 0.0}, floors)
+
+
+def test_best_phrase_floor_is_chosen_on_out_of_fold_scores():
+    from models.train_topics import best_phrase_floor
+
+    # Phrase matches on 4 sentences: two true (head unsure, 0.3) and two false (head sure they are not, 0.0).
+    scores = [0.3, 0.3, 0.0, 0.0, 0.9]
+    phrase = [True, True, True, True, False]
+    gold = [True, True, False, False, True]
+    floor, f1 = best_phrase_floor(scores, phrase, gold)
+    assert 0.0 < floor <= 0.3 and f1 == 1.0
+    # When every phrase match is right, the lowest floor (believe them all) wins the tie.
+    assert best_phrase_floor([0.0, 0.9], [True, False], [True, True])[0] == 0.0
+
+
+def test_head_round_trip_keeps_phrase_floors(tmp_path):
+    head = _random_head()
+    head.phrase_floors = [0.05, 0.0]
+    head.save(tmp_path)
+    loaded = TopicHead.load(tmp_path)
+    assert loaded.phrase_floors == [0.05, 0.0]
+    assert loaded.phrase_floor_map == {"staff_attitude": 0.05, "price_billing": 0.0}
+    meta = json.loads((tmp_path / "topic_head.json").read_text())
+    meta["phrase_floors"] = [0.1]
+    (tmp_path / "topic_head.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="phrase_floors"):
+        TopicHead.load(tmp_path)
+
+
+def test_train_head_chooses_phrase_floors():
+    torch.manual_seed(1)
+    n = 40
+    x = torch.randn(n, 16)
+    y = torch.stack([(x[:, 0] > 0.5).float(), (x[:, 1] > 0.5).float()], dim=1)
+    phrase = [{"staff_attitude"} if i % 3 == 0 else set() for i in range(n)]
+    head, chosen = train_head(x, y, ["staff_attitude", "price_billing"], [f"g{i // 2}" for i in range(n)], 3, 0, phrase)
+    assert head.phrase_floors is not None and len(head.phrase_floors) == 2
+    assert all("phrase_floor" in c and "cv_f1_with_phrases" in c for c in chosen.values())
+
+
+def test_average_weights_is_the_midpoint(tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    from models.average_weights import average
+
+    first = build_tiny_model(tmp_path / "a", ["negative", "neutral", "positive"], seed=1)
+    second = build_tiny_model(tmp_path / "b", ["negative", "neutral", "positive"], seed=2)
+    a = AutoModelForSequenceClassification.from_pretrained(first)
+    b = AutoModelForSequenceClassification.from_pretrained(second)
+    expected = {k: (v + b.state_dict()[k]) / 2 for k, v in a.state_dict().items() if v.is_floating_point()}
+    average(a, b, 0.5)
+    for name, value in expected.items():
+        assert torch.allclose(a.state_dict()[name], value)
+
+
+def test_encoder_topic_training_never_sees_held_out_or_unseen_sentences(tmp_path):
+    """models/train.py --aspects trains the encoder on a part; train_topics --fit-unseen-only fits on the rest."""
+    import argparse
+
+    from models.train import TOPIC_HELD_OUT_SHARE, TOPIC_SPLIT_SEED, aspect_training_sentences
+    from models.train_topics import unseen_sentences
+
+    semeval, train, val = tmp_path / "absa_train.xml", tmp_path / "mams_acsa_train.xml", tmp_path / "mams_acsa_val.xml"
+    semeval.write_text(ABSA, encoding="utf-8")
+    train.write_text(MAMS, encoding="utf-8")
+    val.write_text(MAMS.replace("<text>", "<text>val "), encoding="utf-8")
+    seen, unseen = aspect_training_sentences([semeval, train], [val], 0.5, seed=3)
+    assert seen and unseen
+    key = lambda s: (s.corpus, s.review, s.text)  # noqa: E731
+    assert not {key(s) for s in seen} & {key(s) for s in unseen}
+    _, held = split_corpora([semeval, train], [val], TOPIC_HELD_OUT_SHARE, TOPIC_SPLIT_SEED)
+    held_keys = {key(s) for _, sentences in held for s in sentences}
+    assert not held_keys & {key(s) for s in seen + unseen}
+    # train_topics reads the split back from the model's training_meta.json.
+    model = tmp_path / "model"
+    model.mkdir()
+    meta = {"files": [semeval.name, train.name], "held_out_files": [val.name], "unseen_share": 0.5, "seed": 3}
+    (model / "training_meta.json").write_text(json.dumps({"topic_sentences": meta}))
+    args = argparse.Namespace(model=str(model), aspects=[semeval, train], held_out_files=[val], held_out=0.2, seed=13)
+    assert [key(s) for s in unseen_sentences(args)] == [key(s) for s in unseen]
+    with pytest.raises(SystemExit, match="differ"):
+        unseen_sentences(argparse.Namespace(**{**vars(args), "aspects": [semeval]}))

@@ -48,6 +48,7 @@ class Prediction:
     probs: dict[str, float]
     # Topic head scores (≥ 0.5 tags the topic) when the model directory has a topic head; see topic_head.py.
     topic_scores: dict[str, float] | None = None
+    topic_phrase_floors: dict[str, float] | None = None  # the head's, shared by every prediction
 
 
 def resolve_model(spec: str, base_dir: Path | None = None) -> str:
@@ -98,7 +99,7 @@ def pick_device(spec: str, torch):
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelLoadError(f"model.device: {spec!r} asked for, but torch sees no CUDA GPU (use \"auto\" or \"cpu\")")
+        raise ModelLoadError(f'model.device: {spec!r} asked for, but torch sees no CUDA GPU (use "auto" or "cpu")')
     return torch.device(spec)
 
 
@@ -120,6 +121,29 @@ def load_classifier(path: str):
     state[name] = packed["rows"].float() * packed["scales"].float()[:, None]
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     return model
+
+
+# Rows per batch scale with text length: short tweets go in large batches (fewer, fuller matrix products),
+# long reviews in small ones; ``batch_size`` rows of 64 tokens set the budget.
+BUDGET_TOKENS_PER_ROW = 64
+MAX_BATCH_ROWS = 256
+
+
+def token_budget_batches(order: list[int], lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Split ``order`` (indices sorted by length, shortest first) into batches of about
+    ``batch_size × 64`` tokens of padded width, at least one row and at most ``MAX_BATCH_ROWS``."""
+    budget = batch_size * BUDGET_TOKENS_PER_ROW
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        width = max(lengths[i], 1)
+        if current and (len(current) + 1) * width > budget or len(current) >= MAX_BATCH_ROWS:
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
 
 
 class SentimentModel:
@@ -210,8 +234,7 @@ class SentimentModel:
         order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
         pad = self.tokenizer.pad_token_id or 0
         with torch.inference_mode():
-            for start in range(0, len(order), self.batch_size):
-                idx = order[start : start + self.batch_size]
+            for idx in token_budget_batches(order, [len(e) for e in encoded], self.batch_size):
                 width = max(len(encoded[i]) for i in idx)
                 input_ids = torch.full((len(idx), width), pad, dtype=torch.long)
                 attention = torch.zeros((len(idx), width), dtype=torch.long)
@@ -240,6 +263,7 @@ class SentimentModel:
         results: list[Prediction | None] = [None] * len(texts)
         embeddings = torch.zeros((len(texts), self.model.config.hidden_size)) if pooled else None
         head = self.topic_head
+        floors = head.phrase_floor_map if head is not None and head.phrase_floors is not None else None
         for idx, logits, batch_pooled in self._forward(texts, pooled=pooled):
             probs = torch.softmax(logits.float(), dim=-1).tolist()
             topic_scores = head.scores(batch_pooled) if head is not None else [None] * len(idx)
@@ -247,6 +271,8 @@ class SentimentModel:
                 embeddings[idx] = batch_pooled.float()
             for row, i in enumerate(idx):
                 results[i] = self._to_prediction(probs[row], topic_scores[row])
+                if topic_scores[row] is not None:
+                    results[i].topic_phrase_floors = floors
         return results, embeddings
 
     def _to_prediction(self, model_probs: list[float], topic_scores: dict[str, float] | None = None) -> Prediction:

@@ -100,7 +100,7 @@ def classify_record(text: str, rating: float | None, author_reach: int | None, l
         "score": round(probs[label], 4),
         "probs": json.dumps({k: round(v, 4) for k, v in probs.items()}),
         "text_label": pred.label,
-        "topics": json.dumps(tag_topics(text, label, pred.topic_scores)),
+        "topics": json.dumps(tag_topics(text, label, pred.topic_scores, pred.topic_phrase_floors)),
         "urgency": json.dumps(flags),
         "lang": lang,
     }

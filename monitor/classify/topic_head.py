@@ -43,6 +43,13 @@ class TopicHead:
     bias: torch.Tensor  # [n_topics]
     thresholds: list[float]  # on the logistic probability, chosen by cross-validation when trained
     meta: dict[str, Any] = field(default_factory=dict)
+    # Per topic, the score (same scale as ``scores``) at which a phrase-list match for that topic is believed:
+    # 0 believes every match; higher asks the head to agree a little. Chosen by cross-validation when trained.
+    phrase_floors: list[float] | None = None
+
+    @property
+    def phrase_floor_map(self) -> dict[str, float]:
+        return dict(zip(self.topics, self.phrase_floors or [0.0] * len(self.topics), strict=True))
 
     def probabilities(self, pooled: torch.Tensor) -> torch.Tensor:
         """The logistic regressions' probabilities, [batch, n_topics]."""
@@ -68,6 +75,8 @@ class TopicHead:
             str(directory / HEAD_WEIGHTS),
         )
         meta = {**self.meta, "topics": self.topics, "thresholds": self.thresholds, "pooling": POOLING}
+        if self.phrase_floors is not None:
+            meta["phrase_floors"] = self.phrase_floors
         (directory / HEAD_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
 
     @classmethod
@@ -84,4 +93,8 @@ class TopicHead:
         weight, bias = tensors["weight"].float(), tensors["bias"].float()
         if weight.shape[0] != len(topics) or bias.shape != (len(topics),) or len(thresholds) != len(topics):
             raise ValueError(f"{directory / HEAD_WEIGHTS}: shape does not match the {len(topics)} topics")
-        return cls(topics=topics, weight=weight, bias=bias, thresholds=thresholds, meta=meta)
+        floors = meta.get("phrase_floors")
+        if floors is not None and len(floors) != len(topics):
+            raise ValueError(f"{directory / HEAD_META}: phrase_floors does not match the {len(topics)} topics")
+        floors = [float(f) for f in floors] if floors is not None else None
+        return cls(topics=topics, weight=weight, bias=bias, thresholds=thresholds, meta=meta, phrase_floors=floors)

@@ -230,16 +230,25 @@ def phrase_topics(text: str) -> list[str]:
     return [topic for topic, pattern in _TOPIC_RE.items() if pattern.search(text)]
 
 
-def tag_topics(text: str, label: str, head_scores: Mapping[str, float] | None = None) -> list[str]:
+def tag_topics(
+    text: str,
+    label: str,
+    head_scores: Mapping[str, float] | None = None,
+    phrase_floors: Mapping[str, float] | None = None,
+) -> list[str]:
     """Complaint topics mentioned in ``text`` (only complaints carry topics).
 
     ``head_scores`` are a topic head's scores for the text (``Prediction.topic_scores``);
-    a topic is tagged when its phrase list matches or its score is ≥ ``DECISION_SCORE``.
-    ``other`` only when nothing else fires.
+    a topic is tagged when its score is ≥ ``DECISION_SCORE``, or when its phrase list matches and
+    the score is at least the topic's phrase floor (``phrase_floors``, from the head; without a
+    head every phrase match counts). ``other`` only when nothing else fires.
     """
     if label != "complaint":
         return []
     found = set(phrase_topics(text))
+    if head_scores and phrase_floors:
+        # "Worth the wait" matches the waiting phrases; the head, which read the whole sentence, vetoes it.
+        found = {t for t in found if head_scores.get(t, 1.0) >= phrase_floors.get(t, 0.0)}
     if head_scores:
         found.update(t for t, score in head_scores.items() if score >= DECISION_SCORE and t in TOPICS and t != "other")
     return [topic for topic in TOPICS if topic in found] or ["other"]

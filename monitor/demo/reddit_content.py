@@ -3,7 +3,8 @@
 The things are built in Reddit's own JSON shape (the fields of the t3/t1 objects
 in real listings, as recorded in the test cassettes), so the collector sees
 exactly what it would see from reddit.com. Times are relative to when the
-content is built, so the demo inbox always looks current.
+content is built, so the demo inbox always looks current; posts that tell of
+yesterday evening's incident downtown (see ``review_week``) are dated to it.
 """
 
 from __future__ import annotations
@@ -12,47 +13,56 @@ import html
 import re
 import time
 import zlib
+from datetime import datetime, timedelta
+from datetime import time as dt_time
 from typing import Any
+
+from monitor.demo.review_content import SITE_TZ
 
 DEMO_SUBREDDITS = ("acmecoffee", "springfield")
 BRAND_ACCOUNT = "AcmeCoffeeHQ"
 
-# (key, subreddit, author, hours ago, score, title, selftext or link URL)
-POSTS: list[tuple[str, str, str, float, int, str, str]] = [
+# When a thing was posted: hours before now, or (days ago, "HH:MM") local time in the demo city, for
+# posts whose text names a time of day ("around 5pm") that must match the day the review site tells of.
+When = float | tuple[int, str]
+
+# (key, subreddit, author, when, score, title, selftext or link URL)
+POSTS: list[tuple[str, str, str, When, int, str, str]] = [
     (
-        "wait", "acmecoffee", "latte_larry", 5, 14,
+        "wait", "acmecoffee", "latte_larry", (2, "09:10"), 14,
         "Acme Coffee downtown: 35 minute wait for a latte this morning",
         "Got to the downtown Acme Coffee around 8:15 this morning, two baristas on and a line out the door. "
         "Waited 35 minutes for a small oat latte and was late for work. Mobile orders seemed to get priority "
         "over everyone actually standing in line.",
     ),
     (
-        "rude", "springfield", "mkoval", 20, 9,
+        "rude", "springfield", "mkoval", (3, "08:30"), 9,
         "Rude barista at Acme Coffee on Main St last night",
         "Asked if they could remake my drink because it was lukewarm and the guy at the counter rolled his eyes "
         "and said \"it's supposed to be like that\". This was around 9pm. Not the first time with the evening crew.",
     ),
     (
-        "wrong", "acmecoffee", "gate_b12", 30, 6,
+        "wrong", "acmecoffee", "gate_b12", (2, "07:30"), 6,
         "Airport Acme got my order wrong twice",
         "Ordered a decaf americano at the airport Acme Coffee (Terminal B) before my 6:40 flight and got a regular "
         "drip. Went back, got a caramel thing that wasn't mine. Ended up boarding with nothing.",
     ),
     (
-        "overcharged", "springfield", "frugal_fran", 26, 22,
-        "Overcharged at Acme Coffee - anyone else?",
-        "Was charged $14.80 for two drip coffees and a muffin at the downtown Acme yesterday at lunch. The receipt "
-        "shows an \"extra shot\" twice that I never asked for. Emailed them, still waiting on a refund.",
+        "machine", "acmecoffee", "brewed_awakening", (1, "18:05"), 23,
+        "Acme Coffee downtown: espresso machine down, 45 minute wait",
+        "Got to the downtown Acme Coffee around 5pm. The espresso machine was broken and nobody said anything "
+        "until after we'd paid. 45 minutes later I got a drip coffee instead of my latte. The evening crew looked "
+        "completely overwhelmed.",
     ),
     (
-        "sick", "acmecoffee", "throwaway_tummy", 40, 31,
+        "sick", "acmecoffee", "throwaway_tummy", (5, "09:00"), 31,
         "Got sick after the sandwich from Acme Coffee",
         "Had the turkey pesto sandwich from the downtown Acme Coffee on Sunday around noon and was sick all night. "
         "The bread was soggy and the turkey tasted off. Has anyone else had this? I've reported it to the county "
         "health department.",
     ),
     (
-        "praise", "acmecoffee", "sunny_sips", 8, 57,
+        "praise", "acmecoffee", "sunny_sips", (1, "10:10"), 57,
         "Shoutout to Maria at Acme Coffee downtown",
         "Maria at the downtown Acme Coffee remembered my order after one visit and made my whole morning. "
         "The new cold brew is great too. Best coffee in town, honestly.",
@@ -64,27 +74,32 @@ POSTS: list[tuple[str, str, str, float, int, str, str]] = [
         "vending machine?",
     ),
     (
-        "news", "springfield", "springfield_news_bot", 60, 112,
+        "news", "springfield", "springfield_news_bot", (3, "14:00"), 112,
         "Acme Coffee is opening a third location on Elm Street",
         "https://news.springfield.example/business/acme-coffee-elm-street",
     ),
     (
-        "zh", "acmecoffee", "xiaoming_2024", 12, 3,
+        "zh", "acmecoffee", "xiaoming_2024", (1, "08:15"), 3,
         "Acme Coffee 机场店排队太久了",
         "昨晚在机场的Acme Coffee排了四十分钟，店员态度也很差，咖啡还是凉的。不会再去了。",
     ),
 ]
 
-# (key, parent key, author, hours ago, score, body); a parent key is a post or an earlier comment.
-COMMENTS: list[tuple[str, str, str, float, int, str]] = [
+# (key, parent key, author, when, score, body); a parent key is a post or an earlier comment.
+COMMENTS: list[tuple[str, str, str, When, int, str]] = [
     (
-        "wait_same", "wait", "commuter_cam", 4, 6,
-        "Same here, mornings at downtown Acme have been a mess since they cut staff. I switched to ordering ahead.",
+        "wait_same", "wait", "commuter_cam", (2, "09:40"), 6,
+        "Same here. The mobile orders jump the line every morning, they need a separate counter for them.",
     ),
     (
-        "wait_brand", "wait", BRAND_ACCOUNT, 3, 3,
+        "wait_brand", "wait", BRAND_ACCOUNT, (2, "10:15"), 3,
         "Sorry about the wait this morning - we were two baristas short downtown. DM us your order details "
         "and we'll make it right.",
+    ),
+    (
+        "machine_same", "machine", "commuter_cam", (1, "19:00"), 6,
+        "Same here at the downtown store. Got there at 5:30 and left at 6:10 with nothing. Two people on the "
+        "evening shift, a line to the door and nobody telling us anything. Awful.",
     ),
     ("question_answer", "question", "tsa_tim", 2, 5, "Airport Acme opens at 5:30 on weekdays, at least in Terminal B."),
     (
@@ -92,19 +107,22 @@ COMMENTS: list[tuple[str, str, str, float, int, str]] = [
         "Can confirm, got a cortado there at 5:45 last week. Staff were super friendly.",
     ),
     (
-        "sick_same", "sick", "[deleted]", 30, 12,
+        "sick_same", "sick", "[deleted]", (4, "20:00"), 12,
         "Same sandwich on Saturday, same result. Something is wrong with their fridge.",
     ),
-    ("praise_maria", "praise", "brunch_bea", 6, 8, "Maria is the best! The downtown morning staff are great."),
-    ("zh_reply", "zh", "lin_coffee", 10, 2, "同意，机场店的咖啡一直不太行，但是市中心店的拿铁很好喝。"),
     (
-        "overcharged_tip", "overcharged", "receipt_rob", 20, 7,
-        "Check your receipt every time at Acme - they charged me for oat milk I didn't get last month. "
-        "They refunded when I called though.",
+        "praise_maria", "praise", "brunch_bea", (1, "12:30"), 8,
+        "Maria is the best! The downtown morning staff are great.",
+    ),
+    ("zh_reply", "zh", "lin_coffee", (1, "10:40"), 2, "同意，机场店的咖啡一直不太行，但是市中心店的拿铁很好喝。"),
+    (
+        "rude_evening", "rude", "main_st_local", (3, "10:05"), 4,
+        "The evening crew on Main St has been like that for weeks. The morning staff are lovely.",
     ),
     (
-        "rude_evening", "rude", "main_st_local", 18, 4,
-        "The evening crew on Main St has been like that for weeks. The morning staff are lovely.",
+        "machine_more", "machine", "brew_bro", (1, "21:30"), 3,
+        "Was there around 6. They were still taking mobile orders they couldn't make. Downtown only gave me a "
+        "refund after I asked twice.",
     ),
 ]
 
@@ -191,28 +209,40 @@ def comment_data(
     }
 
 
+def created_at(when: When, now: float) -> float:
+    """A ``When`` as Reddit's ``created_utc`` (whole seconds), never after ``now``."""
+    if isinstance(when, tuple):
+        days_ago, clock = when
+        hour, minute = (int(part) for part in clock.split(":"))
+        day = datetime.fromtimestamp(now, SITE_TZ).date() - timedelta(days=days_ago)
+        moment = datetime.combine(day, dt_time(hour, minute), tzinfo=SITE_TZ).timestamp()
+    else:
+        moment = now - when * 3600
+    return float(int(min(moment, now)))
+
+
 def build_demo_things(now: float | None = None) -> list[dict[str, Any]]:
     """All demo posts and comments as Reddit things (``{"kind": "t3", "data": {...}}``), oldest ids first."""
     now = time.time() if now is None else now
     posts: dict[str, dict[str, Any]] = {}
     things: list[dict[str, Any]] = []
-    for i, (key, subreddit, author, hours_ago, score, title, body) in enumerate(POSTS):
+    for i, (key, subreddit, author, when, score, title, body) in enumerate(POSTS):
         is_link = body.startswith("https://")
         data = submission_data(
             post_id=base36(_POST_ID_BASE + i * 37), subreddit=subreddit, author=author,
-            created_utc=float(int(now - hours_ago * 3600)), title=title,
+            created_utc=created_at(when, now), title=title,
             selftext="" if is_link else body, link_url=body if is_link else None, score=score,
         )
         posts[key] = data
         things.append({"kind": "t3", "data": data})
 
     comments: dict[str, dict[str, Any]] = {}
-    for i, (key, parent_key, author, hours_ago, score, body) in enumerate(COMMENTS):
+    for i, (key, parent_key, author, when, score, body) in enumerate(COMMENTS):
         parent = posts.get(parent_key) or comments[parent_key]
         post = posts[parent_key] if parent_key in posts else _post_of(parent, posts)
         data = comment_data(
             comment_id=base36(_COMMENT_ID_BASE + i * 13), post=post, parent_id=parent["name"], author=author,
-            created_utc=float(int(now - hours_ago * 3600)), body=body, score=score,
+            created_utc=max(created_at(when, now), parent["created_utc"]), body=body, score=score,
         )
         post["num_comments"] += 1
         comments[key] = data

@@ -1,18 +1,24 @@
-"""Hand-written reviews for the demo site of "Acme Coffee" (two locations).
+"""Hand-written reviews for the demo site: "Acme Coffee" (two locations) and a competitor, "Bean Street Coffee".
 
-Dates are relative (``days_ago`` and a local time ``at``) so the demo always
+Dates are relative (``days_ago`` and a local time ``at``, or ``hours_ago``) so the demo always
 looks fresh; :func:`dated_reviews` turns them into real timestamps. Ratings use
 ``best`` = 5 or 10 (the airport's older review widget used a 10-point scale).
+
+These are the site's classic reviews; ``review_week`` and ``review_history`` add the weeks of
+volume that make the demo's story (docs in ``review_week``): a flagged evening shift downtown,
+an incident yesterday evening, a complaint spike that day, and a recovery after a reply.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 BUSINESS = "Acme Coffee"
-# The demo city keeps US Eastern standard time all year, which keeps the demo simple.
-SITE_TZ = timezone(timedelta(hours=-5))
+# The demo city's zone, the same one the demo config gives both locations and the digest: "yesterday"
+# in the content is the digest's yesterday, on any day of the year (DST included).
+SITE_TZ = ZoneInfo("America/New_York")
 
 LOCATIONS: dict[str, dict[str, str]] = {
     "downtown": {
@@ -26,6 +32,13 @@ LOCATIONS: dict[str, dict[str, str]] = {
         "street": "Terminal B, Gate 14",
         "locality": "Springfield",
         "phone": "+1-555-0199",
+    },
+    # Not ours: the competitor the demo's trends compare Acme with (its own source, its own brand).
+    "bean-street": {
+        "name": "Bean Street Coffee",
+        "street": "8 Bean Street",
+        "locality": "Springfield",
+        "phone": "+1-555-0142",
     },
 }
 
@@ -72,7 +85,7 @@ REVIEWS: list[dict[str, Any]] = [
         "author": "王芳",
         "rating": 1,
         "best": 5,
-        "days_ago": 2,
+        "days_ago": 1,
         "at": "09:30",
         "title": "很失望",
         "body": "昨晚的咖啡太难喝了，服务员态度很差",
@@ -95,10 +108,10 @@ REVIEWS: list[dict[str, Any]] = [
         "author": "Dave O'Connor",
         "rating": 2,
         "best": 5,
-        "days_ago": 2,
+        "days_ago": 3,
         "at": "20:10",
         "title": "Charged twice",
-        "body": "My card was charged twice for one breakfast sandwich. The manager said to call the bank. "
+        "body": "My card was charged twice for one bagel and a tea. The manager said to call the bank. "
         "Still waiting for someone to sort it out.",
     },
     {
@@ -155,9 +168,9 @@ REVIEWS: list[dict[str, Any]] = [
         "rating": 5,
         "best": 5,
         "days_ago": 4,
-        "at": "10:00",
+        "at": "12:40",
         "title": "Lovely staff",
-        "body": "Sunday brunch was busy but the team stayed cheerful. Shout-out to Marcus for fixing my order "
+        "body": "Brunch was busy but the team stayed cheerful. Shout-out to Marcus for fixing my order "
         "without any fuss. I <3 the cinnamon buns.",
     },
     {
@@ -225,7 +238,7 @@ REVIEWS: list[dict[str, Any]] = [
         "rating": 4,
         "best": 5,
         "days_ago": 6,
-        "at": "15:00",
+        "at": "17:30",
         "title": "Solid neighbourhood spot",
         "body": "Good coffee, fair prices, and they let me sit for two hours with my laptop. Wifi drops now and then.",
     },
@@ -294,7 +307,7 @@ REVIEWS: list[dict[str, Any]] = [
         "rating": 5,
         "best": 5,
         "days_ago": 9,
-        "at": "07:45",
+        "at": "08:45",
         "title": "Quick and friendly",
         "body": "In and out in three minutes at rush hour. Whoever trained the morning shift did a great job.",
     },
@@ -313,13 +326,30 @@ REVIEWS: list[dict[str, Any]] = [
 ]
 
 
-def dated_reviews(now: datetime | None = None) -> list[dict[str, Any]]:
-    """The reviews with ``published`` set to a real, aware datetime relative to ``now``; newest first."""
+def all_reviews() -> list[dict[str, Any]]:
+    """Every review the demo site holds: the classic ones, the last week downtown, the weeks before."""
+    # Imported here: those modules build on this one's conventions, and the site only needs them when dating.
+    from monitor.demo.review_history import HISTORY_REVIEWS
+    from monitor.demo.review_week import WEEK_REVIEWS
+
+    return [*REVIEWS, *WEEK_REVIEWS, *HISTORY_REVIEWS]
+
+
+def dated_reviews(now: datetime | None = None, follow_ups: bool = False) -> list[dict[str, Any]]:
+    """The reviews with ``published`` set to a real, aware datetime relative to ``now``; newest first.
+
+    ``follow_ups``: show the edits customers made after our reply (a review's ``follow_up``), as the
+    site does once the demo has answered them; they carry ``modified`` (``now``).
+    """
     now = (now or datetime.now(SITE_TZ)).astimezone(SITE_TZ)
     out = []
-    for review in REVIEWS:
-        hour, minute = (int(part) for part in review["at"].split(":"))
-        day = now - timedelta(days=review["days_ago"])
-        published = min(day.replace(hour=hour, minute=minute, second=0, microsecond=0), now)
-        out.append({**review, "published": published})
+    for review in all_reviews():
+        if "hours_ago" in review:
+            published = (now - timedelta(hours=review["hours_ago"])).replace(second=0, microsecond=0)
+        else:
+            hour, minute = (int(part) for part in review["at"].split(":"))
+            day = now - timedelta(days=review["days_ago"])
+            published = min(day.replace(hour=hour, minute=minute, second=0, microsecond=0), now)
+        edit = review.get("follow_up") if follow_ups else None
+        out.append({**review, **(edit or {}), "published": published, "modified": now if edit else None})
     return sorted(out, key=lambda review: review["published"], reverse=True)

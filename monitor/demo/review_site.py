@@ -1,10 +1,14 @@
-"""A small local review website for the demo: "Acme Coffee", two locations.
+"""A small local review website for the demo: "Acme Coffee" (two locations) and a competitor.
 
-``/reviews?page=1..3`` (optionally ``&location=downtown|airport``) lists the
+``/reviews?page=1..3&location=downtown|airport|bean-street`` lists a business's
 reviews with schema.org markup — JSON-LD on odd pages, microdata on even
-pages — plus aggregateRating and rel="next" links; ``/reviews/ID`` shows one
-review; ``/robots.txt`` allows ``/reviews`` and disallows ``/admin``. Dates are
-computed when the site starts, so the demo always looks fresh.
+pages — plus aggregateRating and rel="next" links; without ``location`` the
+three pages hold the site's latest reviews across businesses. ``/reviews/ID``
+shows one review; ``/robots.txt`` allows ``/reviews`` and disallows ``/admin``.
+Dates are computed when the site starts, so the demo always looks fresh; a
+review its author edited after the business answered (``follow_up``) shows the
+edit once :meth:`ReviewSite.publish_follow_ups` is called (the demo does, after
+its reply).
 
 Run it alone with ``python -m monitor.demo.review_site --port 8090``.
 """
@@ -20,9 +24,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from monitor.demo.review_content import BUSINESS, LOCATIONS, dated_reviews
+from monitor.demo.review_content import LOCATIONS, dated_reviews
 
 PAGES = 3
+SITE_NAME = "Springfield Coffee Guide"  # a local review site listing several businesses, ours among them
+LATEST = 24  # reviews on the site-wide "latest reviews" pages (a business's own pages list all of its reviews)
 # Review ids use a fixed canonical host: the local port changes on every start,
 # and ids must not, or each demo run would store the same reviews again.
 CANONICAL = "https://reviews.acme-coffee.example"
@@ -42,9 +48,14 @@ def _stars(review: dict[str, Any]) -> str:
 class ReviewSite:
     """The site's content and rendering, independent of the HTTP server."""
 
-    def __init__(self, base_url: str, now: datetime | None = None) -> None:
+    def __init__(self, base_url: str, now: datetime | None = None, follow_ups: bool = False) -> None:
         self.base_url = base_url
-        self.reviews = dated_reviews(now)
+        self.now = now
+        self.reviews = dated_reviews(now, follow_ups)
+
+    def publish_follow_ups(self) -> None:
+        """Customers edit their reviews after the business answered (the demo calls this after its reply)."""
+        self.reviews = dated_reviews(self.now, follow_ups=True)
 
     def review_id(self, review: dict[str, Any]) -> str:
         return f"{CANONICAL}/reviews/{review['id']}"
@@ -58,6 +69,8 @@ class ReviewSite:
 
     def select(self, location: str | None, page: int) -> list[dict[str, Any]]:
         chosen = [r for r in self.reviews if location in (None, r["location"])]
+        if location is None:
+            chosen = chosen[:LATEST]
         size = -(-len(chosen) // PAGES)
         return chosen[(page - 1) * size : page * size]
 
@@ -80,6 +93,7 @@ class ReviewSite:
             "name": review["title"],
             "author": {"@type": "Person", "name": review["author"]},
             "datePublished": review["published"].isoformat(),
+            **({"dateModified": review["modified"].isoformat()} if review.get("modified") else {}),
             "reviewBody": review["body"],
             "reviewRating": {
                 "@type": "Rating",
@@ -151,7 +165,7 @@ class ReviewSite:
  <style>body{{font-family:sans-serif;max-width:46rem;margin:2rem auto}} .meta{{color:#666}}</style>{head}
 </head>
 <body>
- <header><a href="{escape(self.base_url)}/">{escape(BUSINESS)}</a></header>
+ <header><a href="{escape(self.base_url)}/">{escape(SITE_NAME)}</a></header>
  <main>{body}</main>
 </body>
 </html>""".encode()
@@ -171,7 +185,7 @@ class ReviewSite:
             next_url = escape(self.page_url(page + 1, location))
             head += f'\n <link rel="next" href="{next_url}">'
             nav.append(f'<a rel="next" href="{next_url}">Next ›</a>')
-        title = f"{BUSINESS} reviews — page {page} of {PAGES}"
+        title = f"{LOCATIONS[location]['name'] if location else 'Latest'} reviews — page {page} of {PAGES}"
         if page % 2:
             markup = "".join(_json_ld(self.business_ld(loc, items)) for loc, items in groups.items())
             visible = "".join(
@@ -202,8 +216,8 @@ class ReviewSite:
             for loc, info in LOCATIONS.items()
         )
         all_url = escape(self.page_url(1, None))
-        body = f'<h1>{escape(BUSINESS)}</h1><p><a href="{all_url}">All reviews</a></p><ul>{links}</ul>'
-        return self._layout(BUSINESS, body)
+        body = f'<h1>{escape(SITE_NAME)}</h1><p><a href="{all_url}">Latest reviews</a></p><ul>{links}</ul>'
+        return self._layout(SITE_NAME, body)
 
 
 def _handler(site: ReviewSite) -> type[BaseHTTPRequestHandler]:
@@ -248,11 +262,19 @@ def _handler(site: ReviewSite) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def start_review_site(port: int = 0, host: str = "127.0.0.1") -> tuple[ThreadingHTTPServer, str]:
-    """Serve the demo site in a daemon thread; returns the server (call ``shutdown()``) and its base URL."""
+def start_review_site(
+    port: int = 0, host: str = "127.0.0.1", now: datetime | None = None, follow_ups: bool = False
+) -> tuple[ThreadingHTTPServer, str]:
+    """Serve the demo site in a daemon thread; returns the server (call ``shutdown()``) and its base URL.
+
+    ``now`` is the moment the content is dated from (default: when it starts); the server's ``site``
+    attribute is the :class:`ReviewSite` (``server.site.publish_follow_ups()``).
+    """
     server = ThreadingHTTPServer((host, port), BaseHTTPRequestHandler)
     base_url = f"http://{host}:{server.server_address[1]}"
-    server.RequestHandlerClass = _handler(ReviewSite(base_url))
+    site = ReviewSite(base_url, now, follow_ups)
+    server.site = site  # type: ignore[attr-defined]
+    server.RequestHandlerClass = _handler(site)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="review-site", daemon=True).start()
     return server, base_url

@@ -1,8 +1,9 @@
 """Email the daily digest over SMTP.
 
-The message is multipart/alternative: a text/plain part (the Markdown rendering) and a
-text/html part (the HTML rendering), both built from the same gathered data as the digest
-file. The file is always written first, so a failed send never loses the digest.
+The message is multipart/alternative: a text/plain part (the plain-text rendering, written
+for reading) and a multipart/related part holding the HTML rendering and its charts as PNG
+images referenced by Content-ID, all built from the same gathered data as the digest file.
+The file is always written first, so a failed send never loses the digest.
 
 SMTP settings come from ``[digest]`` (docs/config.md); the login and password only from the
 environment variables named by ``smtp_user_env`` / ``smtp_password_env``. Every failure is
@@ -15,11 +16,12 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import secrets
 import smtplib
 import socket
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -134,11 +136,12 @@ def _plural(n: int, word: str) -> str:
 
 
 def digest_subject(data: dict[str, Any]) -> str:
-    """E.g. ``Acme Coffee digest — 2026-11-22: 12 complaints, 3 overdue``."""
+    """E.g. ``Acme Coffee digest — Sun 22 Nov: 12 complaints, 3 overdue`` (the day as the digest writes it)."""
     brand = " ".join(str(data.get("brand") or "Mention monitor").split())  # no line breaks in a header
     complaints = data["counts"].get("complaint", 0)
     overdue = data.get("overdue_total", len(data["overdue"]))
-    return f"{brand} digest — {data['day']}: {_plural(complaints, 'complaint')}, {overdue} overdue"
+    day = date.fromisoformat(data["day"]).strftime("%a %d %b")
+    return f"{brand} digest — {day}: {_plural(complaints, 'complaint')}, {overdue} overdue"
 
 
 def new_message(
@@ -161,10 +164,21 @@ def new_message(
 def build_message(
     data: dict[str, Any], sender: str, recipients: list[str], now: datetime | None = None
 ) -> EmailMessage:
-    """The digest as a multipart/alternative email (plain text from the Markdown, then HTML)."""
+    """The digest as an email: multipart/alternative of the plain text (written for reading, not Markdown)
+    and a multipart/related HTML part whose charts are PNG parts it shows by Content-ID (``cid:``).
+
+    Attached, not data: URIs: Gmail and Outlook do not show data: images in mail.
+    """
     message = new_message(digest_subject(data), sender, recipients, f"digest.{data['day']}", now)
-    message.set_content(render_digest(data, "md"), subtype="plain", charset="utf-8")
-    message.add_alternative(render_digest(data, "html"), subtype="html", charset="utf-8")
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+    # Short ids: a Content-ID header longer than a line gets folded, which some mail clients do not unfold.
+    charts = [replace(chart, cid=f"<{chart.name}.{secrets.token_hex(6)}@{domain}>") for chart in data.get("charts", [])]
+    data = {**data, "charts": charts}
+    message.set_content(render_digest(data, "text"), subtype="plain", charset="utf-8")
+    message.add_alternative(render_digest(data, "html", images="cid"), subtype="html", charset="utf-8")
+    html = message.get_body(("html",))
+    for chart in charts:
+        html.add_related(chart.png, "image", "png", cid=chart.cid, disposition="inline", filename=f"{chart.name}.png")
     return message
 
 
@@ -319,6 +333,33 @@ def send_digest_message(
     raise AssertionError("unreachable")
 
 
+def _claim_key(day: date, recipients: list[str]) -> tuple[Any, str]:
+    """The ledger entry of one day's digest to one set of recipients: ``alerts_sent`` kind ``digest``."""
+    from monitor.alerts.detect import Alert
+
+    people = sorted({r.strip().lower() for r in recipients})
+    alert = Alert(kind="digest", key=day.isoformat(), title=f"digest for {day.isoformat()}",
+                  detail={"day": day.isoformat(), "recipients": people})  # fmt: skip
+    return alert, "digest:" + ",".join(people)
+
+
+def claim_digest(db: sqlite_utils.Database, day: date, recipients: list[str]) -> tuple[Any, str] | None:
+    """Claim sending ``day``'s digest to ``recipients`` (``BEGIN IMMEDIATE``, monitor/alerts/ledger.py); None when
+    another process sent it or is sending it. The caller settles the claim with :func:`settle_digest_claim`."""
+    from monitor.alerts import ledger
+
+    alert, channel = _claim_key(day, recipients)
+    return (alert, channel) if ledger.claim(db, [alert], channel) else None
+
+
+def settle_digest_claim(db: sqlite_utils.Database, claim: tuple[Any, str], delivered: bool) -> None:
+    """Record the claimed digest as sent, or give the claim up so a later run sends it."""
+    from monitor.alerts import ledger
+
+    alert, channel = claim
+    (ledger.mark_sent if delivered else ledger.release)(db, [alert], channel)
+
+
 def deliver_digest(
     config: Config,
     db: sqlite_utils.Database,
@@ -327,6 +368,7 @@ def deliver_digest(
     *,
     send: bool | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    once: bool = False,
 ) -> tuple[Path, list[str]]:
     """Write the digest for ``day``, then email it; returns ``(path, recipients it was sent to)``.
 
@@ -335,6 +377,10 @@ def deliver_digest(
     file is written before anything is sent; a failed send raises :class:`DigestSendError`
     (or :class:`ConfigError` for missing credentials) with the file left in place and on
     ``DigestSendError.path``.
+
+    ``once`` (the scheduler's send) claims the day and recipients in the ledger first: a digest
+    another process sent, or is sending, is not sent again (the file is still written). The claim
+    is released when nothing was delivered, so a later run can send it.
     """
     from monitor.cycle import default_digest_path
 
@@ -344,11 +390,23 @@ def deliver_digest(
     if not send:
         return path, []
     settings = smtp_settings(config.digest)
+    claim = claim_digest(db, day, settings.recipients) if once else None
+    if once and claim is None:
+        log.info("digest for %s already sent (or being sent) to %s by another process; not sent again", day,
+                 ", ".join(settings.recipients))  # fmt: skip
+        return path, []
+    delivered = False
     try:
         sent_to = send_digest_message(build_message(data, settings.sender, settings.recipients), settings,
                                       ssl_context=ssl_context)  # fmt: skip
+        delivered = True
     except DigestSendError as exc:
         exc.path = path
+        # Some recipients have it: sending again would give them a second copy.
+        delivered = bool(exc.sent_to)
         raise
+    finally:
+        if claim is not None:
+            settle_digest_claim(db, claim, delivered)
     log.info("digest for %s emailed to %s via %s", day, ", ".join(sent_to), settings.server)
     return path, sent_to

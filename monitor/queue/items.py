@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -392,6 +394,7 @@ from queue_items q join mentions m on m.id = q.mention_id
 left join classifications c on c.mention_id = m.id
 """
 SLA_STATUSES = ("overdue", "due_soon", "on_time")
+SLA_BUCKETS = (*SLA_STATUSES, "no_clock")  # what the inbox counts: the statuses, and items with no clock
 DUE_SOON = timedelta(hours=1)
 
 
@@ -406,7 +409,7 @@ class InboxFilter:
     label: str | None = None
     topic: str | None = None
     assignee: str | None = None
-    sla: str | None = None  # one of SLA_STATUSES
+    sla: str | None = None  # one of SLA_BUCKETS
     search: str | None = None
 
     def where(self, now: datetime, search_plan: str = "matches") -> tuple[str, list[Any]]:
@@ -440,6 +443,8 @@ class InboxFilter:
         elif self.sla == "on_time":
             clauses.append("q.sla_due_at >= ?")
             params.append((now + DUE_SOON).isoformat())
+        elif self.sla == "no_clock":
+            clauses.append("q.sla_due_at is null")
         if self.search:
             clauses.append(SEARCH_CONDITIONS[search_plan])
             params.append(_fts_query(self.search))
@@ -547,3 +552,253 @@ def thread_context(
         )
     )
     return {"parent": parent, "children": children}
+
+
+# ---------------------------------------------------------------- the inbox's counts, bulk actions, authors
+
+
+def sla_clock(item: dict[str, Any], now: datetime) -> tuple[str, str]:
+    """An item's SLA clock as (status, words): ("overdue", "3.5 h overdue"), ("due_soon", "due in 25 min"),
+    ("on_time", "due in 5.0 h"), ("no_clock", "no SLA clock") for an untimed item, ("closed", "") once
+    handled. The words use ``human_minutes``, the duration format of the CLI and the digest."""
+    from monitor.queue.metrics import human_minutes  # late: metrics builds on this module
+
+    if item.get("state") not in OPEN_STATES:
+        return "closed", ""
+    due = _parse(item.get("sla_due_at"))
+    if due is None:
+        return "no_clock", "no SLA clock"
+    minutes = (due - now).total_seconds() / 60
+    if minutes < 0:
+        return "overdue", f"{human_minutes(-minutes)} overdue"
+    return ("due_soon" if minutes < DUE_SOON.total_seconds() / 60 else "on_time"), f"due in {human_minutes(minutes)}"
+
+
+BUDGET_STEPS = 2_000  # SQLite VM steps between looks at the clock (microseconds apart)
+
+
+class Budget:
+    """Stop a query that runs past ``seconds`` (SQLite's progress handler): a count or a look-up that a large
+    store without the right index would make slow costs the page one number, not its response time."""
+
+    def __init__(self, db: sqlite_utils.Database, seconds: float) -> None:
+        self.conn, self.deadline = db.conn, time.monotonic() + seconds
+
+    def __enter__(self) -> Budget:
+        self.conn.set_progress_handler(lambda: time.monotonic() > self.deadline, BUDGET_STEPS)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.conn.set_progress_handler(None, 0)
+
+    def run(self, sql: str, params: list[Any]) -> list[tuple] | None:
+        """The query's rows, or None when it ran out of time."""
+        try:
+            return self.conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "interrupted" not in str(exc):
+                raise
+            return None
+
+
+COUNT_CAP = 1000  # handled items are counted up to this ("1000+"): a store keeps years of them
+COUNT_BUDGET = 0.03  # seconds for all the handled-state counts of one page
+
+
+@dataclass
+class InboxCounts:
+    """What the inbox's tabs show: items per state and, among the open states shown, per SLA status.
+
+    Each facet applies every other filter: the state counts use the SLA filter, the SLA counts the state.
+    A handled state's count is capped at COUNT_CAP (``capped``) or None when it could not be counted in time.
+    """
+
+    states: dict[str, int | None]
+    sla: dict[str, int]
+    capped: set[str]
+
+
+# A full-text probe per queue row costs ~50 µs, reading a match into a set ~0.4 µs (bench/inbox.py, 1M mentions):
+# the open items' counts read the matches when fewer than this many per open item fall in their id range.
+PROBE_RATIO = 100
+
+
+def _open_search(db: sqlite_utils.Database, where: str, params: list[Any], search: str) -> tuple[str, list[Any]]:
+    """The open items' search condition: the matches within the open items' mention ids (open items are the
+    newest few, so a common word's 400,000 matches shrink to a few thousand) read once into a set, or, when even
+    those are many per open item, the full-text index probed per open item."""
+    query = _fts_query(search)
+    low, high, count = db.execute(
+        f"select min(q.mention_id), max(q.mention_id), count(*) from queue_items q where {where}", params
+    ).fetchone()
+    if not count:
+        return "0", []
+    cap = PROBE_RATIO * count
+    matches = db.execute(
+        "select count(*) from (select 1 from mentions_fts where mentions_fts match ? and rowid between ? and ? "
+        "limit ?)",
+        [query, low, high, cap],
+    ).fetchone()[0]
+    if matches < cap:
+        return (
+            "+q.mention_id in (select rowid from mentions_fts where mentions_fts match ? and rowid between ? and ?)",
+            [query, low, high],
+        )
+    return SEARCH_CONDITIONS["queue_probe"], [query]
+
+
+def _count_from(filters: InboxFilter) -> str:
+    """The FROM clause the counts need: the queue alone unless a filter reads the mention or its classification
+    (on the first page that saves two look-ups per open item, about 18 ms of 23 on 1M mentions; a search reads the
+    full-text index by the item's mention id). Every item has its mention (the queue is made from mentions, which
+    are never deleted), so leaving the join out drops nothing."""
+    sql = "from queue_items q"
+    if filters.source or filters.location or filters.brand or filters.label or filters.topic:
+        sql += " join mentions m on m.id = q.mention_id"
+        if filters.label or filters.topic:
+            sql += " left join classifications c on c.mention_id = m.id"
+    return sql
+
+
+def inbox_counts(db: sqlite_utils.Database, filters: InboxFilter, now: datetime | None = None) -> InboxCounts:
+    """Counts per state and per SLA status for the inbox's tabs, under ``filters``' other conditions.
+
+    The open items (a few thousand) are counted in one GROUP BY over state and SLA status; with a search, against
+    the matches in their id range (``_open_search``). A handled state is counted up to COUNT_CAP within
+    COUNT_BUDGET; with a search, by reading the matches in index order and stopping at the cap, which a common
+    word reaches after a few thousand matches (driving from the queue would probe the index per handled item)."""
+    now = now or datetime.now(UTC)
+    soon = (now + DUE_SOON).isoformat()
+    base = InboxFilter(**{**filters.__dict__, "states": OPEN_STATES, "sla": None, "search": None})
+    where, params = base.where(now)
+    bucket = (
+        "case when q.sla_due_at is null then 'no_clock' when q.sla_due_at < ? then 'overdue' "
+        "when q.sla_due_at < ? then 'due_soon' else 'on_time' end"
+    )
+    join = _count_from(filters)
+    if filters.search:
+        # The id range is over the open items that pass the filters on the queue row alone (cheap to read).
+        queue_only = InboxFilter(states=OPEN_STATES, assignee=filters.assignee).where(now)
+        condition, extra = _open_search(db, *queue_only, filters.search)
+        where, params = f"{where} and {condition}", [*params, *extra]
+    grid: dict[tuple[str, str], int] = {}
+    # CROSS JOIN: the open items (a few thousand) drive; SQLite would otherwise start from, say, every mention
+    # of a source (~125,000 on the bench store) when a source filter is set.
+    open_from = join.replace("from queue_items q join mentions m", "from queue_items q cross join mentions m")
+    sql = f"select q.state, {bucket} as sla, count(*) {open_from} where {where} group by 1, 2"
+    for state, sla, n in db.execute(sql, [now.isoformat(), soon, *params]).fetchall():
+        grid[(state, sla)] = n
+    shown = set(filters.states) & set(OPEN_STATES) or set(OPEN_STATES)
+    sla_counts = {s: sum(n for (st, b), n in grid.items() if b == s and st in shown) for s in SLA_BUCKETS}
+    states: dict[str, int | None] = {
+        s: sum(n for (st, b), n in grid.items() if st == s and (filters.sla is None or b == filters.sla))
+        for s in OPEN_STATES
+    }
+    capped: set[str] = set()
+    if filters.search:
+        # Driven by the full-text index (CROSS JOIN fixes the order): each match is looked up in the queue once.
+        fts = "from mentions_fts f cross join queue_items q on q.mention_id = f.rowid"
+        join = join.replace("from queue_items q", fts)
+    with Budget(db, COUNT_BUDGET) as budget:
+        for state in STATES:
+            if state in OPEN_STATES:
+                continue
+            closed = InboxFilter(**{**filters.__dict__, "states": (state,), "sla": None, "search": None})
+            where, params = closed.where(now)
+            if filters.search:
+                where, params = f"{where} and mentions_fts match ?", [*params, _fts_query(filters.search)]
+            rows = budget.run(f"select count(*) from (select 1 {join} where {where} limit ?)", [*params, COUNT_CAP])
+            states[state] = rows[0][0] if rows else None
+            if states[state] == COUNT_CAP:
+                capped.add(state)
+    return InboxCounts(states=states, sla=sla_counts, capped=capped)
+
+
+BULK_ACTIONS = ("assign", "dismiss")
+BULK_LIMIT = 500
+
+
+@dataclass
+class BulkResult:
+    done: list[int]
+    skipped: dict[str, list[int]]  # reason ("already replied") → item ids
+
+    def message(self, verb: str) -> str:
+        """E.g. "3 dismissed, 1 skipped (already replied)"."""
+        text = f"{len(self.done)} {verb}"
+        count = sum(len(ids) for ids in self.skipped.values())
+        if count:
+            if len(self.skipped) == 1:
+                why = next(iter(self.skipped))
+            else:
+                why = ", ".join(f"{len(ids)} {reason}" for reason, ids in self.skipped.items())
+            text += f", {count} skipped ({why})"
+        return text
+
+
+def bulk_change(
+    db: sqlite_utils.Database, item_ids: list[int], action: str, actor: str, user: str | None = None,
+    reason: str = "",
+) -> BulkResult:  # fmt: skip
+    """Assign (to ``user``) or dismiss many items in one write transaction, each by compare-and-set.
+
+    An item whose state does not allow the change (a colleague replied meanwhile), or that is already
+    assigned to ``user``, is skipped with the reason; the others change. Nothing is half-done: the
+    transaction holds the write lock from the first read to the last change.
+    """
+    if action not in BULK_ACTIONS:
+        raise QueueError(f"unknown bulk action {action!r} (expected {' or '.join(BULK_ACTIONS)})")
+    if action == "assign" and not user:
+        raise QueueError("assign needs a team member")
+    if len(item_ids) > BULK_LIMIT:
+        raise QueueError(f"at most {BULK_LIMIT} items at once; {len(item_ids)} were selected")
+    target = "assigned" if action == "assign" else "dismissed"
+    result = BulkResult(done=[], skipped={})
+    with write_transaction(db):
+        for item_id in dict.fromkeys(item_ids):  # each once, in the order given
+            row = db.execute("select state, assignee from queue_items where id = ?", [item_id]).fetchone()
+            if row is None:
+                why = "not found"
+            elif target not in TRANSITIONS[row[0]]:
+                why = f"already {row[0]}"
+            elif action == "assign" and row[0] == "assigned" and row[1] == user:
+                why = f"already {user}'s"
+            else:
+                fields = {"assignee": user} if action == "assign" else {}
+                detail = f"assigned to {user}" if action == "assign" else reason
+                try:
+                    set_state(db, item_id, row[0], target, actor, detail, fields)
+                except QueueError:  # cannot happen under the write lock; the compare-and-set says so if it does
+                    why = "changed meanwhile"
+                else:
+                    result.done.append(item_id)
+                    continue
+            result.skipped.setdefault(why, []).append(item_id)
+    return result
+
+
+ANONYMOUS_AUTHORS = {"", "[deleted]", "[removed]", "anonymous"}
+AUTHOR_LOOKUP_BUDGET = 0.05  # seconds; see Budget
+
+
+def author_mentions(
+    db: sqlite_utils.Database, sources: list[str], author: str | None, exclude_mention_id: int, limit: int = 10
+) -> list[dict[str, Any]] | None:
+    """The author's other mentions on the same platform (``sources``: its source names), newest first, with
+    their queue item if any. None when the look-up ran out of time (a large store without an author index)."""
+    if (author or "").strip().lower() in ANONYMOUS_AUTHORS or not sources:
+        return []
+    marks = ", ".join("?" * len(sources))
+    sql = (
+        "select m.id as mention_id, m.source, m.title, m.text, m.url, m.rating, m.posted_at, m.first_seen_at, "
+        f"{LOCATION_SQL} as location, q.id as item_id, q.state, c.label "
+        "from mentions m left join queue_items q on q.mention_id = m.id "
+        "left join classifications c on c.mention_id = m.id "
+        f"where m.author = ? and m.source in ({marks}) and m.id != ? "
+        "order by coalesce(m.posted_at, m.first_seen_at) desc, m.id desc limit ?"
+    )
+    columns = ["mention_id", "source", "title", "text", "url", "rating", "posted_at", "first_seen_at", "location",
+               "item_id", "state", "label"]  # fmt: skip
+    with Budget(db, AUTHOR_LOOKUP_BUDGET) as budget:
+        rows = budget.run(sql, [author, *sources, exclude_mention_id, limit])
+    return None if rows is None else [dict(zip(columns, row, strict=True)) for row in rows]

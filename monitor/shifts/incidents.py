@@ -13,6 +13,7 @@ import json
 from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import sqlite_utils
@@ -129,10 +130,12 @@ def list_incidents(
 
 
 def incidents_for_day(db: sqlite_utils.Database, config: Config, day: date) -> list[dict[str, Any]]:
-    """For the digest: incidents that started on the UTC calendar ``day`` (the digest's day)."""
-    start = datetime.combine(day, time(), tzinfo=UTC)
+    """Incidents that started on the calendar ``day`` in ``[schedule] timezone`` (the digest's day)."""
+    zone = ZoneInfo(config.schedule.timezone)
+    start = datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time(), tzinfo=zone).astimezone(UTC)
     names = {loc.id: loc.name or loc.id for loc in config.locations}
-    rows = list_incidents(db, start, start + timedelta(days=1))
+    rows = list_incidents(db, start, end)
     for row in rows:
         row["location_name"] = names.get(row["location"], row["location"])
     return rows

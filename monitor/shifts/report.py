@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sqlite3
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -19,9 +20,10 @@ import sqlite_utils
 
 from monitor.config import Config
 from monitor.shifts.attribute import OFF_SHIFT
-from monitor.shifts.localtime import parse_utc, zone
+from monitor.shifts.localtime import zone
 from monitor.shifts.roster import load_roster, staff_on
 from monitor.shifts.stats import flag_shifts, wilson_interval
+from monitor.store import TOPIC_LIST_SQL, write_transaction
 
 DEFAULT_DAYS = 30
 CSV_COLUMNS = ("location", "shift", "hours", "mentions", "complaints", "rate", "ci_low", "ci_high", "p_value",
@@ -38,7 +40,74 @@ def date_range(since: date | None, until: date | None) -> tuple[date, date]:
 def shift_counts(
     db: sqlite_utils.Database, since: date, until: date, location: str | None = None
 ) -> dict[tuple[str, str], dict[str, Any]]:
-    """(location, shift) -> {mentions, complaints, topics, days} summed over attribution weights."""
+    """(location, shift) -> {mentions, complaints, topics, days} summed over attribution weights.
+
+    From the per-shift-date rollups (``shift_day_counts``, ``shift_day_topics``; store migration 8) where the
+    store has them, recounting the dates a change marked dirty first; else from every attribution row."""
+    if not refresh_shift_rollups(db):
+        return counts_from_rows(db, since, until, location)
+    where = "shift_date >= ? and shift_date <= ?" + (" and location = ?" if location else "")
+    params: list[Any] = [since.isoformat(), until.isoformat(), *([location] if location else [])]
+    out = _buckets()
+    for loc, shift, shift_date, mentions, complaints in db.execute(
+        f"select location, shift, shift_date, mentions, complaints from shift_day_counts where {where} "
+        "order by shift_date",
+        params,
+    ):
+        bucket = out[(loc, shift)]
+        bucket["mentions"] += mentions or 0.0
+        bucket["complaints"] += complaints or 0.0
+        bucket["days"].add(shift_date)
+    for loc, shift, topic, weight in db.execute(
+        f"select location, shift, topic, weight from shift_day_topics where {where} order by shift_date", params
+    ):
+        out[(loc, shift)]["topics"][topic] += weight or 0.0
+    return out
+
+
+def _buckets() -> dict[tuple[str, str], dict[str, Any]]:
+    return defaultdict(lambda: {"mentions": 0.0, "complaints": 0.0, "topics": defaultdict(float), "days": set()})
+
+
+_RATED = "c.label in ('complaint', 'neutral', 'praise') and a.location is not null and a.shift is not null"
+
+
+def refresh_shift_rollups(db: sqlite_utils.Database) -> bool:
+    """Recount the shift dates a change marked dirty (store migration 8); False when the store has no rollups."""
+    if not db.execute("select 1 from sqlite_master where type = 'table' and name = 'shift_dirty'").fetchone():
+        return False
+    if not db.execute("select 1 from shift_dirty limit 1").fetchone():
+        return True
+    try:
+        with write_transaction(db):  # the write lock: nothing can mark a date between the recount and the clearing
+            dirty = "(select shift_date from shift_dirty)"
+            db.execute(f"delete from shift_day_counts where shift_date in {dirty}")
+            db.execute(f"delete from shift_day_topics where shift_date in {dirty}")
+            db.execute(
+                "insert into shift_day_counts (location, shift, shift_date, mentions, complaints) "
+                "select a.location, a.shift, a.shift_date, sum(a.weight), "
+                "sum(case when c.label = 'complaint' then a.weight else 0.0 end) from shift_attributions a "
+                f"join classifications c on c.mention_id = a.mention_id where a.shift_date in {dirty} and {_RATED} "
+                "group by 1, 2, 3"
+            )
+            # Topics as the classifier writes them, a JSON list of names; anything else names no topic.
+            db.execute(
+                "insert into shift_day_topics (location, shift, shift_date, topic, weight) "
+                "select a.location, a.shift, a.shift_date, j.value, sum(a.weight) from shift_attributions a "
+                f"join classifications c on c.mention_id = a.mention_id, json_each({TOPIC_LIST_SQL}) j "
+                f"where a.shift_date in {dirty} and {_RATED} and c.label = 'complaint' and j.type = 'text' "
+                "group by 1, 2, 3, 4"
+            )
+            db.execute("delete from shift_dirty")
+    except sqlite3.OperationalError:  # a read-only store, or a writer holding the lock past busy_timeout
+        return False  # the rows still answer, only slower
+    return True
+
+
+def counts_from_rows(
+    db: sqlite_utils.Database, since: date, until: date, location: str | None = None
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """:func:`shift_counts` from every attribution row in the range (a store without the rollups)."""
     sql = (
         "select a.location, a.shift, a.shift_date, a.weight, c.label, c.topics from shift_attributions a "
         "join classifications c on c.mention_id = a.mention_id "
@@ -48,18 +117,25 @@ def shift_counts(
     if location:
         sql += " and a.location = ?"
         params.append(location)
-    out: dict[tuple[str, str], dict[str, Any]] = defaultdict(
-        lambda: {"mentions": 0.0, "complaints": 0.0, "topics": defaultdict(float), "days": set()}
-    )
+    out = _buckets()
     for row in db.query(sql, params):
         bucket = out[(row["location"], row["shift"])]
-        bucket["mentions"] += row["weight"]
+        bucket["mentions"] += row["weight"] or 0.0
         bucket["days"].add(row["shift_date"])
         if row["label"] == "complaint":
-            bucket["complaints"] += row["weight"]
-            for topic in json.loads(row["topics"] or "[]"):
-                bucket["topics"][topic] += row["weight"]
+            bucket["complaints"] += row["weight"] or 0.0
+            for topic in topic_names(row["topics"]):
+                bucket["topics"][topic] += row["weight"] or 0.0
     return out
+
+
+def topic_names(topics: str | None) -> list[str]:
+    """The names in a classification's topics (a JSON list), as the rollup reads them: text items only."""
+    try:
+        names = json.loads(topics or "[]")
+    except ValueError:
+        return []
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
 
 
 def shift_report(
@@ -129,11 +205,16 @@ def complaint_heatmap(
     """location -> 7 x 24 grid (Monday first, local hours) of complaints by estimated incident time.
 
     A complaint's window is spread over the hours it covers, like attribution; a point goes to its hour.
+    Each window is split at UTC quarter hours (zone offsets are whole, half or three-quarter hours, so a piece
+    lies in one local hour); the pieces are summed per quarter hour with a running sum for the whole quarters
+    in between, and each quarter hour that has any is then placed in its location's local weekday and hour.
     """
     since, until = date_range(since, until)
+    seconds = "(strftime('%s', {t}) + strftime('%f', {t}) - cast(strftime('%S', {t}) as integer))"
     sql = (
-        "select e.location, e.window_start, e.window_end from incident_estimates e "
-        "join classifications c on c.mention_id = e.mention_id where c.label = 'complaint' and e.mention_id in "
+        f"select e.location, {seconds.format(t='e.window_start')}, {seconds.format(t='e.window_end')} "
+        "from incident_estimates e join classifications c on c.mention_id = e.mention_id "
+        "where c.label = 'complaint' and e.mention_id in "
         "(select mention_id from shift_attributions where shift_date >= ? and shift_date <= ?)"
     )
     params: list[Any] = [since.isoformat(), until.isoformat()]
@@ -145,26 +226,37 @@ def complaint_heatmap(
     for loc in config.locations:
         if not location or loc.id == location:
             grids[loc.id] = [[0.0] * 24 for _ in range(7)]
-    for row in db.query(sql, params):
-        if row["location"] not in grids:
+    quarters: dict[str, dict[int, float]] = {loc: defaultdict(float) for loc in grids}
+    runs: dict[str, dict[int, float]] = {loc: defaultdict(float) for loc in grids}  # steps of a running sum
+    for loc, start, end in db.execute(sql, params):
+        if loc not in grids or start is None or end is None:
             continue
-        start, end = parse_utc(row["window_start"]), parse_utc(row["window_end"])
-        tz, grid = timezones[row["location"]], grids[row["location"]]
-        if end <= start:
-            local = start.astimezone(tz)
-            grid[local.weekday()][local.hour] += 1.0
+        first, last = int(start // QUARTER), int(end // QUARTER)
+        if end <= start or first == last:
+            quarters[loc][first] += 1.0
             continue
-        total = (end - start).total_seconds()
-        cursor = start
-        while cursor < end:
-            # Zone offsets are whole hours or half hours; stepping to the next UTC quarter-hour boundary is safe.
-            step = (cursor.replace(minute=(cursor.minute // 15) * 15, second=0, microsecond=0)
-                    + timedelta(minutes=15))  # fmt: skip
-            piece_end = min(step, end)
-            local = cursor.astimezone(tz)
-            grid[local.weekday()][local.hour] += (piece_end - cursor).total_seconds() / total
-            cursor = piece_end
+        total = end - start
+        quarters[loc][first] += ((first + 1) * QUARTER - start) / total
+        quarters[loc][last] += (end - last * QUARTER) / total
+        if last > first + 1:
+            runs[loc][first + 1] += QUARTER / total
+            runs[loc][last] -= QUARTER / total
+    for loc, grid in grids.items():
+        cells, steps, level = quarters[loc], runs[loc], 0.0
+        if steps:
+            for quarter in range(min(steps), max(steps) + 1):
+                level += steps.get(quarter, 0.0)
+                if abs(level) > 1e-12:  # what a window's steps up and down leave over is rounding, not weight
+                    cells[quarter] += level
+        tz = timezones[loc]
+        for quarter, weight in cells.items():
+            if weight:
+                local = datetime.fromtimestamp(quarter * QUARTER, tz)
+                grid[local.weekday()][local.hour] += weight
     return grids
+
+
+QUARTER = 900  # seconds
 
 
 # ------------------------------------------------------------------ output

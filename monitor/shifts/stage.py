@@ -47,6 +47,19 @@ class ShiftsCounts:
     incidents: int = 0
 
 
+# Scripts written without spaces between words (Chinese, Japanese, Thai): a keyword there is any substring,
+# since every neighbouring character is a word character and a word-boundary match would never fire.
+UNSPACED_SCRIPTS = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def keyword_pattern(word: str) -> re.Pattern[str]:
+    """A location keyword as a whole word ("main st" not in "main street's"), or a substring in unspaced scripts."""
+    escaped = re.escape(word.lower())
+    if UNSPACED_SCRIPTS.search(word):
+        return re.compile(escaped)
+    return re.compile(r"(?<!\w)" + escaped + r"(?!\w)")
+
+
 class LocationResolver:
     """Which location a mention belongs to: its own, its source's, a business id, or a keyword."""
 
@@ -54,11 +67,7 @@ class LocationResolver:
         self.known = {loc.id: loc for loc in config.locations}
         self.by_source = {name: loc.id for loc in config.locations for name in loc.sources}
         self.business_ids = [(bid, loc.id) for loc in config.locations for bid in loc.business_ids]
-        self.keywords = [
-            (re.compile(r"(?<!\w)" + re.escape(word.lower()) + r"(?!\w)"), loc.id)
-            for loc in config.locations
-            for word in loc.keywords
-        ]
+        self.keywords = [(keyword_pattern(word), loc.id) for loc in config.locations for word in loc.keywords]
 
     def __call__(self, row: dict[str, Any]) -> str | None:
         if row.get("location") in self.known:

@@ -12,6 +12,8 @@ cannot make a spike on the day it was crawled, and :func:`undated_counts` counts
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -20,9 +22,12 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
+from monitor.store import TOPIC_LIST_SQL, TREND_HOUR_SQL, write_transaction
+
 NO_BRAND = "(no brand)"
 # A mention with a day: dated, or (stored before backfill existed, or by hand) first seen on it.
 HAS_DAY = "not (m.backfill = 1 and m.posted_at is null)"
+_TICK = timedelta(microseconds=1)
 
 
 @dataclass
@@ -64,9 +69,41 @@ def sentiment_series(
     timezone: str = "UTC",
     brands: list[str] | None = None,
 ) -> list[TrendPoint]:
-    """Points for every brand and every period in [since, until), zero-filled so gaps show as gaps."""
+    """Points for every brand and every period in [since, until), zero-filled so gaps show as gaps.
+
+    Counts come from the hourly rollup (``trend_hours``, store migration 8) where the store has it: whole UTC
+    hours summed per period in SQL, and the few hours a period boundary or a bound cuts (zones at :30 / :45
+    offsets) from their rows. Without it, from every row (:func:`series_from_rows`); both count the same, except
+    that a time stored with another offset than UTC is placed by its instant, where the row path compares its
+    text with the bounds (the crawlers store UTC)."""
     if by not in ("day", "week"):
         raise ValueError(f"trends go by day or week, not {by!r}")
+    zone = ZoneInfo(timezone)
+    if not refresh_rollups(db):
+        return series_from_rows(db, since, until, by, timezone, brands)
+    runs, split = hour_runs(since, until, zone, by)
+    counts: list[tuple[str, date, str | None, int]] = [
+        (brand, date.fromisoformat(period), label, n)
+        for period, brand, label, n in db.execute(
+            "select r.period, coalesce(nullif(t.brand, ''), ?), t.label, sum(t.mentions) "
+            f"from ({RUNS_SQL}) r join trend_hours t on t.hour >= r.start and t.hour < r.stop group by 1, 2, 3",
+            [NO_BRAND, json.dumps(runs)],
+        )
+    ]
+    for row in rows_in_hours(db, split, since, until):
+        counts.append((row[0], period_of(row[1], zone, by), row[2], 1))
+    return _points(counts, since, until, zone, by, brands)
+
+
+def series_from_rows(
+    db: sqlite_utils.Database,
+    since: datetime,
+    until: datetime,
+    by: str = "day",
+    timezone: str = "UTC",
+    brands: list[str] | None = None,
+) -> list[TrendPoint]:
+    """:func:`sentiment_series` from every mention row in the range (a store without the rollups)."""
     zone = ZoneInfo(timezone)
     rows = db.query(
         "select coalesce(nullif(m.brand, ''), ?) as brand, coalesce(m.posted_at, m.first_seen_at) as at, c.label "
@@ -76,19 +113,31 @@ def sentiment_series(
         # Stored times are UTC text: compare with UTC text, whatever zone the bounds were made in.
         [NO_BRAND, since.astimezone(UTC).isoformat(), until.astimezone(UTC).isoformat()],
     )
+    counts = [(row["brand"], period_of(_aware(row["at"]), zone, by), row["label"], 1) for row in rows]
+    return _points(counts, since, until, zone, by, brands)
+
+
+def _points(
+    counts: list[tuple[str, date, str | None, int]],
+    since: datetime,
+    until: datetime,
+    zone: ZoneInfo,
+    by: str,
+    brands: list[str] | None,
+) -> list[TrendPoint]:
+    """Zero-filled points from (brand, period, label, mentions) counts."""
     cells: dict[tuple[str, date], TrendPoint] = {}
     totals: dict[date, int] = defaultdict(int)  # every brand's mentions, so --brand does not change shares
-    for row in rows:
-        period = period_of(datetime.fromisoformat(row["at"]), zone, by)
-        if row["brand"] != NO_BRAND:
-            totals[period] += 1
-        if brands and row["brand"] not in brands:
+    for brand, period, label, n in counts:
+        if brand != NO_BRAND:
+            totals[period] += n
+        if brands and brand not in brands:
             continue
-        key = (row["brand"], period)
+        key = (brand, period)
         point = cells.get(key) or cells.setdefault(key, TrendPoint(*key))
-        point.mentions += 1
-        if row["label"] in ("complaint", "neutral", "praise"):
-            setattr(point, row["label"], getattr(point, row["label"]) + 1)
+        point.mentions += n
+        if label in ("complaint", "neutral", "praise"):
+            setattr(point, label, getattr(point, label) + n)
     all_brands = sorted(brands or {brand for brand, _ in cells})
     span = periods(period_of(since, zone, by), period_of(until - timedelta(microseconds=1), zone, by), by)
     points = []
@@ -102,6 +151,106 @@ def sentiment_series(
                 point.share_of_voice = round(point.mentions / totals[period], 4)
             points.append(point)
     return points
+
+
+# ---------------------------------------------------------------- hourly rollups
+
+# (start hour, stop hour, period) runs passed as one JSON parameter: no limit on how many.
+RUNS_SQL = ("select json_extract(value, '$[0]') as start, json_extract(value, '$[1]') as stop, "
+            "json_extract(value, '$[2]') as period from json_each(?)")  # fmt: skip
+_HOUR = TREND_HOUR_SQL.format(m="m.")
+
+
+def refresh_rollups(db: sqlite_utils.Database) -> bool:
+    """Recount the hours a change marked dirty (store migration 8); False when the store has no rollups."""
+    if not db.execute("select 1 from sqlite_master where type = 'table' and name = 'trend_dirty'").fetchone():
+        return False
+    if not db.execute("select 1 from trend_dirty limit 1").fetchone():
+        return True
+    try:
+        with write_transaction(db):  # the write lock: no crawl can mark an hour between the recount and the clearing
+            dirty = "(select hour from trend_dirty)"
+            db.execute(f"delete from trend_hours where hour in {dirty}")
+            db.execute(f"delete from trend_topic_hours where hour in {dirty}")
+            db.execute(
+                f"insert into trend_hours (hour, brand, label, mentions) select {_HOUR}, coalesce(m.brand, ''), "
+                "coalesce(c.label, ''), count(*) from mentions m left join classifications c on c.mention_id = m.id "
+                f"where {_HOUR} in {dirty} and {HAS_DAY} group by 1, 2, 3"
+            )
+            # Topics as the classifier writes them, a JSON list of names; anything else names no topic.
+            db.execute(
+                "insert into trend_topic_hours (hour, brand, topic, complaints) "
+                f"select {_HOUR}, coalesce(m.brand, ''), j.value, count(*) "
+                "from mentions m join classifications c on c.mention_id = m.id, "
+                f"json_each({TOPIC_LIST_SQL}) j "
+                f"where {_HOUR} in {dirty} and {HAS_DAY} and c.label = 'complaint' and j.type = 'text' group by 1, 2, 3"
+            )
+            db.execute("delete from trend_dirty")
+    except sqlite3.OperationalError:  # a read-only store, or a writer holding the lock past busy_timeout
+        return False  # the rows still answer, only slower
+    return True
+
+
+def hour_runs(since: datetime, until: datetime, zone: ZoneInfo, by: str) -> tuple[list[list[str]], list[str]]:
+    """UTC hours of [since, until) as runs ``[first hour, stop hour, period]`` of whole hours in one period, and
+    the hours (``YYYY-MM-DDTHH``) that a period boundary (a zone at a :30 / :45 offset) or a bound cuts."""
+    hour = timedelta(hours=1)
+    since, until = since.astimezone(UTC), until.astimezone(UTC)
+    first = since.replace(minute=0, second=0, microsecond=0)
+    starts = [first + i * hour for i in range(int((until - first) / hour) + 2)]
+    local = [moment.astimezone(zone) for moment in starts]
+    runs: list[list[str]] = []
+    split: list[str] = []
+    run: list[Any] | None = None  # [first hour, period, stop hour]
+    for i, cursor in enumerate(starts[:-1]):
+        if cursor >= until:
+            break
+        here, following = local[i], local[i + 1]
+        day = here.date()
+        # One local day all hour long: it starts on a local hour and keeps its offset (else look at its end).
+        whole = cursor >= since and starts[i + 1] <= until
+        if whole and (here.minute or here.second or here.microsecond or here.utcoffset() != following.utcoffset()):
+            whole = (starts[i + 1] - _TICK).astimezone(zone).date() == day
+        period = day - timedelta(days=day.weekday()) if by == "week" else day
+        if whole and run and run[1] == period:
+            run[2] = starts[i + 1]
+            continue
+        if run:
+            runs.append([run[0].isoformat()[:13], run[2].isoformat()[:13], run[1].isoformat()])
+        run = [cursor, period, starts[i + 1]] if whole else None
+        if not whole:
+            split.append(cursor.isoformat()[:13])
+    if run:
+        runs.append([run[0].isoformat()[:13], run[2].isoformat()[:13], run[1].isoformat()])
+    return runs, split
+
+
+def rows_in_hours(
+    db: sqlite_utils.Database, hours: list[str], since: datetime, until: datetime, complaints: bool = False
+) -> list[tuple[str, datetime, str | None, str | None]]:
+    """(brand, moment, label, topics) of the dated mentions in these UTC hours that fall in [since, until)."""
+    if not hours:
+        return []
+    out = []
+    for brand, at, label, topics in db.execute(
+        "select coalesce(nullif(m.brand, ''), ?), coalesce(m.posted_at, m.first_seen_at), c.label, c.topics "
+        f"from mentions m {'join' if complaints else 'left join'} classifications c on c.mention_id = m.id "
+        f"where {_HOUR} in (select value from json_each(?)) and {HAS_DAY}"
+        + (" and c.label = 'complaint'" if complaints else ""),
+        [NO_BRAND, json.dumps(hours)],
+    ):
+        try:
+            moment = _aware(at)
+        except ValueError:
+            continue  # SQLite read a time Python cannot: one odd row does not cost the chart
+        if since <= moment < until:
+            out.append((brand, moment, label, topics))
+    return out
+
+
+def _aware(at: str) -> datetime:
+    moment = datetime.fromisoformat(at)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite reads a bare time as UTC too
 
 
 def undated_counts(

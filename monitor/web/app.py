@@ -15,7 +15,6 @@ import secrets
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import Flask, Response, abort, flash, g, redirect, render_template, request, session, url_for
 from werkzeug.routing import IntegerConverter
@@ -25,17 +24,22 @@ from monitor.escaping import safe_url
 from monitor.queue.channels import channel_for, platform_name
 from monitor.queue.export import queue_csv
 from monitor.queue.items import (
+    BULK_LIMIT,
     OPEN_STATES,
-    SLA_STATUSES,
+    SLA_BUCKETS,
     STATES,
     InboxFilter,
     QueueError,
     add_note,
     assign,
+    author_mentions,
+    bulk_change,
     dismiss,
+    inbox_counts,
     item_detail,
     list_items,
     mark_replied,
+    sla_clock,
     transition,
 )
 from monitor.queue.metrics import human_minutes, response_metrics
@@ -72,6 +76,7 @@ from monitor.web.auth import (
     session_generation,
 )
 from monitor.web.dashboards import blueprint as dashboards_blueprint
+from monitor.web.inbox_view import day, flag_name, platform, reply_limit, tabs, time_filter, topic_name, words
 
 SECRET_ENV = "MONITOR_SECRET_KEY"
 PAGE_SIZE = 50
@@ -128,21 +133,18 @@ def create_app(config: Config, users: dict[str, str] | None = None) -> Flask:
     app.jinja_env.filters["safe_url"] = safe_url
     app.jinja_env.filters["fromjson"] = lambda value: json.loads(value) if value else []
     app.jinja_env.filters["duration"] = human_minutes  # one duration format for terminal, web and digest
+    # One time format on every inbox page: local (the location's zone, where managers think in shifts,
+    # else [schedule] timezone), with the UTC time on hover.
+    app.jinja_env.filters["when"] = time_filter(zones, config.schedule.timezone)
+    app.jinja_env.filters["topic"] = topic_name  # "Waiting time", not wait_time
+    app.jinja_env.filters["flag"] = flag_name
+    app.jinja_env.filters["day"] = day
+    app.jinja_env.filters["words"] = words  # "Unclassified language", not unclassified_language
     app.jinja_env.globals["csrf_token"] = _csrf_token
     app.jinja_env.globals["current_user"] = lambda: session.get("user")
     app.jinja_env.globals["login_enabled"] = bool(users)
-
-    def local_time(iso: str | None, location: str | None) -> str:
-        """A UTC timestamp shown in the location's own time zone, where managers think in shifts."""
-        if not iso:
-            return ""
-        when = datetime.fromisoformat(iso)
-        if location in zones:
-            when = when.astimezone(ZoneInfo(zones[location]))
-            return when.strftime("%a %d %b %H:%M %Z")
-        return when.strftime("%a %d %b %H:%M UTC")
-
-    app.jinja_env.filters["local_time"] = local_time
+    app.jinja_env.globals["platform_of"] = lambda source: platform(config.queue.source_types.get(source or ""))
+    app.jinja_env.globals["sla_clock"] = sla_clock
 
     def db():
         if "db" not in g:
@@ -258,7 +260,7 @@ def create_app(config: Config, users: dict[str, str] | None = None) -> Flask:
             label=values["label"] if values["label"] in LABELS else None,
             topic=values["topic"] if values["topic"] in TOPICS else None,
             assignee=values["assignee"] or None,
-            sla=values["sla"] if values["sla"] in SLA_STATUSES else None,
+            sla=values["sla"] if values["sla"] in SLA_BUCKETS else None,
             search=values["q"] or None,
         )
         return ("open" if state not in STATES else state), filters, {k: v for k, v in values.items() if v}
@@ -268,13 +270,49 @@ def create_app(config: Config, users: dict[str, str] | None = None) -> Flask:
         state, filters, active = inbox_filter()
         page_arg = request.args.get("page", "1")
         page = min(max(int(page_arg), 1), 100_000) if page_arg.isascii() and page_arg.isdigit() else 1
-        items = list_items(db(), filters=filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+        now = datetime.now(UTC)
+        items = list_items(db(), filters=filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, now=now)
+        state_tabs, sla_tabs = tabs(inbox_counts(db(), filters, now), state, filters.sla,
+                                    lambda **args: url_for("inbox", **args), active)  # fmt: skip
         return render_template(
             "inbox.html", items=items, state=state, filters=active, page=page, page_size=PAGE_SIZE,
-            now=datetime.now(UTC).isoformat(), states=STATES, sources=[s.name for s in config.sources],
-            locations=location_names, brands=brands, labels=LABELS, topics=TOPICS, team=team,
-            sla_statuses=SLA_STATUSES,
+            now=now, states=STATES, sources=[s.name for s in config.sources], locations=location_names,
+            brands=brands, labels=LABELS, topics=TOPICS, team=team, state_tabs=state_tabs, sla_tabs=sla_tabs,
+            chips=filter_chips(active, state), bulk_limit=BULK_LIMIT, here=request.full_path,
         )  # fmt: skip
+
+    def filter_chips(active: dict[str, str], state: str) -> list[tuple[str, str, str]]:
+        """(what, value, link without it) for each active filter but SLA, which has its own chips."""
+        names = {"q": "Search", "source": "Source", "location": "Location", "brand": "Brand", "label": "Label",
+                 "topic": "Topic", "assignee": "Assignee"}  # fmt: skip
+        shown = {"location": location_names.get(active.get("location", ""), ""),
+                 "topic": topic_name(active.get("topic", "")) if active.get("topic") else ""}  # fmt: skip
+        return [
+            (names[key], shown.get(key) or value,
+             url_for("inbox", state=state, **{k: v for k, v in active.items() if k != key}))
+            for key, value in active.items() if key in names
+        ]  # fmt: skip
+
+    @app.post("/bulk")
+    def bulk():
+        """Assign or dismiss the items ticked in the list, then back to the same list with what happened."""
+        action = request.form.get("action", "")
+        ids = [int(v) for v in request.form.getlist("ids") if v.isascii() and v.isdigit() and len(v) < 19]
+        back = safe_redirect_target(request.form.get("next"))
+        if not ids:
+            flash("Nothing selected: tick the items first.", "error")
+            return redirect(back)
+        user = (request.form.get("user") or "").strip()
+        if action == "assign" and team and user not in team:
+            abort(400, description=f"{user!r} is not on the team (configured: {', '.join(team)})")
+        try:
+            result = bulk_change(db(), ids, action, actor(), user=user or None,
+                                 reason=request.form.get("reason", ""))  # fmt: skip
+        except QueueError as exc:
+            abort(400, description=str(exc))
+        flash(result.message(f"assigned to {user}" if action == "assign" else "dismissed"),
+              "ok" if result.done else "error")  # fmt: skip
+        return redirect(back)
 
     @app.get("/export.csv")
     def export_csv():
@@ -312,11 +350,17 @@ def create_app(config: Config, users: dict[str, str] | None = None) -> Flask:
         channel = channel_for(source_type, source)
         for reply in detail["replies"]:
             reply["can_edit"], reply["can_delete"] = editable(source_type, reply)
+        # The same person elsewhere on this platform: the sources of this type (or this source alone when it
+        # is no longer configured).
+        same_platform = [n for n, t in config.queue.source_types.items() if source_type and t == source_type]
+        others = author_mentions(db(), same_platform or [detail["source"]], detail["author"], detail["mention_id"])
+        limit, limit_platform = reply_limit(source_type)
         return render_template(
-            "item.html", item=detail, now=datetime.now(UTC).isoformat(), suggestion=suggestion_for(detail),
+            "item.html", item=detail, now=datetime.now(UTC), suggestion=suggestion_for(detail),
             team=team, can_post=channel is not None, reply_url=reply_page_url(source_type, detail),
             source_type=source_type, missing_contact=MISSING_CONTACT,
             platform=platform_name(channel) if channel else None, max_length=channel.max_length if channel else None,
+            limit=limit, limit_platform=limit_platform, author_others=others, locations=location_names,
         )  # fmt: skip
 
     def _act(item_id: int, action) -> Any:

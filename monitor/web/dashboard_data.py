@@ -19,9 +19,18 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from monitor.queue.items import LOCATION_SQL, untimed_sql
-from monitor.queue.metrics import METRICS_SQL, ResponseMetrics, summarise
-from monitor.trends.series import HAS_DAY, NO_BRAND, period_of
+from monitor.queue.metrics import ResponseMetrics, grouped_metrics
+from monitor.shifts.report import topic_names
+from monitor.trends.series import (
+    HAS_DAY,
+    NO_BRAND,
+    RUNS_SQL,
+    hour_runs,
+    period_of,
+    periods,
+    refresh_rollups,
+    rows_in_hours,
+)
 
 T = TypeVar("T")
 
@@ -121,8 +130,31 @@ class TTLCache:
 def topic_series(
     db: sqlite_utils.Database, since: datetime, until: datetime, by: str, timezone: str, brands: list[str] | None
 ) -> dict[str, dict[date, int]]:
-    """topic -> period -> complaints naming it, over [since, until), counted like the trend series (dated only)."""
+    """topic -> period -> complaints naming it, over [since, until), counted like the trend series (dated only):
+    from the hourly rollup (``trend_topic_hours``) where the store has it, else from every row."""
     zone = ZoneInfo(timezone)
+    out: dict[str, dict[date, int]] = defaultdict(lambda: defaultdict(int))
+    if not refresh_rollups(db):
+        return _topics_from_rows(db, since, until, by, zone, brands)
+    runs, split = hour_runs(since, until, zone, by)
+    wanted = json.dumps(brands) if brands else None
+    for topic, period, n in db.execute(
+        f"select t.topic, r.period, sum(t.complaints) from ({RUNS_SQL}) r join trend_topic_hours t "
+        "on t.hour >= r.start and t.hour < r.stop where ? is null or coalesce(nullif(t.brand, ''), ?) in "
+        "(select value from json_each(?)) group by 1, 2",
+        [json.dumps(runs), wanted, NO_BRAND, wanted or "[]"],
+    ):
+        out[topic][date.fromisoformat(period)] += n
+    for brand, moment, _label, topics in rows_in_hours(db, split, since, until, complaints=True):
+        if not brands or brand in brands:
+            for topic in topic_names(topics):
+                out[topic][period_of(moment, zone, by)] += 1
+    return {topic: dict(counts) for topic, counts in out.items()}
+
+
+def _topics_from_rows(
+    db: sqlite_utils.Database, since: datetime, until: datetime, by: str, zone: ZoneInfo, brands: list[str] | None
+) -> dict[str, dict[date, int]]:
     rows = db.execute(
         "select coalesce(nullif(m.brand, ''), ?), coalesce(m.posted_at, m.first_seen_at), c.topics "
         "from mentions m join classifications c on c.mention_id = m.id "
@@ -135,7 +167,7 @@ def topic_series(
         if brands and brand not in brands:
             continue
         period = period_of(datetime.fromisoformat(at), zone, by)
-        for topic in json.loads(topics or "[]"):
+        for topic in topic_names(topics):
             out[topic][period] += 1
     return {topic: dict(counts) for topic, counts in out.items()}
 
@@ -179,20 +211,56 @@ def _messages(value: str | None) -> list[str]:
 def metrics_by_day(
     db: sqlite_utils.Database, since: datetime, until: datetime, timezone: str, now: datetime, weekly: bool = False
 ) -> list[tuple[date, ResponseMetrics]]:
-    """Response metrics of the items created on each local day (or week) in [since, until)."""
+    """Response metrics of the items created on each local day (or week) in [since, until), counted in SQL
+    per local day (``local_day_sql``)."""
     zone = ZoneInfo(timezone)
-    rows = db.query(METRICS_SQL.format(untimed=untimed_sql(db), location=LOCATION_SQL),
-                    [since.isoformat(), until.isoformat()])  # fmt: skip
-    buckets: dict[date, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        buckets[period_of(datetime.fromisoformat(row["created_at"]), zone, "week" if weekly else "day")].append(row)
-    first = period_of(since, zone, "week" if weekly else "day")
-    last = period_of(until - timedelta(microseconds=1), zone, "week" if weekly else "day")
-    step = timedelta(days=7 if weekly else 1)
-    out, day = [], first
-    while day <= last:
-        out.append((day, summarise(buckets.get(day, []), now)))
-        day += step
+    by = "week" if weekly else "day"
+    key, params = local_day_sql("q.created_at", since, until, zone)
+
+    def period(day: str | None) -> date | None:
+        if day is None:  # not a time: no day to count it on
+            return None
+        local = date.fromisoformat(day)
+        return local - timedelta(days=local.weekday()) if weekly else local
+
+    _overall, groups = grouped_metrics(db, since, until, key, now, params, label=period)
+    first, last = period_of(since, zone, by), period_of(until - timedelta(microseconds=1), zone, by)
+    return [(day, groups.get(day) or ResponseMetrics()) for day in periods(first, last, by)]
+
+
+def local_day_sql(column: str, since: datetime, until: datetime, zone: ZoneInfo) -> tuple[str, dict[str, Any]]:
+    """SQL for the local date (``YYYY-MM-DD``) in ``zone`` of a stored time ``column``, exact over [since, until):
+    ``date(column, '+N minutes')`` with the UTC offset in force, switching where the zone changes offset (DST).
+    Named parameters ``day_cut<i>`` (a julian day) and ``day_shift<i>``."""
+    offsets = _offsets(since.astimezone(UTC), until.astimezone(UTC), zone)
+    params = {f"day_shift{i}": f"{minutes:+d} minutes" for i, (_start, minutes) in enumerate(offsets)}
+    if len(offsets) == 1:
+        return f"date({column}, :day_shift0)", params
+    branches = []
+    for i, (start, _minutes) in enumerate(offsets[1:]):
+        params[f"day_cut{i}"] = start.timestamp() / 86400 + 2440587.5  # the julian day of that instant
+        branches.append(f"when julianday({column}) < :day_cut{i} then date({column}, :day_shift{i})")
+    return f"case {' '.join(branches)} else date({column}, :day_shift{len(offsets) - 1}) end", params
+
+
+def _offsets(since: datetime, until: datetime, zone: ZoneInfo) -> list[tuple[datetime, int]]:
+    """(from when, UTC offset in minutes) for each offset ``zone`` keeps within [since, until), found a day at a
+    time and then to the minute (zones change offset at most a few times a year, on a whole minute)."""
+
+    def offset(moment: datetime) -> int:
+        return int(moment.astimezone(zone).utcoffset().total_seconds() // 60)
+
+    out = [(since, offset(since))]
+    cursor = since
+    while cursor < until:
+        following = min(cursor + timedelta(days=1), until)
+        if offset(following) != out[-1][1]:
+            low, high = cursor, following  # offset(low) is the old one, offset(high) the new
+            while high - low > timedelta(minutes=1):
+                middle = low + (high - low) / 2
+                low, high = (middle, high) if offset(middle) == out[-1][1] else (low, middle)
+            out.append((high.replace(second=0, microsecond=0), offset(high)))
+        cursor = following
     return out
 
 

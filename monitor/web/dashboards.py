@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, current_app, g, render_template, request
+from markupsafe import Markup
 
 from monitor.config import Config
 from monitor.shifts.incidents import list_incidents
@@ -68,13 +69,12 @@ def _range(timezone: str) -> tuple[date, date]:
 
 
 @blueprint.app_template_filter("dash_time")
-def dash_time(iso: str | None) -> str:
-    """A stored UTC time in the ``[schedule] timezone``: one format on every dashboard page."""
+def dash_time(iso: str | None, location: str | None = None) -> Markup:
+    """A stored UTC time the way the inbox shows times (its ``when`` filter, ``inbox_view.time_filter``): local
+    (the location's zone, else ``[schedule] timezone``) in a ``<time>`` element with the UTC time on hover."""
     if not iso:
-        return "–"
-    when = datetime.fromisoformat(iso)
-    when = when if when.tzinfo else when.replace(tzinfo=UTC)
-    return when.astimezone(ZoneInfo(_config().schedule.timezone)).strftime("%a %d %b %H:%M %Z")
+        return Markup("–")
+    return current_app.jinja_env.filters["when"](iso, location)
 
 
 blueprint.add_app_template_filter(topic_name, "dash_topic")
@@ -277,7 +277,8 @@ def sources():
         rows.append({"name": name, "type": "not configured", "enabled": False, "cap": "", **health[name]})
     for row in rows:
         row["new_items"] = sum(row.get("per_day", {}).values())
-    return render_template("sources.html", rows=rows, days=SOURCE_DAYS, timezone=config.schedule.timezone)
+    return render_template("sources.html", rows=rows, days=SOURCE_DAYS, timezone=config.schedule.timezone,
+                           chart_height=charts.sources_chart_height(len(rows)))  # fmt: skip
 
 
 @blueprint.get("/sources/chart.svg")
@@ -288,7 +289,7 @@ def sources_chart():
     days = [today - timedelta(days=i) for i in range(SOURCE_DAYS - 1, -1, -1)]
     names = [s.name for s in config.sources] + sorted(set(health) - {s.name for s in config.sources})
     series = {n: [(d, health.get(n, {}).get("per_day", {}).get(d, 0)) for d in days] for n in names}
-    return _svg(charts.bars_by_name(series, f"new items per day ({config.schedule.timezone})"))
+    return _svg(charts.sources_chart(series, days))
 
 
 # ---------------------------------------------------------------- metrics

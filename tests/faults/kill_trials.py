@@ -283,7 +283,13 @@ def table(trials: list[Trial], timing: dict[str, tuple[float, float]]) -> str:
 
 
 def campaign(
-    crawl: int, classify: int, queue: int, *, sizes: Sizes, seed: int, workdir: Path | None = None,
+    crawl: int,
+    classify: int,
+    queue: int,
+    *,
+    sizes: Sizes,
+    seed: int,
+    workdir: Path | None = None,
     verbose: bool = False,
 ) -> tuple[list[Trial], str]:
     """Run the trials; return them and the printed table."""

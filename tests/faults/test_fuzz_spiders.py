@@ -72,8 +72,13 @@ def hn_page() -> dict[str, Any]:
 
 
 def schema_org_doc() -> dict[str, Any]:
-    review = {"@type": "Review", "author": {"@type": "Person", "name": "Kim"}, "datePublished": "2026-11-20",
-              "reviewBody": "Cold coffee and a rude barista.", "reviewRating": {"@type": "Rating", "ratingValue": 2}}
+    review = {
+        "@type": "Review",
+        "author": {"@type": "Person", "name": "Kim"},
+        "datePublished": "2026-11-20",
+        "reviewBody": "Cold coffee and a rude barista.",
+        "reviewRating": {"@type": "Rating", "ratingValue": 2},
+    }
     return {"@context": "https://schema.org", "@type": "CafeOrCoffeeShop", "name": "Acme Coffee",
             "review": [{**review, "@id": f"https://shop.test/r/{i}", "reviewBody": f"{review['reviewBody']} {i}"}
                        for i in range(3)]}  # fmt: skip

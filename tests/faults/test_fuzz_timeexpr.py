@@ -64,8 +64,10 @@ posted = st.one_of(
                      datetime(8999, 12, 31, 23, 59, tzinfo=UTC), datetime(1970, 1, 1, tzinfo=UTC),
                      datetime(9999, 12, 31, 23, 30, tzinfo=timezone(timedelta(hours=14)))]),
 )  # fmt: skip
-lags = st.one_of(st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=3660)),
-                 st.sampled_from([timedelta(0), timedelta(days=1), timedelta(days=3660)]))  # config caps lags at 3660d
+lags = st.one_of(
+    st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=3660)),
+    st.sampled_from([timedelta(0), timedelta(days=1), timedelta(days=3660)]),
+)  # config caps lags at 3660d
 experienced = st.one_of(st.none(), st.sampled_from(EDGE_DATES), st.text(max_size=25),
                         st.dates().map(lambda d: d.isoformat()),
                         st.datetimes().map(lambda d: d.isoformat()))  # fmt: skip
