@@ -294,3 +294,23 @@ def test_words_for_rates():
     assert in_words(0.708) == "about 7 in 10" and in_words(0.14) == "about 1 in 7"
     assert rate_sentence(0.66) == "about 2 in 3 mentions a complaint" and rate_sentence(0) == "no complaints"
     assert topic_name("wait_time") == "Waiting time" and topic_name("brand_new_topic") == "Brand new topic"
+
+
+def test_a_period_still_filling_up_is_drawn_dotted():
+    from datetime import date
+
+    from monitor.web import charts
+
+    points = {"Acme": [(date(2026, 11, d), 10) for d in range(20, 26)] + [(date(2026, 11, 26), 1)]}
+    whole = charts.line_chart(points, "mentions", {"Acme": "#1f77b4"}).decode()
+    partial = charts.line_chart(points, "mentions", {"Acme": "#1f77b4"}, partial_from=date(2026, 11, 26)).decode()
+    assert "stroke-dasharray" not in whole and "stroke-dasharray" in partial
+    assert partial.count("Acme") == whole.count("Acme")  # one legend entry either way
+
+
+def test_incidents_lead_to_the_shifts_page(client):
+    response = client.get("/incidents?from=2026-11-01&to=2026-11-20&location=downtown&x=<script>")
+    assert response.status_code == 302
+    target = response.headers["Location"]
+    assert target.startswith("/shifts?") and target.endswith("#incidents")
+    assert "location=downtown" in target and "from=2026-11-01" in target and "script" not in target

@@ -87,7 +87,9 @@ def yesterday(zone: str = ZONE) -> date:
 
 
 def _local(days_ago: int, hour: int, minute: int = 0, zone: str = ZONE) -> str:
-    day = datetime.now(UTC).astimezone(ZoneInfo(zone)).date() - timedelta(days=days_ago)
+    """``hour`` o'clock in ``zone`` on the digest's day ``days_ago`` (counted in the digest's zone, so a Beijing
+    mention lands on the digest's yesterday whatever the hour the test runs: Beijing's date runs ahead)."""
+    day = datetime.now(UTC).astimezone(ZoneInfo(ZONE)).date() - timedelta(days=days_ago)
     return datetime.combine(day, time(hour, minute), tzinfo=ZoneInfo(zone)).astimezone(UTC).isoformat()
 
 

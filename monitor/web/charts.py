@@ -15,7 +15,7 @@ import io
 import threading
 from collections.abc import Sequence
 from datetime import date, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -106,16 +106,26 @@ def line_chart(
     faint: Series | None = None,
     ylim: tuple[float, float] | None = None,
     zero_line: bool = False,
+    partial_from: Any = None,
 ) -> bytes:
-    """One line per name; ``marks`` as ▼ (spikes), ``faint`` as light dots under the lines (daily values)."""
+    """One line per name; ``marks`` as ▼ (spikes), ``faint`` as light dots under the lines (daily values).
+
+    Periods from ``partial_from`` on (today, this week) are still filling up: drawn dotted, so a day that has
+    only begun does not read as a collapse."""
     with _lock, chart_fonts(), _style():
         fig, (ax,) = _figure(2.4, legend_rows=_legend_rows(len(series)))
         for name, points in (faint or {}).items():
             ax.plot([p for p, v in points if v is not None], [v for _, v in points if v is not None], ".",
                     color=palette.get(name, "#999999"), alpha=0.5, markersize=4)  # fmt: skip
         for name, points in series.items():
-            ax.plot([p for p, _ in points], _ys(v for _, v in points), color=palette.get(name, "#555555"),
+            done = [pt for pt in points if partial_from is None or pt[0] < partial_from]
+            colour = palette.get(name, "#555555")
+            ax.plot([p for p, _ in done], _ys(v for _, v in done), color=colour,
                     label=_label(name), linewidth=1.6, marker="." if len(points) < 20 else None)  # fmt: skip
+            if len(done) < len(points):
+                tail = done[-1:] + points[len(done) :]
+                ax.plot([p for p, _ in tail], _ys(v for _, v in tail), color=colour, linewidth=1.6, linestyle=":",
+                        label=None if done else _label(name), marker="." if len(tail) == 1 else None)  # fmt: skip
         for name, points in (marks or {}).items():
             if points:
                 ax.scatter([p for p, _ in points], [v or 0 for _, v in points], marker="v", s=46, zorder=3,

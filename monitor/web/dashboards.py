@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, abort, current_app, g, render_template, request
+from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, url_for
 from markupsafe import Markup
 
 from monitor.config import Config
@@ -23,6 +23,7 @@ from monitor.shifts.report import complaint_heatmap, shift_report
 from monitor.store import open_db
 from monitor.trends.export import write_trends_csv, write_trends_png
 from monitor.trends.report import trends_report
+from monitor.trends.series import period_of
 from monitor.web import charts
 from monitor.web.dashboard_data import (
     PLATFORM_CAPS,
@@ -172,24 +173,26 @@ def trends_chart(name: str):
     palette = charts.colours(sorted(_config_brands(_config()) | set(data["brands"])))
     series = data["series"]
     flagged = {(s.brand, s.period) for s in data["report"].spikes}
+    # Today (or this week) is still filling up: dotted, not read as a collapse.
+    partial = period_of(datetime.now(UTC), ZoneInfo(_config().trends.timezone), args[2])
     if name == "volume":
         body = charts.line_chart({n: [(p.period, p.mentions) for p in ps] for n, ps in series.items()},
-                                 "mentions", palette)  # fmt: skip
+                                 "mentions", palette, partial_from=partial)  # fmt: skip
     elif name == "net":
         faint = {n: [(p.period, p.net_sentiment) for p in ps] for n, ps in series.items()}
         marks = {n: [pt for pt in data["rolling"][n] if (n, pt[0]) in flagged] for n in series}
-        body = charts.line_chart(data["rolling"], "net sentiment", palette,
-                                 marks=marks, faint=faint, ylim=(-100, 100), zero_line=True)  # fmt: skip
+        body = charts.line_chart(data["rolling"], "net sentiment", palette, marks=marks, faint=faint,
+                                 ylim=(-100, 100), zero_line=True, partial_from=partial)  # fmt: skip
     elif name == "complaints":
         marks = {n: [pt for pt in data["rate"][n] if (n, pt[0]) in flagged] for n in series}
-        body = charts.line_chart(data["rate"], "complaints, % of mentions", palette, marks=marks)
+        body = charts.line_chart(data["rate"], "complaints, % of mentions", palette, marks=marks,
+                                 partial_from=partial)  # fmt: skip
     elif name == "share":
         shares = {n: [(p.period, p.share_of_voice) for p in ps] for n, ps in series.items() if n != "(no brand)"}
         body = charts.share_chart(shares, palette)
     else:
-        body = charts.line_chart(
-            data["topic_series"], "complaints naming it", charts.colours(list(data["topic_series"]))
-        )
+        body = charts.line_chart(data["topic_series"], "complaints naming it",
+                                 charts.colours(list(data["topic_series"])), partial_from=partial)  # fmt: skip
     return _svg(body)
 
 
@@ -218,6 +221,13 @@ def _shift_args() -> tuple[date, date, str | None]:
     since, until = _range(_config().schedule.timezone)
     location = request.args.get("location") or None
     return since, until, location if location in {loc.id for loc in _config().locations} else None
+
+
+@blueprint.get("/incidents")
+def incidents():
+    """Incidents live on the shifts page, beside the shift that was on: same range and location filters."""
+    query = {k: v for k, v in request.args.items() if k in ("from", "to", "location")}
+    return redirect(url_for("dashboards.shifts", **query) + "#incidents")
 
 
 @blueprint.get("/shifts")
