@@ -26,11 +26,13 @@ from monitor.digest import words
 from monitor.digest.charts import Chart, labelled_bars, sentiment_lines
 from monitor.escaping import safe_url
 from monitor.queue.items import LOCATION_SQL
+from monitor.shifts.summary import DIGEST_DAYS, shifts_for_digest
 from monitor.store import latest_crawl_runs
 
 OVERDUE_SHOWN = 5  # the rest are one link away: a digest is read, the inbox is worked
 COMPLAINTS_SHOWN, PRAISE_SHOWN = 8, 5
-SHIFT_DAYS, TREND_DAYS, ROLLING = 7, 14, 7
+TREND_DAYS, ROLLING = 14, 7
+SHIFT_DAYS = DIGEST_DAYS  # the week shifts_for_digest rates shifts over
 FORMATS = {"html": "digest.html", "md": "digest.md", "text": "digest.md"}
 SUFFIXES = {".md": "md", ".markdown": "md", ".txt": "text", ".text": "text"}
 
@@ -180,14 +182,13 @@ def _sources(db, zone: ZoneInfo) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def _shifts(db, config: Config, day: date, start: datetime, end: datetime, names, links, zone) -> dict[str, Any]:
+def _shifts(db, config: Config, day: date, names, links, zone) -> dict[str, Any]:
     """Per-shift complaints over the week ending ``day`` (one day's are too few for the flag test), and the
-    incidents that started on the digest's local day."""
-    from monitor.shifts.incidents import list_incidents
-    from monitor.shifts.report import shift_report
-
-    rows = [r for r in shift_report(db, config, day - timedelta(days=SHIFT_DAYS - 1), day) if r["mentions"]]
-    rows.sort(key=lambda r: (not r["flagged"], -(r["complaints"] or 0), r["location"], r["shift"]))
+    incidents that started on the digest's local day, in words."""
+    summary = shifts_for_digest(db, config, day)
+    rows = sorted(
+        summary["shifts"], key=lambda r: (not r["flagged"], -(r["complaints"] or 0), r["location"], r["shift"])
+    )
     shifts = [
         {"location": words.one_line(names.get(r["location"], r["location"])), "shift": words.one_line(r["shift"]),
          "hours": r["hours"].replace("-", "–"), "flagged": r["flagged"], "complaints": r["complaints"],
@@ -196,7 +197,7 @@ def _shifts(db, config: Config, day: date, start: datetime, end: datetime, names
         for r in rows
     ]  # fmt: skip
     incidents = []
-    for i in list_incidents(db, start, end):
+    for i in summary["incidents"]:
         incidents.append({
             "location": words.one_line(names.get(i["location"], i["location"])),
             "complaints": i["complaints"],
@@ -209,7 +210,7 @@ def _shifts(db, config: Config, day: date, start: datetime, end: datetime, names
     few = any(words.shift_verdict(r).startswith("too few") for r in rows)
     note = (f"A shift is compared with the others once it has {config.shifts.min_shift_mentions} mentions and "
             f"{config.shifts.min_shift_complaints} complaints in these days." if few else "")  # fmt: skip
-    return {"days": SHIFT_DAYS, "shifts": shifts, "flagged": [s for s in shifts if s["flagged"]],
+    return {"days": summary["days"], "shifts": shifts, "flagged": [s for s in shifts if s["flagged"]],
             "incidents": incidents, "note": note}  # fmt: skip
 
 
@@ -333,7 +334,7 @@ def gather_digest(
         # The team's last seven days up to the digest's day: the habit a manager steers.
         "responses": _response_metrics(db, end - timedelta(days=7), end, now),
         "sources": _sources(db, zone),
-        "shifts": _shifts(db, config, day, start, end, names, links, zone) if config and config.locations else None,
+        "shifts": _shifts(db, config, day, names, links, zone) if config and config.locations else None,
         "spikes": trends["spikes"],
         "sentiment": trends["summary"],
         "inbox_url": links.inbox(),
