@@ -59,3 +59,12 @@ $PY models/train_multilingual.py --data "${DATA%/en}" --base .train/multi-model-
 cp .train/multi-model-3/{config.json,model.safetensors,tokenizer.json,tokenizer_config.json,training_meta.json} \
     models/sentiment-multi/
 $PY models/pack_embeddings.py models/sentiment-multi     # int8 word embeddings: 100 MB → 70 MB
+# Pass 5 (2026-11-26, the first on a GPU: one H100 for a few minutes): the whole Chinese and UMSAB training sets.
+# The GPU machine takes ~64 MB per trip, so gpu_pack.py sends token ids and only the embedding rows they use
+# (~62 MB) and the trainer sends back the encoder without its frozen word embeddings.
+$PY models/gpu_pack.py --model models/sentiment-multi --out .gpu
+if [ -n "${GPU_OUT:-}" ]; then    # where the GPU run's files were copied back to
+    # on the GPU machine: python3 .gpu/train_multilingual_gpu.py --pack .gpu --out OUT --lr 4e-5 --batch-size 64 \
+    #     --epochs 4 --umsab-repeat 2 --seed 17 --deadline 150 --bench       (1.25 epochs fitted in 150 s)
+    $PY models/gpu_unpack.py --base models/sentiment-multi --trained "$GPU_OUT" --output .train/multi-gpu
+fi

@@ -47,6 +47,7 @@ from models.train import (  # noqa: E402
     read_jsonl,
     write_checkpoint,
 )  # noqa: E402
+from monitor.classify.model import INT8_EMBEDDINGS, load_classifier  # noqa: E402
 from monitor.classify.textprep import head_and_tail, normalise_for_model  # noqa: E402
 
 UMSAB_LANGUAGES = ("arabic", "french", "german", "hindi", "italian", "portuguese", "spanish")
@@ -63,6 +64,19 @@ def stars_label(row: dict) -> int:
     return DATASET_LABELS[row["label"]]
 
 
+def english_tweets(en: Path) -> list[tuple[str, int, str]]:
+    """SemEval-2017 tweets, exact duplicates and every TweetEval val tweet (the dev set) removed."""
+    held_out = {dedup_key(r["text"]) for r in read_jsonl(en / "tweeteval_val.jsonl")}
+    seen: set[str] = set()
+    tweets = []
+    for row in read_jsonl(en / "semeval2017_4a_train.jsonl"):
+        key = dedup_key(row["text"])
+        if key not in held_out and key not in seen:
+            seen.add(key)
+            tweets.append((row["text"], DATASET_LABELS[row["label"]], "tweets_en"))
+    return tweets
+
+
 def build_mix(data: Path, seed: int, caps: dict[str, int]) -> list[tuple[str, int, str]]:
     """(text, label, group) triples; group names the corpus, which sets the loss (two-class or not)."""
     rng = random.Random(seed)
@@ -73,15 +87,7 @@ def build_mix(data: Path, seed: int, caps: dict[str, int]) -> list[tuple[str, in
         out.extend(rows[:cap] if cap else rows)
 
     en = data / "en"
-    held_out = {dedup_key(r["text"]) for r in read_jsonl(en / "tweeteval_val.jsonl")}
-    seen: set[str] = set()
-    tweets = []
-    for row in read_jsonl(en / "semeval2017_4a_train.jsonl"):
-        key = dedup_key(row["text"])
-        if key not in held_out and key not in seen:
-            seen.add(key)
-            tweets.append((row["text"], DATASET_LABELS[row["label"]], "tweets_en"))
-    take(tweets, caps["tweets_en"])
+    take(english_tweets(en), caps["tweets_en"])
 
     reviews = [r for r in read_jsonl(en / "reviews_stars_train.jsonl") if reviews_split(r["text"]) == "train"]
     by_label: dict[int, list] = {0: [], 1: [], 2: []}
@@ -145,13 +151,17 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
 
     tokenizer = AutoTokenizer.from_pretrained(args.base)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        args.base,
-        dtype=torch.float32,
-        num_labels=3,
-        id2label=dict(enumerate(LABELS)),
-        label2id={label: i for i, label in enumerate(LABELS)},
-    )
+    if (args.base / INT8_EMBEDDINGS).exists():
+        # A bundled (packed) model: from_pretrained would leave its int8-stored word embeddings random.
+        model = load_classifier(str(args.base))
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            args.base,
+            dtype=torch.float32,
+            num_labels=3,
+            id2label=dict(enumerate(LABELS)),
+            label2id={label: i for i, label in enumerate(LABELS)},
+        )
     model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
 
     caps = {

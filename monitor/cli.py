@@ -23,6 +23,7 @@ def handle_errors(func):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         from monitor.classify.model import ModelLoadError
+        from monitor.db import errors as db_errors
         from monitor.queue.items import QueueError
 
         try:
@@ -36,8 +37,17 @@ def handle_errors(func):
         except QueueError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
+        except db_errors.connect_errors() as exc:  # PostgreSQL down or refusing us; empty (no-op) on SQLite
+            click.echo(f"database error: {_one_line(str(exc))}", err=True)
+            sys.exit(1)
 
     return wrapper
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    """libpq's messages span lines ("connection failed: ...\\n\\tIs the server running ..."): one line for the CLI."""
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def get_config(ctx: click.Context) -> Config:
@@ -64,18 +74,27 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
 @click.pass_context
 @handle_errors
 def init(ctx: click.Context) -> None:
-    """Create or migrate the database.
+    """Create or migrate the database: the SQLite file of [storage] path, or the PostgreSQL database of
+    [storage] url (password from PGPASSWORD or ~/.pgpass).
 
     \b
     Example:
         monitor init
     """
+    from monitor.db import describe, is_postgres_url
     from monitor.store import SCHEMA_VERSION, migrate_db, open_db
 
     config = get_config(ctx)
-    db = open_db(config.storage_path, migrate=False)
-    applied = migrate_db(db)
-    click.echo(f"{config.storage_path}: schema version {SCHEMA_VERSION}" + (f" (applied {applied})" if applied else ""))
+    target = config.storage_target
+    db = open_db(target, migrate=False)
+    try:
+        applied = migrate_db(db)
+    finally:
+        db.conn.close()
+    # SQLite prints the file as it always did; PostgreSQL says so, with the URL redacted (it never holds a
+    # password, config refuses one, but describe() would hide one anyway).
+    where = f"PostgreSQL {describe(target)}" if is_postgres_url(target) else describe(target)
+    click.echo(f"{where}: schema version {SCHEMA_VERSION}" + (f" (applied {applied})" if applied else ""))
 
 
 @cli.command()
@@ -96,7 +115,7 @@ def crawl(ctx: click.Context, sources: tuple[str, ...], fmt: str) -> None:
     from monitor.store import open_db
 
     config = get_config(ctx)
-    open_db(config.storage_path).conn.close()
+    open_db(config.storage_target).conn.close()
     results = crawl_sources(config, list(sources) or None)
     if fmt == "json":
         click.echo(json.dumps(results, indent=2, ensure_ascii=False))
@@ -125,7 +144,7 @@ def classify(ctx: click.Context) -> None:
     from monitor.store import open_db
 
     config = get_config(ctx)
-    db = open_db(config.storage_path)
+    db = open_db(config.storage_target)
     processed = process_new_mentions(db, config, classifier_from_config(config))
     counts, queued = processed.classified, processed.queue
     labels = ", ".join(f"{k} {v}" for k, v in sorted(counts.by_label.items())) or "nothing new"
@@ -235,7 +254,7 @@ def queue_list(ctx, state, source, label, assignee, location, brand, topic, sla,
     config = get_config(ctx)
     states = OPEN_STATES if state == "open" else (state,)
     filters = InboxFilter(states, source, location, brand, label, topic, assignee, sla, search)
-    items = list_items(open_db(config.storage_path), filters=filters, limit=limit)
+    items = list_items(open_db(config.storage_target), filters=filters, limit=limit)
     if fmt == "json":
         click.echo(json.dumps(items, indent=2, ensure_ascii=False))
         return
@@ -327,7 +346,7 @@ def queue_show(ctx, item_id: int, fmt: str) -> None:
     from monitor.store import open_db
 
     config = get_config(ctx)
-    db = open_db(config.storage_path)
+    db = open_db(config.storage_target)
     item = item_detail(db, item_id)
     if fmt == "json":
         click.echo(json.dumps(item, indent=2, ensure_ascii=False))
@@ -374,7 +393,7 @@ def queue_assign(ctx, item_id: int, user: str) -> None:
     from monitor.queue.items import assign
     from monitor.store import open_db
 
-    assign(open_db(get_config(ctx).storage_path), item_id, user)
+    assign(open_db(get_config(ctx).storage_target), item_id, user)
     click.echo(f"#{item_id} assigned to {user}")
 
 
@@ -403,7 +422,7 @@ def queue_reply(ctx, item_id: int, text: str, post: bool, actor: str) -> None:
     from monitor.store import open_db
 
     config = get_config(ctx)
-    db = open_db(config.storage_path)
+    db = open_db(config.storage_target)
     if post:
         reply_id = post_reply_now(db, config, item_id, text, actor=actor)
         click.echo(f"#{item_id} replied on {platform_of_item(db, config, item_id)} ({terminal_safe(reply_id)})")
@@ -428,7 +447,7 @@ def queue_note(ctx, item_id: int, text: str, actor: str) -> None:
     from monitor.queue.items import add_note
     from monitor.store import open_db
 
-    add_note(open_db(get_config(ctx).storage_path), item_id, text, author=actor)
+    add_note(open_db(get_config(ctx).storage_target), item_id, text, author=actor)
     click.echo(f"#{item_id} note added")
 
 
@@ -449,7 +468,7 @@ def queue_metrics(ctx, days: int, group_by: str | None, fmt: str) -> None:
     from monitor.store import open_db
 
     now = datetime.now(UTC)
-    db = open_db(get_config(ctx).storage_path)
+    db = open_db(get_config(ctx).storage_target)
     overall, groups = response_metrics(db, now - timedelta(days=days), now + timedelta(seconds=1), group_by, now)
     if fmt == "json":
         payload = {"all": overall.as_dict(), "groups": {k: v.as_dict() for k, v in groups.items()}}
@@ -479,7 +498,7 @@ def queue_dismiss(ctx, item_id: int, reason: str) -> None:
     from monitor.queue.items import dismiss
     from monitor.store import open_db
 
-    dismiss(open_db(get_config(ctx).storage_path), item_id, reason=reason)
+    dismiss(open_db(get_config(ctx).storage_target), item_id, reason=reason)
     click.echo(f"#{item_id} dismissed")
 
 
@@ -528,7 +547,7 @@ def shifts(ctx, since, until, location, incidents, heatmap, fmt) -> None:
 
     config = get_config(ctx)
     first, last = date_range(_parse_day(since, "--since"), _parse_day(until, "--until"))
-    db = open_db(config.storage_path)
+    db = open_db(config.storage_target)
     estimate_and_attribute(db, config)
     if incidents:
         start = datetime.combine(first, datetime.min.time(), tzinfo=UTC)
@@ -589,7 +608,7 @@ def digest(ctx, day: str | None, output: str | None, send: bool) -> None:
     settings = smtp_settings(config.digest) if send else None  # a config error stops before any work
     path = Path(output) if output else default_digest_path(config, when)
     try:
-        path, sent_to = deliver_digest(config, open_db(config.storage_path), when, path, send=send)
+        path, sent_to = deliver_digest(config, open_db(config.storage_target), when, path, send=send)
     except DigestSendError as exc:
         click.echo(f"digest written to {exc.path}" + ("" if exc.sent_to else " (not sent)"))
         raise click.ClickException(str(exc)) from None
@@ -616,7 +635,7 @@ def serve(ctx, host: str | None, port: int | None) -> None:
 
     config = get_config(ctx)
     check_bind_address(host or config.web.host, load_users(config.web), config.web.users_env)
-    open_db(config.storage_path).conn.close()
+    open_db(config.storage_target).conn.close()
     click.echo(f"inbox on http://{host or config.web.host}:{port or config.web.port}/ (Ctrl-C stops)")
     serve_inbox(config, host, port)
 
@@ -643,7 +662,7 @@ def trends(ctx, days: int, brands: tuple[str, ...], by: str, output: str | None,
     from monitor.trends.report import trends_report
 
     config = get_config(ctx)
-    report = trends_report(open_db(config.storage_path), config.trends, days, by, list(brands) or None)
+    report = trends_report(open_db(config.storage_target), config.trends, days, by, list(brands) or None)
     if output:
         path = Path(output)
         if path.suffix.lower() == ".png":
@@ -687,7 +706,7 @@ def alerts(ctx, dry_run: bool, fmt: str) -> None:
     from monitor.store import open_db
 
     config = get_config(ctx)
-    db = open_db(config.storage_path)
+    db = open_db(config.storage_target)
     try:
         result = run_alerts(config, db, dry_run=dry_run)
     finally:
@@ -823,7 +842,7 @@ def run(ctx, list_only: bool, fmt: str, verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
     for noisy in ("apscheduler", "scrapy", "urllib3", "prawcore", "transformers"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
-    open_db(config.storage_path).conn.close()  # create / migrate before the first crawl
+    open_db(config.storage_target).conn.close()  # create / migrate before the first crawl
     click.echo(f"scheduler running for {config.path} (Ctrl-C stops)", err=True)
     run_daemon(config)
 

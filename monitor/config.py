@@ -119,6 +119,19 @@ def _env_name(key: str, value: Any) -> str:
     return value
 
 
+def _storage_url(key: str, value: Any) -> str:
+    """A ``postgresql://`` URL without a password (that comes from the environment); "" means SQLite."""
+    from monitor.db.url import StorageURLError, check_url
+
+    value = _str(key, value).strip()
+    if not value:
+        return ""
+    try:
+        return check_url(value)
+    except StorageURLError as exc:
+        raise ConfigError(key, str(exc)) from None  # the message never repeats the value: it may hold a password
+
+
 # Longer than any interval, SLA or lifetime makes sense for, and far from timedelta's and datetime's limits:
 # "now + duration" must never overflow.
 MAX_DURATION = timedelta(days=3660)
@@ -346,6 +359,7 @@ REQUIRED = object()
 SECTIONS: dict[str, dict[str, tuple[Any, Any, str]]] = {
     "storage": {
         "path": (_nonempty_str, "monitor.db", "SQLite database file, relative to the config file"),
+        "url": (_storage_url, "", 'PostgreSQL: "postgresql://user@host/db" (password from PGPASSWORD)'),
     },
     "model": {
         "default": (_nonempty_str, "bundled", '"bundled" (models/sentiment-en), a local model directory, or a hub id'),
@@ -823,6 +837,12 @@ class Config:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     trends: TrendsConfig = field(default_factory=TrendsConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    storage_url: str = ""  # [storage] url: PostgreSQL when set (storage_path is then unused)
+
+    @property
+    def storage_target(self) -> str | Path:
+        """What ``monitor.store.open_db`` opens: the PostgreSQL URL when configured, else the SQLite file."""
+        return self.storage_url or self.storage_path
 
     @property
     def base_dir(self) -> Path:
@@ -1005,6 +1025,10 @@ def validate(raw: dict[str, Any], path: Path) -> Config:
             if not str(getattr(config.digest, key)).strip():
                 raise ConfigError(f"digest.{key}", "required when alerts.recipients is set")
     config.storage_path = config.resolve(storage["path"])
+    config.storage_url = storage["url"]
+    raw_storage = raw.get("storage", {})
+    if config.storage_url and "path" in raw_storage:
+        raise ConfigError("storage.url", "set either path (SQLite) or url (PostgreSQL), not both")
     config.queue.team = team
     config.queue.source_types = {s.name: s.type for s in sources}
     if config.queue.templates_dir:

@@ -135,7 +135,7 @@ def crawl_scrapy_sources(
     names = list(dict.fromkeys(source.name for source in sources))
     if not names:
         return {}
-    db = open_db(config.storage_path)
+    db = open_db(config.storage_target)
     try:
         close_interrupted_runs(db)
         before = db.execute("select coalesce(max(id), 0) from crawl_runs").fetchone()[0]
@@ -188,7 +188,7 @@ def stop_running_crawls() -> int:
 
 
 def _collect(config: Config, names: list[str], before: int, failure: str) -> dict[str, dict[str, Any]]:
-    db = open_db(config.storage_path)
+    db = open_db(config.storage_target)
     try:
         marks = ", ".join("?" * len(names))
         rows = db.execute(

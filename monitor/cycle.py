@@ -55,7 +55,7 @@ def crawl_sources(config: Config, names: list[str] | None = None) -> dict[str, d
             continue
         from spiders.reddit import run_reddit_source
 
-        db = open_db(config.storage_path)
+        db = open_db(config.storage_target)
         try:
             results[source.name] = run_reddit_source(db, source)
         except ConfigError as exc:
@@ -121,9 +121,9 @@ def default_digest_path(config: Config, day) -> Path:
 
 def run_cycle(config: Config, classifier: Classifier | None = None, names: list[str] | None = None) -> CycleReport:
     report = CycleReport()
-    open_db(config.storage_path).conn.close()  # create / migrate before the crawler subprocess writes
+    open_db(config.storage_target).conn.close()  # create / migrate before the crawler subprocess writes
     report.crawl = crawl_sources(config, names)
-    db = open_db(config.storage_path)
+    db = open_db(config.storage_target)
     try:
         processed = process_new_mentions(db, config, classifier or classifier_from_config(config))
         report.classified, report.shifts, report.queue = processed.classified, processed.shifts, processed.queue

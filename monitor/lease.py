@@ -18,7 +18,6 @@ import logging
 import os
 import secrets
 import socket
-import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.config import ConfigError, DurationTooLong, parse_duration
+from monitor.db import errors as db_errors
 from monitor.store import open_db, write_transaction
 
 log = logging.getLogger("monitor.scheduler")
@@ -169,7 +169,7 @@ class LeaseKeeper:
         while True:
             try:
                 state = acquire(self.db, self.holder, self.duration, name=self.name)
-            except sqlite3.Error as exc:  # locked past busy_timeout, disk trouble: keep trying
+            except db_errors.DATABASE_ERRORS as exc:  # locked past busy_timeout, disk trouble: keep trying
                 log.warning("scheduler lease: could not read it (%s); trying again", exc)
                 state = None
             if state is not None and state.held:
@@ -199,7 +199,7 @@ class LeaseKeeper:
             return True
         try:
             until = renew(self.db, self.holder, self.duration, name=self.name)
-        except sqlite3.Error as exc:
+        except db_errors.DATABASE_ERRORS as exc:
             if datetime.now(UTC) >= self.until:
                 log.error("scheduler lease: could not renew it before it expired (%s); starting no new jobs", exc)
                 self.until = None
@@ -222,7 +222,7 @@ class LeaseKeeper:
         try:
             if self.until is not None:
                 release(self.db, self.holder, name=self.name)
-        except sqlite3.Error as exc:
+        except db_errors.DATABASE_ERRORS as exc:
             log.warning("scheduler lease: could not give it back (%s); it expires on its own", exc)
         finally:
             self.until = None

@@ -92,7 +92,7 @@ def process_new_mentions(config: Config) -> dict[str, Any]:
     from monitor.store import open_db
 
     with _PROCESS_LOCK:
-        db = open_db(config.storage_path)
+        db = open_db(config.storage_target)
         try:
             counts = process(db, config, _classifier(config))
         finally:
@@ -149,7 +149,7 @@ def run_alerts_now(config: Config, wait: bool = True) -> dict[str, Any] | None:
     if not _ALERTS_LOCK.acquire(blocking=wait):
         return None
     try:
-        db = open_db(config.storage_path)
+        db = open_db(config.storage_target)
         try:
             run = run_alerts(config, db)
         finally:
@@ -192,7 +192,7 @@ def digest_job(config_path: str, day: str | None = None) -> list[str]:
         return []
     config = load_config(config_path)
     yesterday = datetime.now(ZoneInfo(config.schedule.timezone)).date() - timedelta(days=1)
-    db = open_db(config.storage_path)
+    db = open_db(config.storage_target)
     try:
         if day:
             days = [date.fromisoformat(day)]
@@ -297,16 +297,17 @@ def close_interrupted_crawls(config: Config) -> int:
     the daemon starts anyway -- every crawl checks again.
     """
     from monitor.crawl import close_interrupted_runs
+    from monitor.db import describe
     from monitor.store import open_db
 
     try:
-        db = open_db(config.storage_path)
+        db = open_db(config.storage_target)
         try:
             closed = close_interrupted_runs(db)
         finally:
             db.conn.close()
     except Exception:
-        log.exception("could not close interrupted crawl runs in %s", config.storage_path)
+        log.exception("could not close interrupted crawl runs in %s", describe(config.storage_target))
         return 0
     if closed:
         log.warning("%d crawl run(s) interrupted before this start marked failed", closed)
@@ -337,7 +338,7 @@ def run_daemon(config: Config, stop_event: threading.Event | None = None) -> Non
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-    lease = LeaseKeeper(config.storage_path, duration, renew_every)
+    lease = LeaseKeeper(config.storage_target, duration, renew_every)
     try:
         if not lease.wait_until_held(stop_event):
             return  # stopped while another scheduler held the lease: nothing was started

@@ -1,7 +1,10 @@
-"""The embedded store: SQLite through sqlite-utils, WAL mode, forward migrations.
+"""The store: SQLite through sqlite-utils (WAL mode, the default) or PostgreSQL, forward migrations.
 
 Every stage reads and writes through these functions. Values always travel as
-SQL parameters; mention text is never formatted into SQL.
+SQL parameters; mention text is never formatted into SQL. ``open_db`` takes a
+SQLite path or a ``postgresql://`` URL; the PostgreSQL side (monitor/db/) offers
+the same ``execute`` / ``query`` / ``atomic()`` and table helpers, and
+``db.dialect`` says which SQL to write where the engines differ.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 
 import sqlite_utils
 
+from monitor.db import SQLITE, Dialect, dialect_of, is_postgres_url
 from monitor.textsafe import valid_unicode
 
 MENTION_FIELDS = (
@@ -49,6 +53,10 @@ def write_transaction(db: sqlite_utils.Database) -> Iterator[None]:
     """``BEGIN IMMEDIATE``: take the write lock first, so a concurrent writer makes us wait (busy_timeout)
     instead of failing a read-then-write transaction with SQLITE_BUSY. Inside another transaction it
     simply joins it."""
+    if dialect_of(db).postgres:  # the counterpart of BEGIN IMMEDIATE: the database-wide write lock
+        with db.atomic():
+            yield
+        return
     if db.conn.in_transaction:
         yield
         return
@@ -71,6 +79,8 @@ class Database(sqlite_utils.Database):
     at BEGIN makes every ``atomic()`` block -- ours and the library's own inserts and upserts -- wait
     its turn instead. Nested blocks keep sqlite-utils' savepoints.
     """
+
+    dialect: Dialect = SQLITE
 
     @contextmanager
     def atomic(self) -> Iterator[Database]:
@@ -97,7 +107,15 @@ def _enable_wal(db: sqlite_utils.Database) -> None:
 
 def open_db(path: str | Path, migrate: bool = True) -> Database:
     """Open (and by default create/migrate) the database at ``path``; every write transaction waits
-    for the lock (see :class:`Database`)."""
+    for the lock (see :class:`Database`). A ``postgresql://`` URL opens PostgreSQL instead (the password
+    from the environment: PGPASSWORD or ~/.pgpass), with the same schema and functions."""
+    if is_postgres_url(path):
+        from monitor.db.pg import connect  # psycopg only when PostgreSQL is used
+
+        pg = connect(str(path))
+        if migrate:
+            migrate_db(pg)
+        return pg  # type: ignore[return-value]  # the same interface as Database for the store's callers
     path = Path(path)
     if str(path) != ":memory:":
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -480,6 +498,10 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def schema_version(db: sqlite_utils.Database) -> int:
+    if dialect_of(db).postgres:
+        from monitor.db.pg_migrate import schema_version as pg_schema_version
+
+        return pg_schema_version(db)
     if not db["meta"].exists():
         return 0
     row = db.execute("select value from meta where key = 'schema_version'").fetchone()
@@ -488,6 +510,10 @@ def schema_version(db: sqlite_utils.Database) -> int:
 
 def migrate_db(db: sqlite_utils.Database) -> list[int]:
     """Apply pending forward migrations; return the versions applied."""
+    if dialect_of(db).postgres:  # the same versions, as PostgreSQL DDL (monitor/db/pg_schema.py)
+        from monitor.db.pg_migrate import migrate
+
+        return migrate(db, SCHEMA_VERSION)
     db.execute("create table if not exists meta (key text primary key, value text)")
     current = schema_version(db)
     if current > SCHEMA_VERSION:
@@ -550,7 +576,23 @@ def _storable(value: Any) -> Any:
     return valid_unicode(value)
 
 
-def _clean(mention: dict[str, Any]) -> dict[str, Any]:
+# The text columns of a mention.
+_TEXT_COLUMNS = tuple(k for k in (*MENTION_FIELDS, "raw") if k not in ("rating", "author_reach"))
+
+
+def _text(value: Any, postgres: bool = False) -> Any:
+    """A value for a text column, as text. SQLite's text affinity turns a stray number (a title of 5, a bool)
+    into text when storing it anyway, so a re-crawl compared the stored "5" with 5 and recorded a false edit;
+    PostgreSQL refuses a number in a text column of a multi-row insert. On PostgreSQL NUL, which its text
+    cannot hold, becomes U+FFFD (the one place the engines store different text: docs/postgres-port.md)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        value = str(int(value)) if isinstance(value, bool) else str(value)
+    return value.replace("\x00", "\ufffd") if postgres and "\x00" in value else value
+
+
+def _clean(mention: dict[str, Any], dialect: Dialect = SQLITE) -> dict[str, Any]:
     """One bad field costs only that field: every value is made storable, never a reason to lose the item."""
     row = {key: _storable(mention.get(key)) for key in MENTION_FIELDS}
     row["rating"] = _number(mention.get("rating"), float)
@@ -558,6 +600,8 @@ def _clean(mention: dict[str, Any]) -> dict[str, Any]:
     raw = mention.get("raw")
     row["raw"] = _storable(raw)
     row["backfill"] = 1 if mention.get("backfill") else 0  # set by the crawlers (docs/time-trust.md)
+    for key in _TEXT_COLUMNS:
+        row[key] = _text(row[key], dialect.postgres)
     return row
 
 
@@ -599,7 +643,8 @@ def _insert_rows(
     present = db["mentions"].columns_dict
     inserted = [k for k in _INSERTED if k in present]
     columns = ("source", "external_id", *inserted, "first_seen_at", "updated_at")
-    limit = db.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    # PostgreSQL's protocol carries at most 65535 parameters per statement.
+    limit = 65535 if dialect_of(db).postgres else db.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
     per_statement = max(1, min(500, limit // len(columns)))
     row_marks = "(" + ", ".join("?" * len(columns)) + ")"
     ids: dict[str, int] = {}
@@ -608,7 +653,7 @@ def _insert_rows(
         params: list[Any] = []
         for external_id, row in chunk:
             params += (source, external_id, *[row[k] for k in inserted], now, now)
-        cursor = db.conn.execute(
+        cursor = db.execute(
             f"insert into mentions ({', '.join(columns)}) values {', '.join([row_marks] * len(chunk))} "
             "returning external_id, id",
             params,
@@ -661,12 +706,13 @@ def record_mentions(db: sqlite_utils.Database, source: str, mentions: Iterable[d
     per 500 of them; new rows go in with one multi-row INSERT.
     """
     # Validate and normalise everything first: a bad item fails the batch before any write.
-    batch = [(valid_unicode(str(mention["external_id"])), _clean(mention)) for mention in mentions]
+    dialect = dialect_of(db)
+    batch = [(_external_id(mention, dialect), _clean(mention, dialect)) for mention in mentions]
     counts = UpsertCounts()
     if not batch:
         return counts
     now = utcnow()
-    existing = _existing_rows(db, source, list(dict.fromkeys(eid for eid, _ in batch)))
+    existing: dict[str, dict[str, Any]] = {}
     ids: list[int] = []
     new: dict[str, tuple[int, dict[str, Any]]] = {}  # not inserted yet: external id -> (index in ids, row)
 
@@ -678,6 +724,9 @@ def record_mentions(db: sqlite_utils.Database, source: str, mentions: Iterable[d
         new.clear()
 
     with db.atomic():
+        # Read under the write lock: a concurrent writer of the same items (two crawls of one source, a
+        # worker on another machine) cannot insert one between this look-up and our insert.
+        existing.update(_existing_rows(db, source, list(dict.fromkeys(eid for eid, _ in batch))))
         for external_id, row in batch:
             if external_id in new:
                 insert_new()  # the same id twice in a batch: the second is an edit of the first
@@ -696,6 +745,10 @@ def record_mentions(db: sqlite_utils.Database, source: str, mentions: Iterable[d
     return counts
 
 
+def _external_id(mention: dict[str, Any], dialect: Dialect) -> str:
+    return _text(valid_unicode(str(mention["external_id"])), dialect.postgres)
+
+
 def get_mention(db: sqlite_utils.Database, mention_id: int) -> dict[str, Any] | None:
     rows = list(db.query("select * from mentions where id = ?", [mention_id]))
     return rows[0] if rows else None
@@ -706,8 +759,21 @@ def mention_revisions(db: sqlite_utils.Database, mention_id: int) -> list[dict[s
 
 
 def search_mentions(db: sqlite_utils.Database, query: str, limit: int = 50) -> list[dict[str, Any]]:
-    """Full-text search over title and text (SQLite FTS5, query escaped as plain terms)."""
-    return list(db["mentions"].search(query, limit=limit, quote=True))
+    """Full-text search over title and text, best match first: SQLite FTS5 with the query escaped as plain
+    terms; PostgreSQL's GIN-indexed tsvector with ``plainto_tsquery`` (plain terms too, all required)."""
+    if not query.strip():
+        return []  # nothing to look for (FTS5 would reject the empty query)
+    dialect = dialect_of(db)
+    if not dialect.postgres:
+        return list(db["mentions"].search(query, limit=limit, quote=True))
+    terms = dialect.fts_terms(_text(valid_unicode(query), postgres=True))
+    return list(
+        db.query(
+            f"select m.* from mentions m where {dialect.fts_match('m')} order by {dialect.fts_rank('m')}, m.id "
+            "limit ?",
+            [terms, terms, limit],
+        )
+    )
 
 
 # --------------------------------------------------------- incremental crawls
@@ -730,7 +796,8 @@ def set_source_state(db: sqlite_utils.Database, source: str, key: str, value: st
 
 def known_external_ids(db: sqlite_utils.Database, source: str, external_ids: Iterable[str]) -> set[str]:
     """Which of ``external_ids`` are already stored for ``source`` (lets a crawl stop paging)."""
-    ids = [str(i) for i in external_ids]
+    postgres = dialect_of(db).postgres
+    ids = [_text(valid_unicode(str(i)), postgres) for i in external_ids]  # as record_mentions stores them
     found: set[str] = set()
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
@@ -749,12 +816,12 @@ def known_external_ids(db: sqlite_utils.Database, source: str, external_ids: Ite
 
 def start_crawl_run(db: sqlite_utils.Database, source: str) -> int:
     with db.atomic():
-        cursor = db.execute(
+        row = db.execute(
             "insert into crawl_runs (source, started_at, status, new, updated, unchanged, errors, messages) "
-            "values (?, ?, 'running', 0, 0, 0, 0, '[]')",
+            "values (?, ?, 'running', 0, 0, 0, 0, '[]') returning id",  # no lastrowid on PostgreSQL
             [source, utcnow()],
-        )
-    return cursor.lastrowid
+        ).fetchone()
+    return row[0]
 
 
 def finish_crawl_run(db: sqlite_utils.Database, run_id: int, counts: UpsertCounts, errors: list[str]) -> None:

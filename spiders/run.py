@@ -46,7 +46,7 @@ def base_settings(config: Config, overrides: Sequence[tuple[str, str]] = ()) -> 
     """Project settings from :mod:`spiders.settings`, the database path, then command-line overrides."""
     settings = Settings()
     settings.setmodule("spiders.settings", priority="project")
-    settings.set("MONITOR_DB_PATH", str(config.storage_path), priority="project")
+    settings.set("MONITOR_DB_PATH", str(config.storage_target), priority="project")
     for key, value in overrides:
         settings.set(key, value, priority="cmdline")
     return settings
@@ -67,7 +67,7 @@ def source_settings(base: Settings, source: SourceConfig) -> Settings:
 
 
 def _record_failure(config: Config, name: str, message: str) -> None:
-    db = open_db(config.storage_path)
+    db = open_db(config.storage_target)
     try:
         finish_crawl_run(db, start_crawl_run(db, name), UpsertCounts(), [message])
     finally:
@@ -159,7 +159,7 @@ class CommandLineSpider:
         # The settings are frozen only after the spider is built, so the database and per-source values
         # set here are what the store pipeline and the middlewares see, as in spiders.run.
         # At project priority, like base_settings(): a `-s MONITOR_DB_PATH=...` on the command line still wins.
-        crawler.settings.set("MONITOR_DB_PATH", str(config.storage_path), priority="project")
+        crawler.settings.set("MONITOR_DB_PATH", str(config.storage_target), priority="project")
         apply_source_settings(crawler.settings, source)
         # The spider class's own settings win over the source's, as in run(), where Crawler() applies them
         # after source_settings() (API spiders never fetch robots.txt from an API host).

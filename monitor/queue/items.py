@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from typing import Any
 import sqlite_utils
 
 from monitor.config import QueueConfig
+from monitor.db import errors as db_errors
 from monitor.shifts.localtime import EARLIEST
 from monitor.store import utcnow, write_transaction
 
@@ -595,8 +595,8 @@ class Budget:
         """The query's rows, or None when it ran out of time."""
         try:
             return self.conn.execute(sql, params).fetchall()
-        except sqlite3.OperationalError as exc:
-            if "interrupted" not in str(exc):
+        except db_errors.INTERRUPTED_ERRORS as exc:
+            if not db_errors.is_interrupted(exc):
                 raise
             return None
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sqlite3
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import sqlite_utils
 
 from monitor.config import Config
+from monitor.db import errors as db_errors
 from monitor.shifts.attribute import OFF_SHIFT
 from monitor.shifts.localtime import zone
 from monitor.shifts.roster import load_roster, staff_on
@@ -99,7 +99,7 @@ def refresh_shift_rollups(db: sqlite_utils.Database) -> bool:
                 "group by 1, 2, 3, 4"
             )
             db.execute("delete from shift_dirty")
-    except sqlite3.OperationalError:  # a read-only store, or a writer holding the lock past busy_timeout
+    except db_errors.BUSY_ERRORS:  # a read-only store, or a writer holding the lock past busy_timeout
         return False  # the rows still answer, only slower
     return True
 

@@ -13,7 +13,6 @@ cannot make a spike on the day it was crawled, and :func:`undated_counts` counts
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -22,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
+from monitor.db import errors as db_errors
 from monitor.store import TOPIC_LIST_SQL, TREND_HOUR_SQL, write_transaction
 
 NO_BRAND = "(no brand)"
@@ -186,7 +186,7 @@ def refresh_rollups(db: sqlite_utils.Database) -> bool:
                 f"where {_HOUR} in {dirty} and {HAS_DAY} and c.label = 'complaint' and j.type = 'text' group by 1, 2, 3"
             )
             db.execute("delete from trend_dirty")
-    except sqlite3.OperationalError:  # a read-only store, or a writer holding the lock past busy_timeout
+    except db_errors.BUSY_ERRORS:  # a read-only store, or a writer holding the lock past busy_timeout
         return False  # the rows still answer, only slower
     return True
 

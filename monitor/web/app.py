@@ -148,7 +148,7 @@ def create_app(config: Config, users: dict[str, str] | None = None) -> Flask:
 
     def db():
         if "db" not in g:
-            g.db = open_db(config.storage_path, migrate=False)
+            g.db = open_db(config.storage_target, migrate=False)
         return g.db
 
     def actor() -> str:

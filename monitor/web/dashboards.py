@@ -49,7 +49,7 @@ def _config() -> Config:
 
 def _db():
     if "db" not in g:  # the app's teardown closes it
-        g.db = open_db(_config().storage_path, migrate=False)
+        g.db = open_db(_config().storage_target, migrate=False)
     return g.db
 
 
@@ -156,7 +156,7 @@ def _trends(args: tuple[date, date, str, tuple[str, ...]]) -> dict[str, Any]:
 @blueprint.get("/trends")
 def trends():
     args = _trend_args()
-    data = cache.get(("trends", str(_config().storage_path), args), lambda: _trends(args))
+    data = cache.get(("trends", str(_config().storage_target), args), lambda: _trends(args))
     since, until, by, brands = args
     known = sorted(_config_brands(_config()) | set(data["brands"]) | set(brands))
     query = {"from": since.isoformat(), "to": until.isoformat(), "by": by, "brand": list(brands)}
@@ -169,7 +169,7 @@ def trends_chart(name: str):
     if name not in TREND_CHARTS:
         abort(404)
     args = _trend_args()
-    data = cache.get(("trends", str(_config().storage_path), args), lambda: _trends(args))
+    data = cache.get(("trends", str(_config().storage_target), args), lambda: _trends(args))
     palette = charts.colours(sorted(_config_brands(_config()) | set(data["brands"])))
     series = data["series"]
     flagged = {(s.brand, s.period) for s in data["report"].spikes}
@@ -201,7 +201,7 @@ def trends_download(fmt: str):
     if fmt not in ("csv", "png"):
         abort(404)
     since, until, by, brands = args = _trend_args()
-    report = cache.get(("trends", str(_config().storage_path), args), lambda: _trends(args))["report"]
+    report = cache.get(("trends", str(_config().storage_target), args), lambda: _trends(args))["report"]
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"trends.{fmt}"
         if fmt == "csv":
@@ -258,7 +258,7 @@ def shifts_heatmap(location: str):
     if location not in known:
         abort(404)
     since, until, _ = _shift_args()
-    key = ("heatmap", str(config.storage_path), since, until, location)
+    key = ("heatmap", str(config.storage_target), since, until, location)
     grids = cache.get(key, lambda: complaint_heatmap(_db(), config, since, until, location))
     return _svg(charts.heatmap_chart(grids[location], known[location].timezone))
 
@@ -269,7 +269,7 @@ def shifts_heatmap(location: str):
 def _health() -> dict[str, dict[str, Any]]:
     config = _config()
     since = datetime.now(UTC) - timedelta(days=SOURCE_DAYS)
-    return cache.get(("sources", str(config.storage_path), since.strftime("%Y%m%d%H%M")),
+    return cache.get(("sources", str(config.storage_target), since.strftime("%Y%m%d%H%M")),
                      lambda: source_health(_db(), since, config.schedule.timezone))  # fmt: skip
 
 
@@ -311,7 +311,7 @@ def metrics_chart():
     days_arg = request.args.get("days", "30")
     days = min(max(int(days_arg), 1), 3650) if days_arg.isascii() and days_arg.isdigit() else 30
     now = datetime.now(UTC)
-    points = cache.get(("metrics", str(config.storage_path), days, now.strftime("%Y%m%d%H%M")),
+    points = cache.get(("metrics", str(config.storage_target), days, now.strftime("%Y%m%d%H%M")),
                        lambda: metrics_by_day(_db(), now - timedelta(days=days), now + timedelta(seconds=1),
                                               config.schedule.timezone, now, weekly=days > 31))  # fmt: skip
     return _svg(charts.metrics_chart([d for d, _ in points], [m.median_first_response_minutes for _, m in points],

@@ -1,0 +1,113 @@
+"""The SQL that differs between SQLite and PostgreSQL, as small fragments the store layer composes.
+
+Each method returns the SQLite form exactly as the code writes it today (so moving a module onto these
+helpers changes nothing on SQLite) and the PostgreSQL equivalent. Fragments take SQL *expressions*
+(column names, ``?`` marks), never values: values always travel as parameters.
+
+Forms both engines already share need no helper: ``insert ... on conflict (k) do update set ... =
+excluded...`` / ``on conflict do nothing`` (use these instead of ``insert or replace`` / ``insert or
+ignore``), ``returning``, ``coalesce``, ``nullif``, ``substr``, ``||``, ``count(*) filter (where ...)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# The full-text document of a mention on PostgreSQL: the expression the GIN index is built on
+# (monitor/db/pg_schema.py). A query must repeat it exactly for the planner to use the index.
+PG_FTS_DOCUMENT = "monitor_fts_document({m}title, {m}text)"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str  # "sqlite" or "postgresql"
+
+    @property
+    def postgres(self) -> bool:
+        return self.name == "postgresql"
+
+    # ------------------------------------------------------------ full text
+    def fts_match(self, alias: str = "m") -> str:
+        """A condition true when mention ``alias`` matches the search terms in the next ``?``.
+
+        SQLite: FTS5 on ``mentions_fts`` (the parameter is an FTS5 query: quote terms first, see
+        :func:`fts_terms`). PostgreSQL: the mention's tsvector against ``plainto_tsquery`` (plain text,
+        nothing to quote: every word must appear, as with SQLite's quoted terms)."""
+        if self.postgres:
+            doc = PG_FTS_DOCUMENT.format(m=f"{alias}.")
+            return f"{doc} @@ plainto_tsquery('simple', ?)"
+        return f"{alias}.id in (select rowid from mentions_fts where mentions_fts match ?)"
+
+    def fts_rank(self, alias: str = "m") -> str:
+        """An ORDER BY expression, best match first (needs the search terms as the next ``?``)."""
+        if self.postgres:
+            doc = PG_FTS_DOCUMENT.format(m=f"{alias}.")
+            return f"ts_rank({doc}, plainto_tsquery('simple', ?)) desc"
+        return f"(select f.rank from mentions_fts f where mentions_fts match ? and f.rowid = {alias}.id)"
+
+    def fts_terms(self, text: str) -> str:
+        """The parameter for :meth:`fts_match` from what a person typed: every term quoted on SQLite (so
+        ``OR``, ``"`` and ``*`` are words, not syntax); unchanged on PostgreSQL (plainto_tsquery)."""
+        if self.postgres:
+            return text
+        terms = [t for t in text.split() if t]
+        return " ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+    # ------------------------------------------------------------- JSON text
+    def json_array_values(self, expr: str) -> str:
+        """A row source (``from ... j``) of the text values of a JSON list stored as text; an empty set for
+        anything that is not a JSON list. Use as ``{fragment} j`` and read ``j.value``."""
+        if self.postgres:
+            return f"jsonb_array_elements_text(monitor_json_array({expr}))"
+        return (
+            f"json_each(case when not json_valid({expr}) then '[]' when json_type({expr}) = 'array' "
+            f"then {expr} else '[]' end)"
+        )
+
+    def json_item(self, expr: str, index: int) -> str:
+        """Element ``index`` of a JSON list (text) as text."""
+        if self.postgres:
+            return f"(({expr})::jsonb ->> {int(index)})"
+        return f"json_extract({expr}, '$[{int(index)}]')"
+
+    # ----------------------------------------------------------------- time
+    def utc_hour(self, expr: str) -> str:
+        """``YYYY-MM-DDTHH`` in UTC of an ISO 8601 text time (an offset is applied); NULL when unparseable."""
+        if self.postgres:
+            return f"monitor_utc_hour({expr})"
+        return f"strftime('%Y-%m-%dT%H', {expr})"
+
+    def epoch_seconds(self, expr: str) -> str:
+        """Seconds since 1970 (fractional) of an ISO 8601 text time, for time arithmetic (julianday on SQLite)."""
+        if self.postgres:
+            return f"monitor_epoch({expr})"
+        return f"((julianday({expr}) - 2440587.5) * 86400.0)"
+
+    # ------------------------------------------------------------- scalars
+    def greatest(self, *exprs: str) -> str:
+        """Scalar max of several expressions. SQLite's ``max(a, b)`` is NULL if any is NULL; PostgreSQL's
+        ``greatest`` ignores NULLs: wrap arguments in coalesce where a NULL can occur."""
+        return f"{'greatest' if self.postgres else 'max'}({', '.join(exprs)})"
+
+    def least(self, *exprs: str) -> str:
+        return f"{'least' if self.postgres else 'min'}({', '.join(exprs)})"
+
+    def string_agg(self, expr: str, sep: str = ",") -> str:
+        """Aggregate values as one text (``sep`` is a literal the code chooses, never user input)."""
+        quoted = "'" + sep.replace("'", "''") + "'"
+        if self.postgres:
+            return f"string_agg(({expr})::text, {quoted})"
+        return f"group_concat({expr}, {quoted})"
+
+    def like_nocase(self) -> str:
+        """SQLite's LIKE ignores ASCII case; PostgreSQL's does not."""
+        return "ilike" if self.postgres else "like"
+
+    @property
+    def no_limit(self) -> str:
+        """A LIMIT that limits nothing (SQLite uses it to stop subquery flattening)."""
+        return "limit all" if self.postgres else "limit -1"
+
+
+SQLITE = Dialect("sqlite")
+POSTGRESQL = Dialect("postgresql")

@@ -1,0 +1,202 @@
+"""A PostgreSQL database with the small part of sqlite-utils' ``Database`` API the store layer uses.
+
+``execute`` / ``query`` take the code's SQLite-style SQL (``?`` / ``:name`` marks, see
+:mod:`monitor.db.params`); ``atomic()`` is the counterpart of ``BEGIN IMMEDIATE``; ``db["table"]`` gives
+the few table helpers (``exists``, ``columns_dict``, ``count``, ``rows``, ``insert``, ``insert_all``,
+``upsert``) that stages call today, so they can move to PostgreSQL before their SQL moves into the store.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import pq
+
+from monitor.db.dialect import POSTGRESQL, Dialect
+from monitor.db.params import adapt
+from monitor.db.url import check_url, redact
+
+# One database-wide advisory lock taken by every write transaction: the counterpart of SQLite's single
+# writer (BEGIN IMMEDIATE). The stages' read-then-write transactions (rollup recounts, the scheduler lease,
+# alert claims, the queue's compare-and-set) were written against that guarantee; keeping it makes them
+# correct on PostgreSQL unchanged. Narrower locks (per source, FOR UPDATE SKIP LOCKED) can replace it
+# transaction by transaction once each is reviewed (docs/postgres-port.md). Reads never wait for it.
+WRITE_LOCK = 0x6D6F6E69746F72  # "monitor"
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PY_TYPES = {"bigint": int, "integer": int, "smallint": int, "double precision": float, "real": float,
+             "numeric": float, "text": str, "boolean": bool}  # fmt: skip
+
+
+def quote_ident(name: str) -> str:
+    """A table or column name for SQL. Names come from code, never from users; anything else is refused."""
+    if not _IDENT.match(name):
+        raise ValueError(f"not a plain SQL identifier: {name!r}")
+    return f'"{name}"'
+
+
+class PgDatabase:
+    """One psycopg connection in autocommit mode: a statement outside ``atomic()`` commits on its own, as
+    with sqlite-utils; ``atomic()`` groups statements in one transaction (nested: a savepoint)."""
+
+    dialect: Dialect = POSTGRESQL
+
+    def __init__(self, conn: psycopg.Connection, url: str) -> None:
+        self.conn = conn
+        self.url = url
+
+    def __repr__(self) -> str:
+        return f"<PgDatabase {redact(self.url)}>"
+
+    # ------------------------------------------------------------- statements
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> psycopg.Cursor:
+        query, values = adapt(sql, params)
+        return self.conn.execute(query, values)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any] | Mapping[str, Any]]) -> None:
+        rows = list(rows)
+        if not rows:
+            return
+        query, _ = adapt(sql, rows[0])
+        with self.conn.cursor() as cursor:
+            cursor.executemany(query, rows)
+
+    def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        cursor = self.execute(sql, params)
+        if cursor.description is None:
+            return
+        names = [column.name for column in cursor.description]
+        for row in cursor:
+            yield dict(zip(names, row, strict=True))
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.info.transaction_status != pq.TransactionStatus.IDLE
+
+    @contextmanager
+    def atomic(self) -> Iterator[PgDatabase]:
+        """A write transaction holding :data:`WRITE_LOCK` (inside another one: a savepoint in it)."""
+        if self.in_transaction:
+            with self.conn.transaction():
+                yield self
+            return
+        with self.conn.transaction():
+            self.conn.execute("select pg_advisory_xact_lock(%s)", [WRITE_LOCK])
+            yield self
+
+    # ---------------------------------------------------------------- schema
+    def table_names(self) -> list[str]:
+        rows = self.conn.execute(
+            "select tablename from pg_catalog.pg_tables where schemaname = current_schema() order by tablename"
+        )
+        return [row[0] for row in rows]
+
+    def __getitem__(self, name: str) -> PgTable:
+        return PgTable(self, name)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class PgTable:
+    """The sqlite-utils ``Table`` methods the stages use, with the same meaning."""
+
+    def __init__(self, db: PgDatabase, name: str) -> None:
+        self.db = db
+        self.name = name
+        self.quoted = quote_ident(name)
+        self.last_pk: Any = None
+
+    def exists(self) -> bool:
+        return self.db.conn.execute("select to_regclass(%s) is not null", [self.quoted]).fetchone()[0]
+
+    @property
+    def columns_dict(self) -> dict[str, type]:
+        rows = self.db.conn.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = current_schema() and table_name = %s order by ordinal_position",
+            [self.name],
+        )
+        return {name: _PY_TYPES.get(kind, str) for name, kind in rows}
+
+    @property
+    def pks(self) -> list[str]:
+        rows = self.db.conn.execute(
+            "select a.attname from pg_index i join pg_attribute a on a.attrelid = i.indrelid "
+            "and a.attnum = any(i.indkey) where i.indrelid = %s::regclass and i.indisprimary "
+            "order by array_position(i.indkey, a.attnum)",
+            [self.quoted],
+        )
+        return [row[0] for row in rows]
+
+    @property
+    def count(self) -> int:
+        return self.db.conn.execute(f"select count(*) from {self.quoted}").fetchone()[0]
+
+    @property
+    def rows(self) -> Iterator[dict[str, Any]]:
+        # Primary-key order: SQLite's rowid order, which callers (and tests) rely on.
+        order = ", ".join(quote_ident(k) for k in self.pks)
+        return self.db.query(f"select * from {self.quoted}" + (f" order by {order}" if order else ""))
+
+    def insert(self, record: Mapping[str, Any], replace: bool = False) -> PgTable:
+        """Insert one row (``replace``: overwrite the row with the same primary key); ``last_pk`` is its key."""
+        pks = self.pks
+        columns = list(record)
+        sql = (
+            f"insert into {self.quoted} ({', '.join(quote_ident(c) for c in columns)}) "
+            f"values ({', '.join('?' * len(columns))})"
+            + (self._on_conflict(pks, columns) if replace else "")
+            + (f" returning {', '.join(quote_ident(k) for k in pks)}" if pks else "")
+        )
+        cursor = self.db.execute(sql, [record[c] for c in columns])
+        row = cursor.fetchone() if pks else None
+        self.last_pk = None if row is None else (row[0] if len(row) == 1 else tuple(row))
+        return self
+
+    def insert_all(self, records: Iterable[Mapping[str, Any]], replace: bool = False) -> PgTable:
+        with self.db.atomic():
+            for record in records:
+                self.insert(record, replace=replace)
+        return self
+
+    def upsert(self, record: Mapping[str, Any], pk: str | Sequence[str]) -> PgTable:
+        """Insert, or update the given columns of the row with this key (other columns are kept)."""
+        keys = [pk] if isinstance(pk, str) else list(pk)
+        columns = list(record)
+        sql = (
+            f"insert into {self.quoted} ({', '.join(quote_ident(c) for c in columns)}) "
+            f"values ({', '.join('?' * len(columns))})" + self._on_conflict(keys, columns)
+        )
+        self.db.execute(sql, [record[c] for c in columns])
+        self.last_pk = record[keys[0]] if len(keys) == 1 else tuple(record[k] for k in keys)
+        return self
+
+    def upsert_all(self, records: Iterable[Mapping[str, Any]], pk: str | Sequence[str]) -> PgTable:
+        with self.db.atomic():
+            for record in records:
+                self.upsert(record, pk)
+        return self
+
+    @staticmethod
+    def _on_conflict(keys: list[str], columns: list[str]) -> str:
+        if not keys:
+            raise ValueError("replace/upsert needs a primary key")
+        updates = [c for c in columns if c not in keys]
+        target = ", ".join(quote_ident(k) for k in keys)
+        if not updates:
+            return f" on conflict ({target}) do nothing"
+        return f" on conflict ({target}) do update set " + ", ".join(
+            f"{quote_ident(c)} = excluded.{quote_ident(c)}" for c in updates
+        )
+
+
+def connect(url: str) -> PgDatabase:
+    """Connect to ``url`` (checked: no password in it; libpq reads PGPASSWORD / ~/.pgpass)."""
+    check_url(url)
+    conn = psycopg.connect(url, autocommit=True, application_name="mention-monitor", connect_timeout=10)
+    return PgDatabase(conn, url)
