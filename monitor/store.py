@@ -395,6 +395,27 @@ TOPIC_LIST_SQL = (
 )
 
 
+def trend_hour_sql(db: Any, m: str = "") -> str:
+    """A mention's trend hour in the form the engine's expression index is built on, so the rollups can use it:
+    ``TREND_HOUR_SQL`` on SQLite, ``monitor_utc_hour(coalesce(...))`` on PostgreSQL (monitor/db/pg_schema.py).
+    ``m`` is the table prefix (``"m."``)."""
+    dialect = dialect_of(db)
+    if dialect.postgres:
+        return dialect.utc_hour(f"coalesce({m}posted_at, {m}first_seen_at)")
+    return TREND_HOUR_SQL.format(m=m)
+
+
+def topic_items_sql(db: Any) -> tuple[str, str, str]:
+    """The topic names of classification ``c`` as SQL pieces: (a row source aliased ``j`` for the FROM list, the
+    name, a condition). Names are the text items of the JSON list the classifier writes; a number in the list,
+    or anything that is not a list, names no topic (``shifts.report.topic_names``)."""
+    if dialect_of(db).postgres:
+        # jsonb_array_elements_text would turn a number into a name: keep the jsonb items to test their type.
+        return ("jsonb_array_elements(monitor_json_array(c.topics)) j", "(j.value #>> '{}')",
+                "jsonb_typeof(j.value) = 'string'")  # fmt: skip
+    return f"json_each({TOPIC_LIST_SQL}) j", "j.value", "j.type = 'text'"
+
+
 def _m008_dashboard_rollups(db: sqlite_utils.Database) -> None:
     """Rollups the dashboards read instead of every row (docs/benchmarks.md, "Dashboards"): mentions per UTC
     hour, brand and label, complaint topics per hour and brand, shift weights per shift date. Triggers only
@@ -495,6 +516,18 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m010_leases,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def take_dirty_marks(db: sqlite_utils.Database, table: str, column: str) -> tuple[list[Any], str]:
+    """(params, SQL condition) selecting the rollup keys marked dirty in ``table``, for a recount inside the write
+    transaction. On PostgreSQL each statement of a READ COMMITTED transaction sees marks committed before it, and a
+    write outside the write lock (an autocommit statement) may mark a key mid-recount: the marks are taken once,
+    first; a later mark of a taken key waits for this commit and then stays for the next recount. On SQLite the
+    write lock already excludes that, and the marks are read where they are used (cleared by the caller)."""
+    if dialect_of(db).postgres:
+        taken = [row[0] for row in db.execute(f"delete from {table} returning {column}")]
+        return [taken], "= any(cast(? as text[]))"
+    return [], f"in (select {column} from {table})"
 
 
 def schema_version(db: sqlite_utils.Database) -> int:
@@ -769,8 +802,7 @@ def search_mentions(db: sqlite_utils.Database, query: str, limit: int = 50) -> l
     terms = dialect.fts_terms(_text(valid_unicode(query), postgres=True))
     return list(
         db.query(
-            f"select m.* from mentions m where {dialect.fts_match('m')} order by {dialect.fts_rank('m')}, m.id "
-            "limit ?",
+            f"select m.* from mentions m where {dialect.fts_match('m')} order by {dialect.fts_rank('m')}, m.id limit ?",
             [terms, terms, limit],
         )
     )

@@ -171,8 +171,7 @@ where q.state in ('new', 'assigned')
 def _not_backfill(db: sqlite_utils.Database, alias: str = "m") -> str:
     """SQL condition leaving out backfill mentions; empty on a database whose ``mentions`` has no
     ``backfill`` column yet (it arrives with a migration)."""
-    columns = {row[1] for row in db.execute("pragma table_info(mentions)").fetchall()}
-    return f" and coalesce({alias}.backfill, 0) = 0" if "backfill" in columns else ""
+    return f" and coalesce({alias}.backfill, 0) = 0" if "backfill" in db["mentions"].columns_dict else ""
 
 
 def urgent_item_alerts(db: sqlite_utils.Database, ctx: _Context) -> list[Alert]:

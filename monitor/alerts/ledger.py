@@ -8,6 +8,10 @@ webhook answered 2xx) the row gets its ``sent_at``; when sending fails the claim
 run tries again. A claim left by a process that died mid-send is taken over once that process is gone
 (same machine) or after ``CLAIM_TIMEOUT``. An incident whose window grew (or moved back when an earlier
 complaint came in) is the same incident: one sent (or being sent) for an overlapping window counts.
+
+On PostgreSQL ``write_transaction`` takes the store's write lock (``monitor.db.pg.WRITE_LOCK``) instead of
+``BEGIN IMMEDIATE``, so a claim is the same read-then-insert under one writer at a time; the claim's
+``insert ... on conflict do nothing`` reports through ``rowcount`` on both engines whether it took the row.
 """
 
 from __future__ import annotations
@@ -16,17 +20,29 @@ import json
 import os
 import secrets
 import socket
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlite_utils
 
 from monitor.alerts.detect import Alert
+from monitor.db import dialect_of
 from monitor.shifts.localtime import parse_utc
 from monitor.store import utcnow, write_transaction
 
 # Longer than any one pass can spend sending (SMTP and webhook deadlines are seconds to minutes).
 CLAIM_TIMEOUT = timedelta(minutes=30)
 _CLAIM = "_claim"  # key of the claim facts inside a claimed row's ``detail``
+
+
+def _executemany(db: sqlite_utils.Database, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+    # sqlite-utils' Database has no executemany (its connection has); the PostgreSQL adapter has its own,
+    # which translates the ``?`` marks (the psycopg connection underneath would not).
+    if dialect_of(db).postgres:
+        db.executemany(sql, rows)
+    else:
+        db.conn.executemany(sql, rows)
 
 
 def _incident_windows(db: sqlite_utils.Database, channel: str) -> dict[str, list[tuple[str, str]]]:
@@ -94,16 +110,17 @@ def claim(db: sqlite_utils.Database, alerts: list[Alert], channel: str) -> list[
             ).fetchall()
             if _abandoned(r[2], now)
         ]
-        db.conn.executemany(
+        _executemany(
+            db,
             "delete from alerts_sent where kind = ? and subject_key = ? and channel = ? and sent_at is null",
             [(kind, key, channel) for kind, key in stale],
         )
         mine = []
         for alert in pending(db, alerts, channel):  # inside the lock: no one else can claim meanwhile
             detail = json.dumps({**alert.detail, _CLAIM: facts}, ensure_ascii=False, default=str)
-            cursor = db.conn.execute(
-                "insert or ignore into alerts_sent (kind, subject_key, channel, sent_at, title, detail) "
-                "values (?, ?, ?, null, ?, ?)",
+            cursor = db.execute(
+                "insert into alerts_sent (kind, subject_key, channel, sent_at, title, detail) "
+                "values (?, ?, ?, null, ?, ?) on conflict do nothing",
                 [alert.kind, alert.key, channel, alert.title, detail],
             )
             if cursor.rowcount == 1:
@@ -116,7 +133,8 @@ def release(db: sqlite_utils.Database, alerts: list[Alert], channel: str) -> Non
     if not alerts:
         return
     with write_transaction(db):
-        db.conn.executemany(
+        _executemany(
+            db,
             "delete from alerts_sent where kind = ? and subject_key = ? and channel = ? and sent_at is null",
             [(a.kind, a.key, channel) for a in alerts],
         )
@@ -128,7 +146,8 @@ def mark_sent(db: sqlite_utils.Database, alerts: list[Alert], channel: str) -> N
     rows = [(a.kind, a.key, channel, now, a.title, json.dumps(a.detail, ensure_ascii=False, default=str))
             for a in alerts]  # fmt: skip
     with write_transaction(db):
-        db.conn.executemany(
+        _executemany(
+            db,
             "insert into alerts_sent (kind, subject_key, channel, sent_at, title, detail) values (?, ?, ?, ?, ?, ?) "
             "on conflict (kind, subject_key, channel) do update set sent_at = excluded.sent_at, "
             "title = excluded.title, detail = excluded.detail where alerts_sent.sent_at is null",

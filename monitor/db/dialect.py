@@ -111,3 +111,39 @@ class Dialect:
 
 SQLITE = Dialect("sqlite")
 POSTGRESQL = Dialect("postgresql")
+
+
+def upsert_sql(
+    table: str, columns: list[str] | tuple[str, ...], keys: list[str] | tuple[str, ...], rows: int = 1
+) -> str:
+    """``insert into table (columns) values (?, ...), ... on conflict (keys) do update set c = excluded.c`` for
+    ``rows`` rows: the common form (both engines) of ``insert_all(replace=True)`` as ONE statement, where the
+    PostgreSQL adapter's ``insert_all`` sends a statement per row. Every non-key column given is overwritten,
+    as ``insert or replace`` does when the rows carry every column. PostgreSQL refuses one key twice in a
+    statement ("cannot affect row a second time"): callers pass distinct keys. Names come from code, never
+    from users; anything but a plain ASCII identifier is refused."""
+    for name in (table, *columns, *keys):
+        if not (name.isascii() and name.isidentifier()):
+            raise ValueError(f"not a plain SQL identifier: {name!r}")
+    if rows < 1 or not keys or not set(keys) <= set(columns):
+        raise ValueError("upsert_sql needs at least one row, and key columns among the columns")
+
+    def quoted(names: list[str] | tuple[str, ...]) -> str:
+        return ", ".join(f'"{name}"' for name in names)
+
+    one = "(" + ", ".join("?" * len(columns)) + ")"
+    updates = [c for c in columns if c not in keys]
+    action = "do update set " + ", ".join(f'"{c}" = excluded."{c}"' for c in updates) if updates else "do nothing"
+    return (
+        f'insert into "{table}" ({quoted(columns)}) values {", ".join([one] * rows)} '
+        f"on conflict ({quoted(keys)}) {action}"
+    )
+
+
+def local_day(dialect: Dialect, expr: str, shift: str) -> str:
+    """The date (``YYYY-MM-DD``) of an ISO 8601 text time moved by ``shift``, an SQL expression (a mark) for a
+    text such as ``'+330 minutes'``: SQLite's ``date(expr, shift)``; NULL when ``expr`` is not a time. For a
+    local day, the shift is the zone's UTC offset in force (web/dashboard_data.py switches it at DST)."""
+    if dialect.postgres:
+        return f"to_char(monitor_utc_timestamp({expr}) + cast({shift} as interval), 'YYYY-MM-DD')"
+    return f"date({expr}, {shift})"

@@ -8,6 +8,7 @@ the few table helpers (``exists``, ``columns_dict``, ``count``, ``rows``, ``inse
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -87,6 +88,26 @@ class PgDatabase:
         with self.conn.transaction():
             self.conn.execute("select pg_advisory_xact_lock(%s)", [WRITE_LOCK])
             yield self
+
+    @contextmanager
+    def statement_timeout(self, seconds: float) -> Iterator[PgDatabase]:
+        """A transaction (inside another one: a savepoint) in which each statement is cancelled after ``seconds``
+        with ``QueryCanceled`` (in ``monitor.db.errors.INTERRUPTED_ERRORS``): the counterpart of the SQLite
+        progress handler behind the inbox's ``Budget``. For reads: it does not take :data:`WRITE_LOCK`.
+
+        ``set local`` (here ``set_config(..., true)``, which takes the value as a parameter) ends with the
+        transaction; in a savepoint it would outlive the savepoint's release, so the setting it replaced is put
+        back. A cancelled statement rolls the savepoint back, and the setting with it."""
+        milliseconds = max(1, math.ceil(seconds * 1000))  # 0 would mean "no limit"
+        nested = self.in_transaction
+        with self.conn.transaction():
+            previous = None
+            if nested:
+                previous = self.conn.execute("select current_setting('statement_timeout')").fetchone()[0]
+            self.conn.execute("select set_config('statement_timeout', %s, true)", [f"{milliseconds}ms"])
+            yield self
+            if nested:
+                self.conn.execute("select set_config('statement_timeout', %s, true)", [previous])
 
     # ---------------------------------------------------------------- schema
     def table_names(self) -> list[str]:

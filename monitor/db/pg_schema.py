@@ -41,8 +41,10 @@ language sql immutable parallel safe as $f$
   select extract(epoch from monitor_utc_timestamp(t))::double precision
 $f$""",
     # A JSON list stored as text, or an empty list for anything else (SQLite: json_valid / json_type checks).
+    # Parallel unsafe: its exception block is a subtransaction, which a parallel worker cannot start (a
+    # 200,000-mention store's topic filter failed with "cannot start subtransactions during a parallel operation").
     """create or replace function monitor_json_array(t text) returns jsonb
-language plpgsql immutable parallel safe as $f$
+language plpgsql immutable parallel unsafe as $f$
 declare
   j jsonb;
 begin

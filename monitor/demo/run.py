@@ -16,6 +16,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from monitor.config import load_config
+from monitor.db.url import is_postgres_url
 from monitor.demo.reddit_content import build_demo_things
 from monitor.demo.review_content import SITE_TZ
 from monitor.demo.roster import write_roster
@@ -167,12 +168,15 @@ def write_demo_config(
     return path
 
 
-def start_fresh_if_stale(db_path: Path, content_date: date, echo: Callable[[str], None] = print) -> bool:
+def start_fresh_if_stale(db_path: Path | str, content_date: date, echo: Callable[[str], None] = print) -> bool:
     """Remove a demo store filled from content dated another day (or by an older demo); True when removed.
 
     The content is dated relative to its day: a store from another day's run holds the same reviews on
     other dates, and the story (yesterday's incident, the week's flagged shift) would not add up.
     """
+    if is_postgres_url(db_path):  # the demo is a local SQLite file; never touch a PostgreSQL store
+        return False
+    db_path = Path(db_path)
     if not db_path.exists():
         return False
     try:

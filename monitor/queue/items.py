@@ -18,7 +18,9 @@ from typing import Any
 import sqlite_utils
 
 from monitor.config import QueueConfig
+from monitor.db import dialect_of
 from monitor.db import errors as db_errors
+from monitor.db.dialect import SQLITE, Dialect
 from monitor.shifts.localtime import EARLIEST
 from monitor.store import utcnow, write_transaction
 
@@ -94,7 +96,7 @@ def untimed_sql(db: sqlite_utils.Database) -> str:
     Works before ``mentions.backfill`` exists (then nothing is untimed).
     """
     if "backfill" not in db["mentions"].columns_dict:
-        return "0"
+        return "false" if dialect_of(db).postgres else "0"
     return (
         "(coalesce(m.backfill, 0) = 1 and not exists (select 1 from queue_events ev "
         "where ev.queue_item_id = q.id and ev.action = 'new'))"
@@ -161,6 +163,8 @@ def refresh_queue(db: sqlite_utils.Database, config: QueueConfig, now: datetime 
         f"{backfill} as backfill, c.label, c.probs, c.urgency "
         "from mentions m join classifications c on c.mention_id = m.id "
         "left join queue_items q on q.mention_id = m.id where q.id is null"
+        # Items are numbered in mention order: SQLite's join returns that order, PostgreSQL's hash join need not.
+        + (" order by m.id" if dialect_of(db).postgres else "")
     )
     new_items = []
     for row in rows:
@@ -235,9 +239,11 @@ def recompute_priorities(db: sqlite_utils.Database, config: QueueConfig, now: da
             unclocked.append((row["id"],))
         sla = sla_for(row["kind"], config, row["source"], flags)
         updates.append((priority(sev, row["author_reach"], due, now, sla), row["id"]))
+    # sqlite-utils has no executemany of its own; PostgreSQL's goes through the adapter (parameter marks).
+    executemany = db.executemany if dialect_of(db).postgres else db.conn.executemany
     with write_transaction(db):
-        db.conn.executemany("update queue_items set priority = ? where id = ?", updates)
-        db.conn.executemany("update queue_items set sla_due_at = null where id = ?", unclocked)
+        executemany("update queue_items set priority = ? where id = ?", updates)
+        executemany("update queue_items set sla_due_at = null where id = ?", unclocked)
 
 
 def _mark(db: sqlite_utils.Database, key: str) -> int:
@@ -273,7 +279,10 @@ def reopen_on_activity(
             "  or exists (select 1 from mentions c where c.source = m.source "
             "  and c.parent_id = m.external_id and c.first_seen_at > q.updated_at "
             "  and c.external_id not in (select external_id from replies p "
-            "    where p.queue_item_id = q.id and p.external_id is not null)))",
+            "    where p.queue_item_id = q.id and p.external_id is not null)))"
+            # Item order on PostgreSQL, whose plan may return rows in any order (SQLite walks its indexes in mention
+            # order, which is item order): events are logged, and items reopened, in this order.
+            + (" order by q.id" if dialect_of(db).postgres else ""),
             {"rev": since_revision, "men": since_mention},
         )
     )
@@ -412,9 +421,9 @@ class InboxFilter:
     sla: str | None = None  # one of SLA_BUCKETS
     search: str | None = None
 
-    def where(self, now: datetime, search_plan: str = "matches") -> tuple[str, list[Any]]:
-        """SQL conditions and parameters. ``search_plan`` says how the full-text condition is written
-        (see ``choose_search_plan``)."""
+    def where(self, now: datetime, search_plan: str = "matches", dialect: Dialect = SQLITE) -> tuple[str, list[Any]]:
+        """SQL conditions and parameters. ``search_plan`` says how the full-text condition is written on SQLite
+        (see ``choose_search_plan``); on PostgreSQL (``dialect``) there is one form, over ``m`` (mentions)."""
         unknown = set(self.states) - set(STATES)
         if unknown or not self.states:
             raise QueueError(f"unknown queue state {sorted(unknown)[0] if unknown else '(none)'}")
@@ -432,7 +441,11 @@ class InboxFilter:
                 clauses.append(f"{column} = ?")
                 params.append(value)
         if self.topic:
-            clauses.append("exists (select 1 from json_each(c.topics) where value = ?)")
+            if dialect.postgres:
+                # The helper reads a malformed list as empty, where SQLite's json_each raises.
+                clauses.append(f"exists (select 1 from {dialect.json_array_values('c.topics')} j where j.value = ?)")
+            else:
+                clauses.append("exists (select 1 from json_each(c.topics) where value = ?)")
             params.append(self.topic)
         if self.sla == "overdue":
             clauses.append("q.sla_due_at < ?")
@@ -446,8 +459,12 @@ class InboxFilter:
         elif self.sla == "no_clock":
             clauses.append("q.sla_due_at is null")
         if self.search:
-            clauses.append(SEARCH_CONDITIONS[search_plan])
-            params.append(_fts_query(self.search))
+            if dialect.postgres:
+                clauses.append(dialect.fts_match("m"))
+                params.append(_search_text(self.search))
+            else:
+                clauses.append(SEARCH_CONDITIONS[search_plan])
+                params.append(_fts_query(self.search))
         return " and ".join(clauses), params
 
 
@@ -494,21 +511,37 @@ def list_items(
 ) -> list[dict[str, Any]]:
     """Queue items, most urgent first. Pass ``filters`` for the full set of narrowing options."""
     filters = filters or InboxFilter(states=states, source=source, label=label, assignee=assignee, search=search)
-    plan = choose_search_plan(db, filters.search) if filters.search else "matches"
-    where, params = filters.where(now or datetime.now(UTC), plan)
+    dialect = dialect_of(db)
+    # The plans exist because FTS5 cannot be combined with other indexes; PostgreSQL's planner combines the GIN
+    # index with the queue's own, so there is nothing to choose there.
+    plan = choose_search_plan(db, filters.search) if filters.search and not dialect.postgres else "matches"
+    where, params = filters.where(now or datetime.now(UTC), plan, dialect)
     sql = LIST_SQL
     if plan != "matches":
         # CROSS JOIN makes the queue the outer loop, read in priority order.
         sql = sql.replace("from queue_items q join mentions m", "from queue_items q cross join mentions m")
-    # q.id last: ties keep one order whichever plan runs, so pages neither repeat nor skip items.
-    sql += " where " + where + " order by q.priority desc, q.sla_due_at, q.id limit ? offset ?"
+    # q.id last: ties keep one order whichever plan runs, so pages neither repeat nor skip items. An item with no
+    # clock sorts before a clocked one of equal priority, as SQLite sorts NULL first (PostgreSQL: last).
+    due = "q.sla_due_at nulls first" if dialect.postgres else "q.sla_due_at"
+    sql += " where " + where + f" order by q.priority desc, {due}, q.id limit ? offset ?"
     return list(db.query(sql, [*params, limit, offset]))
 
 
-def _fts_query(text: str) -> str:
+def _without_controls(text: str) -> str:
     # Control characters (Cc) and lone surrogates become spaces: FTS5 reads a NUL as the end of the query
-    # ("unterminated string"), a surrogate cannot be encoded, and the tokenizer splits on the rest anyway.
-    text = "".join(" " if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or 0xD800 <= ord(c) < 0xE000 else c for c in text)
+    # ("unterminated string"), PostgreSQL text cannot hold one, a surrogate cannot be encoded, and the tokenizers
+    # split on the rest anyway.
+    return "".join(" " if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or 0xD800 <= ord(c) < 0xE000 else c for c in text)
+
+
+def _search_text(text: str) -> str:
+    """The PostgreSQL search parameter (``Dialect.fts_match``): plainto_tsquery reads it as plain words, every one
+    required, so quotes, ``*``, ``NEAR`` or ``OR`` are no syntax and need no quoting (SQLite: ``_fts_query``)."""
+    return _without_controls(text)
+
+
+def _fts_query(text: str) -> str:
+    text = _without_controls(text)
     # Quote each term so user input cannot use FTS syntax.
     terms = [t.replace('"', '""') for t in text.split()]
     return " ".join(f'"{t}"' for t in terms) or '""'
@@ -544,10 +577,12 @@ def thread_context(
             )
         )
         parent = rows[0] if rows else None
+    # PostgreSQL sorts NULL last where SQLite sorts it first; the id gives equal times one order.
+    order = "posted_at nulls first, id" if dialect_of(db).postgres else "posted_at"
     children = list(
         db.query(
             "select id, author, text, posted_at from mentions where source = ? and parent_id = ? "
-            "order by posted_at limit ?",
+            f"order by {order} limit ?",
             [source, external_id, limit],
         )
     )
@@ -578,23 +613,33 @@ BUDGET_STEPS = 2_000  # SQLite VM steps between looks at the clock (microseconds
 
 
 class Budget:
-    """Stop a query that runs past ``seconds`` (SQLite's progress handler): a count or a look-up that a large
-    store without the right index would make slow costs the page one number, not its response time."""
+    """Stop a query that runs past ``seconds`` (SQLite's progress handler; PostgreSQL: each query gets a
+    statement_timeout of the time left): a count or a look-up that a large store without the right index would
+    make slow costs the page one number, not its response time. The seconds are for all the block's queries."""
 
     def __init__(self, db: sqlite_utils.Database, seconds: float) -> None:
-        self.conn, self.deadline = db.conn, time.monotonic() + seconds
+        self.db, self.conn, self.deadline = db, db.conn, time.monotonic() + seconds
+        self.postgres = dialect_of(db).postgres
 
     def __enter__(self) -> Budget:
-        self.conn.set_progress_handler(lambda: time.monotonic() > self.deadline, BUDGET_STEPS)
+        if not self.postgres:
+            self.conn.set_progress_handler(lambda: time.monotonic() > self.deadline, BUDGET_STEPS)
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        self.conn.set_progress_handler(None, 0)
+        if not self.postgres:
+            self.conn.set_progress_handler(None, 0)
 
     def run(self, sql: str, params: list[Any]) -> list[tuple] | None:
         """The query's rows, or None when it ran out of time."""
         try:
-            return self.conn.execute(sql, params).fetchall()
+            if not self.postgres:
+                return self.conn.execute(sql, params).fetchall()
+            left = self.deadline - time.monotonic()
+            if left <= 0:  # statement_timeout cannot be zero (that is "no limit")
+                return None
+            with self.db.statement_timeout(left):
+                return self.db.execute(sql, params).fetchall()
         except db_errors.INTERRUPTED_ERRORS as exc:
             if not db_errors.is_interrupted(exc):
                 raise
@@ -647,13 +692,14 @@ def _open_search(db: sqlite_utils.Database, where: str, params: list[Any], searc
     return SEARCH_CONDITIONS["queue_probe"], [query]
 
 
-def _count_from(filters: InboxFilter) -> str:
+def _count_from(filters: InboxFilter, postgres: bool = False) -> str:
     """The FROM clause the counts need: the queue alone unless a filter reads the mention or its classification
     (on the first page that saves two look-ups per open item, about 18 ms of 23 on 1M mentions; a search reads the
-    full-text index by the item's mention id). Every item has its mention (the queue is made from mentions, which
-    are never deleted), so leaving the join out drops nothing."""
+    full-text index by the item's mention id on SQLite, the mention's document on PostgreSQL). Every item has its
+    mention (the queue is made from mentions, which are never deleted), so leaving the join out drops nothing."""
     sql = "from queue_items q"
-    if filters.source or filters.location or filters.brand or filters.label or filters.topic:
+    searched = postgres and bool(filters.search)
+    if filters.source or filters.location or filters.brand or filters.label or filters.topic or searched:
         sql += " join mentions m on m.id = q.mention_id"
         if filters.label or filters.topic:
             sql += " left join classifications c on c.mention_id = m.id"
@@ -668,23 +714,29 @@ def inbox_counts(db: sqlite_utils.Database, filters: InboxFilter, now: datetime 
     COUNT_BUDGET; with a search, by reading the matches in index order and stopping at the cap, which a common
     word reaches after a few thousand matches (driving from the queue would probe the index per handled item)."""
     now = now or datetime.now(UTC)
+    dialect = dialect_of(db)
     soon = (now + DUE_SOON).isoformat()
     base = InboxFilter(**{**filters.__dict__, "states": OPEN_STATES, "sla": None, "search": None})
-    where, params = base.where(now)
+    where, params = base.where(now, dialect=dialect)
     bucket = (
         "case when q.sla_due_at is null then 'no_clock' when q.sla_due_at < ? then 'overdue' "
         "when q.sla_due_at < ? then 'due_soon' else 'on_time' end"
     )
-    join = _count_from(filters)
-    if filters.search:
+    join = _count_from(filters, dialect.postgres)
+    if filters.search and dialect.postgres:
+        # No id range or plan to choose: PostgreSQL combines the GIN index with the queue's indexes itself.
+        where, params = f"{where} and {dialect.fts_match('m')}", [*params, _search_text(filters.search)]
+    elif filters.search:
         # The id range is over the open items that pass the filters on the queue row alone (cheap to read).
         queue_only = InboxFilter(states=OPEN_STATES, assignee=filters.assignee).where(now)
         condition, extra = _open_search(db, *queue_only, filters.search)
         where, params = f"{where} and {condition}", [*params, *extra]
     grid: dict[tuple[str, str], int] = {}
     # CROSS JOIN: the open items (a few thousand) drive; SQLite would otherwise start from, say, every mention
-    # of a source (~125,000 on the bench store) when a source filter is set.
-    open_from = join.replace("from queue_items q join mentions m", "from queue_items q cross join mentions m")
+    # of a source (~125,000 on the bench store) when a source filter is set. (PostgreSQL has no such hint.)
+    open_from = join
+    if not dialect.postgres:
+        open_from = join.replace("from queue_items q join mentions m", "from queue_items q cross join mentions m")
     sql = f"select q.state, {bucket} as sla, count(*) {open_from} where {where} group by 1, 2"
     for state, sla, n in db.execute(sql, [now.isoformat(), soon, *params]).fetchall():
         grid[(state, sla)] = n
@@ -695,7 +747,7 @@ def inbox_counts(db: sqlite_utils.Database, filters: InboxFilter, now: datetime 
         for s in OPEN_STATES
     }
     capped: set[str] = set()
-    if filters.search:
+    if filters.search and not dialect.postgres:
         # Driven by the full-text index (CROSS JOIN fixes the order): each match is looked up in the queue once.
         fts = "from mentions_fts f cross join queue_items q on q.mention_id = f.rowid"
         join = join.replace("from queue_items q", fts)
@@ -704,10 +756,14 @@ def inbox_counts(db: sqlite_utils.Database, filters: InboxFilter, now: datetime 
             if state in OPEN_STATES:
                 continue
             closed = InboxFilter(**{**filters.__dict__, "states": (state,), "sla": None, "search": None})
-            where, params = closed.where(now)
-            if filters.search:
+            where, params = closed.where(now, dialect=dialect)
+            if filters.search and dialect.postgres:
+                where, params = f"{where} and {dialect.fts_match('m')}", [*params, _search_text(filters.search)]
+            elif filters.search:
                 where, params = f"{where} and mentions_fts match ?", [*params, _fts_query(filters.search)]
-            rows = budget.run(f"select count(*) from (select 1 {join} where {where} limit ?)", [*params, COUNT_CAP])
+            # PostgreSQL requires a name for a subquery in FROM.
+            capped_sql = f"select count(*) from (select 1 {join} where {where} limit ?)"
+            rows = budget.run(capped_sql + (" as capped" if dialect.postgres else ""), [*params, COUNT_CAP])
             states[state] = rows[0][0] if rows else None
             if states[state] == COUNT_CAP:
                 capped.add(state)
@@ -797,6 +853,8 @@ def author_mentions(
         f"where m.author = ? and m.source in ({marks}) and m.id != ? "
         "order by coalesce(m.posted_at, m.first_seen_at) desc, m.id desc limit ?"
     )
+    if dialect_of(db).postgres:  # undated last, as SQLite sorts NULL in a descending order
+        sql = sql.replace(" desc, m.id desc", " desc nulls last, m.id desc")
     columns = ["mention_id", "source", "title", "text", "url", "rating", "posted_at", "first_seen_at", "location",
                "item_id", "state", "label"]  # fmt: skip
     with Budget(db, AUTHOR_LOOKUP_BUDGET) as budget:

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
+from monitor.db import dialect_of
+from monitor.db.dialect import POSTGRESQL
 from monitor.queue.items import LOCATION_SQL, untimed_sql
 
 # Each item created in [since, until) as one code (the checks made per row in Python before, now in SQL): 0 open,
@@ -49,6 +51,27 @@ RECOVERIES_SQL = f"""
 select {{key}}, r.outcome, count(*), sum(r.rating_after - r.rating_before), count(r.rating_after - r.rating_before),
        min(q.created_at || ' ' || printf('%020d', q.id)) as first
 from recoveries r cross join queue_items q on q.id = r.queue_item_id join mentions m on m.id = q.mention_id
+where {IN_RANGE} and r.outcome > '' group by 1, 2 order by first
+"""
+# PostgreSQL's forms of the two queries, the same counts: epoch seconds for julianday; ``round`` of a numeric, which
+# rounds half away from zero as SQLite's does (a double rounds half to even); the clamp at 0 in a CASE on the outer
+# query, as ``greatest`` would make a NULL time (an unreadable start) 0; string_agg (it skips NULLs too); no
+# ``limit -1`` (an optimisation fence for SQLite's flattener only), and the subquery named, which PostgreSQL requires.
+_PG_START = "case when {untimed} then m.first_seen_at else coalesce(m.posted_at, m.first_seen_at) end"
+PG_MS_SQL = (
+    f"case when q.first_replied_at > '' then round(1000 * ({POSTGRESQL.epoch_seconds('q.first_replied_at')} "
+    f"- {POSTGRESQL.epoch_seconds(_PG_START)})::numeric) end"
+)
+PG_COUNTS_SQL = f"""
+select g, code, count(*), {POSTGRESQL.string_agg("case when ms < 0 then 0 else ms end::bigint")} from (
+  select {{key}} as g, {CODE_SQL} as code, {PG_MS_SQL} as ms
+  from queue_items q join mentions m on m.id = q.mention_id where {IN_RANGE}
+) as items group by 1, 2
+"""
+PG_RECOVERIES_SQL = f"""
+select {{key}}, r.outcome, count(*), sum(r.rating_after - r.rating_before), count(r.rating_after - r.rating_before),
+       min(q.created_at || ' ' || lpad(q.id::text, 20, '0')) as first
+from recoveries r join queue_items q on q.id = r.queue_item_id join mentions m on m.id = q.mention_id
 where {IN_RANGE} and r.outcome > '' group by 1, 2 order by first
 """
 GROUP_KEYS = {None: None, "assignee": "q.assignee", "source": "m.source", "location": LOCATION_SQL}
@@ -123,16 +146,18 @@ def grouped_metrics(
 ) -> tuple[ResponseMetrics, dict[Hashable, ResponseMetrics]]:  # fmt: skip
     """Metrics for items created in [since, until): overall, and per ``label`` of ``key_sql``'s value (an SQL
     expression over ``q`` queue_items and ``m`` mentions, written by this package, never from user input; named
-    ``params`` for it). SQLite does the counting; Python only finds the median and 90th-percentile times."""
+    ``params`` for it). The database does the counting; Python only finds the median and 90th-percentile times."""
     untimed = untimed_sql(db)
+    postgres = dialect_of(db).postgres
+    counts_sql, recoveries_sql = (PG_COUNTS_SQL, PG_RECOVERIES_SQL) if postgres else (COUNTS_SQL, RECOVERIES_SQL)
     values = {**(params or {}), "since": since.isoformat(), "until": until.isoformat(), "now": now.isoformat()}
     overall, groups = _Tally(), {}
-    for key, code, count, ms in db.execute(COUNTS_SQL.format(key=key_sql, untimed=untimed), values):
+    for key, code, count, ms in db.execute(counts_sql.format(key=key_sql, untimed=untimed), values):
         times = np.fromstring(ms or "", dtype=np.int64, sep=",")  # integers only: written by COUNTS_SQL
         for tally in (overall, groups.setdefault(label(key), _Tally())):
             tally.codes[code] = tally.codes.get(code, 0) + count
             tally.ms.append(times)
-    for key, outcome, count, change_sum, changes, _first in db.execute(RECOVERIES_SQL.format(key=key_sql), values):
+    for key, outcome, count, change_sum, changes, _first in db.execute(recoveries_sql.format(key=key_sql), values):
         for tally in (overall, groups.setdefault(label(key), _Tally())):
             tally.recoveries[outcome] = tally.recoveries.get(outcome, 0) + count
             tally.change_sum += change_sum or 0.0

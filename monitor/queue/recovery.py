@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite_utils
 
+from monitor.db import dialect_of
 from monitor.store import utcnow
 
 
@@ -38,7 +39,10 @@ def detect_recoveries(db: sqlite_utils.Database, since_revision: int = 0) -> int
             "where q.mention_id in (select mention_id from mention_revisions where id > ?) "
             "and q.first_replied_at is not null and exists (select 1 from mention_revisions v "
             "  where v.mention_id = q.mention_id and v.seen_at >= q.first_replied_at "
-            "  and (r.revision_id is null or v.id > r.revision_id))",
+            "  and (r.revision_id is null or v.id > r.revision_id))"
+            # Item order on PostgreSQL, whose plan may return rows in any order (SQLite walks its indexes in mention
+            # order, which is item order): recoveries and their events are recorded in this order.
+            + (" order by q.id" if dialect_of(db).postgres else ""),
             [since_revision],
         )
     )

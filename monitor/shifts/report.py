@@ -18,12 +18,13 @@ from typing import Any
 import sqlite_utils
 
 from monitor.config import Config
+from monitor.db import dialect_of
 from monitor.db import errors as db_errors
 from monitor.shifts.attribute import OFF_SHIFT
 from monitor.shifts.localtime import zone
 from monitor.shifts.roster import load_roster, staff_on
 from monitor.shifts.stats import flag_shifts, wilson_interval
-from monitor.store import TOPIC_LIST_SQL, write_transaction
+from monitor.store import take_dirty_marks, topic_items_sql, write_transaction
 
 DEFAULT_DAYS = 30
 CSV_COLUMNS = ("location", "shift", "hours", "mentions", "complaints", "rate", "ci_low", "ci_high", "p_value",
@@ -74,31 +75,40 @@ _RATED = "c.label in ('complaint', 'neutral', 'praise') and a.location is not nu
 
 def refresh_shift_rollups(db: sqlite_utils.Database) -> bool:
     """Recount the shift dates a change marked dirty (store migration 8); False when the store has no rollups."""
-    if not db.execute("select 1 from sqlite_master where type = 'table' and name = 'shift_dirty'").fetchone():
+    pg = dialect_of(db).postgres
+    if not (
+        db["shift_dirty"].exists()
+        if pg
+        else db.execute("select 1 from sqlite_master where type = 'table' and name = 'shift_dirty'").fetchone()
+    ):
         return False
     if not db.execute("select 1 from shift_dirty limit 1").fetchone():
         return True
+    topics, topic, is_topic = topic_items_sql(db)
     try:
         with write_transaction(db):  # the write lock: nothing can mark a date between the recount and the clearing
-            dirty = "(select shift_date from shift_dirty)"
-            db.execute(f"delete from shift_day_counts where shift_date in {dirty}")
-            db.execute(f"delete from shift_day_topics where shift_date in {dirty}")
+            params, dirty = take_dirty_marks(db, "shift_dirty", "shift_date")
+            db.execute(f"delete from shift_day_counts where shift_date {dirty}", params)
+            db.execute(f"delete from shift_day_topics where shift_date {dirty}", params)
             db.execute(
                 "insert into shift_day_counts (location, shift, shift_date, mentions, complaints) "
                 "select a.location, a.shift, a.shift_date, sum(a.weight), "
                 "sum(case when c.label = 'complaint' then a.weight else 0.0 end) from shift_attributions a "
-                f"join classifications c on c.mention_id = a.mention_id where a.shift_date in {dirty} and {_RATED} "
-                "group by 1, 2, 3"
+                f"join classifications c on c.mention_id = a.mention_id where a.shift_date {dirty} and {_RATED} "
+                "group by 1, 2, 3",
+                params,
             )
             # Topics as the classifier writes them, a JSON list of names; anything else names no topic.
             db.execute(
                 "insert into shift_day_topics (location, shift, shift_date, topic, weight) "
-                "select a.location, a.shift, a.shift_date, j.value, sum(a.weight) from shift_attributions a "
-                f"join classifications c on c.mention_id = a.mention_id, json_each({TOPIC_LIST_SQL}) j "
-                f"where a.shift_date in {dirty} and {_RATED} and c.label = 'complaint' and j.type = 'text' "
-                "group by 1, 2, 3, 4"
+                f"select a.location, a.shift, a.shift_date, {topic}, sum(a.weight) from shift_attributions a "
+                f"join classifications c on c.mention_id = a.mention_id, {topics} "
+                f"where a.shift_date {dirty} and {_RATED} and c.label = 'complaint' and {is_topic} "
+                "group by 1, 2, 3, 4",
+                params,
             )
-            db.execute("delete from shift_dirty")
+            if not pg:
+                db.execute("delete from shift_dirty")
     except db_errors.BUSY_ERRORS:  # a read-only store, or a writer holding the lock past busy_timeout
         return False  # the rows still answer, only slower
     return True
@@ -211,6 +221,8 @@ def complaint_heatmap(
     """
     since, until = date_range(since, until)
     seconds = "(strftime('%s', {t}) + strftime('%f', {t}) - cast(strftime('%S', {t}) as integer))"
+    if dialect_of(db).postgres:  # to the microsecond; SQLite's %f stops at the millisecond
+        seconds = dialect_of(db).epoch_seconds("{t}")
     sql = (
         f"select e.location, {seconds.format(t='e.window_start')}, {seconds.format(t='e.window_end')} "
         "from incident_estimates e join classifications c on c.mention_id = e.mention_id "

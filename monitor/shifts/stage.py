@@ -24,6 +24,8 @@ import numpy as np
 import sqlite_utils
 
 from monitor.config import Config, Location
+from monitor.db import dialect_of
+from monitor.db.dialect import upsert_sql
 from monitor.shifts.attribute import Occurrences, attribute, occurrences
 from monitor.shifts.estimate import Estimate, estimate_incident
 from monitor.shifts.incidents import detect_incidents
@@ -315,13 +317,31 @@ def _estimate_chunk(
             db.execute(f"delete from incident_estimates where mention_id in ({marks})", sorted(moved))
         if ids:
             db.execute(f"delete from shift_attributions where mention_id in ({', '.join('?' * len(ids))})", ids)
-            db["incident_estimates"].insert_all(estimate_rows, replace=True)
-            db["shift_attributions"].insert_all(attributions, replace=True)
+            _replace_rows(db, "incident_estimates", ("mention_id",), estimate_rows)
+            _replace_rows(db, "shift_attributions", ("mention_id", "shift", "shift_date"), attributions)
         if revision_mark is not None:
             db.execute(
                 "insert into meta (key, value) values (?, ?) on conflict (key) do update set value = excluded.value",
                 [_REVISION_MARK, str(revision_mark)],
             )
+
+
+# Rows per multi-row upsert on PostgreSQL: well under its 65,535 parameters a statement at 7 columns.
+_UPSERT_ROWS = 1000
+
+
+def _replace_rows(db: sqlite_utils.Database, table: str, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    """``insert_all(replace=True)``: sqlite-utils' own on SQLite (as before); on PostgreSQL, whose adapter
+    inserts row by row, a few multi-row ``on conflict (keys) do update`` statements."""
+    if not dialect_of(db).postgres:
+        db[table].insert_all(rows, replace=True)
+        return
+    # A key twice in one statement is an error on PostgreSQL; replace semantics keep the last row.
+    unique = list({tuple(row[k] for k in keys): row for row in rows}.values())
+    columns = list(dict.fromkeys(c for row in unique for c in row))
+    for start in range(0, len(unique), _UPSERT_ROWS):
+        batch = unique[start : start + _UPSERT_ROWS]
+        db.execute(upsert_sql(table, columns, keys, len(batch)), [row.get(c) for row in batch for c in columns])
 
 
 _TIME_AND_PLACE = ("posted_at", "first_seen_at", "experienced_at", "location", "url")

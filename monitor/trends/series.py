@@ -21,8 +21,9 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
+from monitor.db import dialect_of
 from monitor.db import errors as db_errors
-from monitor.store import TOPIC_LIST_SQL, TREND_HOUR_SQL, write_transaction
+from monitor.store import TREND_HOUR_SQL, take_dirty_marks, topic_items_sql, trend_hour_sql, write_transaction
 
 NO_BRAND = "(no brand)"
 # A mention with a day: dated, or (stored before backfill existed, or by hand) first seen on it.
@@ -83,10 +84,10 @@ def sentiment_series(
         return series_from_rows(db, since, until, by, timezone, brands)
     runs, split = hour_runs(since, until, zone, by)
     counts: list[tuple[str, date, str | None, int]] = [
-        (brand, date.fromisoformat(period), label, n)
+        (brand, date.fromisoformat(period), label, int(n))  # PostgreSQL's sum(bigint) is a Decimal
         for period, brand, label, n in db.execute(
             "select r.period, coalesce(nullif(t.brand, ''), ?), t.label, sum(t.mentions) "
-            f"from ({RUNS_SQL}) r join trend_hours t on t.hour >= r.start and t.hour < r.stop group by 1, 2, 3",
+            f"from ({runs_sql(db)}) r join trend_hours t on t.hour >= r.start and t.hour < r.stop group by 1, 2, 3",
             [NO_BRAND, json.dumps(runs)],
         )
     ]
@@ -158,34 +159,61 @@ def _points(
 # (start hour, stop hour, period) runs passed as one JSON parameter: no limit on how many.
 RUNS_SQL = ("select json_extract(value, '$[0]') as start, json_extract(value, '$[1]') as stop, "
             "json_extract(value, '$[2]') as period from json_each(?)")  # fmt: skip
-_HOUR = TREND_HOUR_SQL.format(m="m.")
+_HOUR = TREND_HOUR_SQL.format(m="m.")  # SQLite's; trend_hour_sql(db, "m.") for either engine
+
+
+def runs_sql(db: Any) -> str:
+    """:data:`RUNS_SQL` for the engine of ``db`` (PostgreSQL reads the JSON parameter as jsonb)."""
+    dialect = dialect_of(db)
+    if not dialect.postgres:
+        return RUNS_SQL
+    items = ", ".join(
+        f"{dialect.json_item('r.value', i)} as {name}" for i, name in enumerate(("start", "stop", "period"))
+    )
+    return f"select {items} from jsonb_array_elements(cast(? as jsonb)) r"
+
+
+def json_list_param(db: Any) -> str:
+    """A subquery of the text values of a JSON list passed as the next ``?`` (``x in (...)``)."""
+    if dialect_of(db).postgres:
+        return "select value from jsonb_array_elements_text(cast(? as jsonb))"
+    return "select value from json_each(?)"
 
 
 def refresh_rollups(db: sqlite_utils.Database) -> bool:
     """Recount the hours a change marked dirty (store migration 8); False when the store has no rollups."""
-    if not db.execute("select 1 from sqlite_master where type = 'table' and name = 'trend_dirty'").fetchone():
+    pg = dialect_of(db).postgres
+    if not (
+        db["trend_dirty"].exists()
+        if pg
+        else db.execute("select 1 from sqlite_master where type = 'table' and name = 'trend_dirty'").fetchone()
+    ):
         return False
     if not db.execute("select 1 from trend_dirty limit 1").fetchone():
         return True
+    hour, (topics, topic, is_topic) = trend_hour_sql(db, "m."), topic_items_sql(db)
     try:
         with write_transaction(db):  # the write lock: no crawl can mark an hour between the recount and the clearing
-            dirty = "(select hour from trend_dirty)"
-            db.execute(f"delete from trend_hours where hour in {dirty}")
-            db.execute(f"delete from trend_topic_hours where hour in {dirty}")
+            params, dirty = take_dirty_marks(db, "trend_dirty", "hour")
+            db.execute(f"delete from trend_hours where hour {dirty}", params)
+            db.execute(f"delete from trend_topic_hours where hour {dirty}", params)
             db.execute(
-                f"insert into trend_hours (hour, brand, label, mentions) select {_HOUR}, coalesce(m.brand, ''), "
+                f"insert into trend_hours (hour, brand, label, mentions) select {hour}, coalesce(m.brand, ''), "
                 "coalesce(c.label, ''), count(*) from mentions m left join classifications c on c.mention_id = m.id "
-                f"where {_HOUR} in {dirty} and {HAS_DAY} group by 1, 2, 3"
+                f"where {hour} {dirty} and {HAS_DAY} group by 1, 2, 3",
+                params,
             )
             # Topics as the classifier writes them, a JSON list of names; anything else names no topic.
             db.execute(
                 "insert into trend_topic_hours (hour, brand, topic, complaints) "
-                f"select {_HOUR}, coalesce(m.brand, ''), j.value, count(*) "
+                f"select {hour}, coalesce(m.brand, ''), {topic}, count(*) "
                 "from mentions m join classifications c on c.mention_id = m.id, "
-                f"json_each({TOPIC_LIST_SQL}) j "
-                f"where {_HOUR} in {dirty} and {HAS_DAY} and c.label = 'complaint' and j.type = 'text' group by 1, 2, 3"
+                f"{topics} "
+                f"where {hour} {dirty} and {HAS_DAY} and c.label = 'complaint' and {is_topic} group by 1, 2, 3",
+                params,
             )
-            db.execute("delete from trend_dirty")
+            if not pg:
+                db.execute("delete from trend_dirty")
     except db_errors.BUSY_ERRORS:  # a read-only store, or a writer holding the lock past busy_timeout
         return False  # the rows still answer, only slower
     return True
@@ -235,7 +263,7 @@ def rows_in_hours(
     for brand, at, label, topics in db.execute(
         "select coalesce(nullif(m.brand, ''), ?), coalesce(m.posted_at, m.first_seen_at), c.label, c.topics "
         f"from mentions m {'join' if complaints else 'left join'} classifications c on c.mention_id = m.id "
-        f"where {_HOUR} in (select value from json_each(?)) and {HAS_DAY}"
+        f"where {trend_hour_sql(db, 'm.')} in ({json_list_param(db)}) and {HAS_DAY}"
         + (" and c.label = 'complaint'" if complaints else ""),
         [NO_BRAND, json.dumps(hours)],
     ):

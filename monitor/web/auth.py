@@ -159,7 +159,10 @@ def session_generation(db: sqlite_utils.Database, user: str, create: bool = Fals
     if row or not create:
         return row[0] if row else None
     with write_transaction(db):
-        db.execute("insert or ignore into meta (key, value) values (?, ?)", [key, secrets.token_urlsafe(24)])
+        # Two first logins at once: the first insert wins and both read its value (common form on both engines).
+        db.execute(
+            "insert into meta (key, value) values (?, ?) on conflict do nothing", [key, secrets.token_urlsafe(24)]
+        )
     return db.execute("select value from meta where key = ?", [key]).fetchone()[0]
 
 

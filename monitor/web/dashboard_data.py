@@ -19,17 +19,20 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
+from monitor.db import SQLITE, Dialect, dialect_of
+from monitor.db.dialect import local_day
 from monitor.queue.metrics import ResponseMetrics, grouped_metrics
 from monitor.shifts.report import topic_names
 from monitor.trends.series import (
     HAS_DAY,
     NO_BRAND,
-    RUNS_SQL,
     hour_runs,
+    json_list_param,
     period_of,
     periods,
     refresh_rollups,
     rows_in_hours,
+    runs_sql,
 )
 
 T = TypeVar("T")
@@ -138,13 +141,14 @@ def topic_series(
         return _topics_from_rows(db, since, until, by, zone, brands)
     runs, split = hour_runs(since, until, zone, by)
     wanted = json.dumps(brands) if brands else None
+    unwanted = "cast(? as text) is null" if dialect_of(db).postgres else "? is null"  # PostgreSQL: a typed NULL
     for topic, period, n in db.execute(
-        f"select t.topic, r.period, sum(t.complaints) from ({RUNS_SQL}) r join trend_topic_hours t "
-        "on t.hour >= r.start and t.hour < r.stop where ? is null or coalesce(nullif(t.brand, ''), ?) in "
-        "(select value from json_each(?)) group by 1, 2",
+        f"select t.topic, r.period, sum(t.complaints) from ({runs_sql(db)}) r join trend_topic_hours t "
+        f"on t.hour >= r.start and t.hour < r.stop where {unwanted} or coalesce(nullif(t.brand, ''), ?) in "
+        f"({json_list_param(db)}) group by 1, 2",
         [json.dumps(runs), wanted, NO_BRAND, wanted or "[]"],
     ):
-        out[topic][date.fromisoformat(period)] += n
+        out[topic][date.fromisoformat(period)] += int(n)  # PostgreSQL's sum(bigint) is a Decimal
     for brand, moment, _label, topics in rows_in_hours(db, split, since, until, complaints=True):
         if not brands or brand in brands:
             for topic in topic_names(topics):
@@ -215,7 +219,7 @@ def metrics_by_day(
     per local day (``local_day_sql``)."""
     zone = ZoneInfo(timezone)
     by = "week" if weekly else "day"
-    key, params = local_day_sql("q.created_at", since, until, zone)
+    key, params = local_day_sql("q.created_at", since, until, zone, dialect_of(db))
 
     def period(day: str | None) -> date | None:
         if day is None:  # not a time: no day to count it on
@@ -228,12 +232,22 @@ def metrics_by_day(
     return [(day, groups.get(day) or ResponseMetrics()) for day in periods(first, last, by)]
 
 
-def local_day_sql(column: str, since: datetime, until: datetime, zone: ZoneInfo) -> tuple[str, dict[str, Any]]:
+def local_day_sql(
+    column: str, since: datetime, until: datetime, zone: ZoneInfo, dialect: Dialect = SQLITE
+) -> tuple[str, dict[str, Any]]:
     """SQL for the local date (``YYYY-MM-DD``) in ``zone`` of a stored time ``column``, exact over [since, until):
     ``date(column, '+N minutes')`` with the UTC offset in force, switching where the zone changes offset (DST).
-    Named parameters ``day_cut<i>`` (a julian day) and ``day_shift<i>``."""
+    Named parameters ``day_cut<i>`` (a julian day on SQLite, epoch seconds on PostgreSQL) and ``day_shift<i>``."""
     offsets = _offsets(since.astimezone(UTC), until.astimezone(UTC), zone)
     params = {f"day_shift{i}": f"{minutes:+d} minutes" for i, (_start, minutes) in enumerate(offsets)}
+    if dialect.postgres:
+        branches = []
+        for i, (start, _minutes) in enumerate(offsets[1:]):
+            params[f"day_cut{i}"] = start.timestamp()
+            day = local_day(dialect, column, f":day_shift{i}")
+            branches.append(f"when {dialect.epoch_seconds(column)} < :day_cut{i} then {day}")
+        last = local_day(dialect, column, f":day_shift{len(offsets) - 1}")
+        return (f"case {' '.join(branches)} else {last} end" if branches else last), params
     if len(offsets) == 1:
         return f"date({column}, :day_shift0)", params
     branches = []
