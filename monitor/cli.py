@@ -847,6 +847,38 @@ def run(ctx, list_only: bool, fmt: str, verbose: bool) -> None:
     run_daemon(config)
 
 
+@cli.command()
+@click.option("--processes", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Worker processes (forked; one that dies is restarted).")  # fmt: skip
+@click.option("--threads", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Jobs each process runs at once (a crawl mostly waits on its Scrapy child).")  # fmt: skip
+@click.option("--verbose", is_flag=True, help="Log each job (default: warnings and errors, plus a line per job).")
+@click.pass_context
+@handle_errors
+def worker(ctx: click.Context, processes: int, threads: int, verbose: bool) -> None:
+    """(Server mode) run the crawl and processing jobs `monitor run` enqueues on [workers] broker.
+
+    Any number of workers, on any machine that reads the same config and reaches the store and the broker.
+    Runs until Ctrl-C or SIGTERM (running jobs finish first).
+
+    \b
+    Example:
+        monitor worker
+        monitor worker --processes 4
+    """
+    import logging
+
+    from monitor.workers.run import run_worker
+
+    config = get_config(ctx)
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s")  # fmt: skip
+    for noisy in ("dramatiq", "scrapy", "urllib3", "prawcore", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
+    click.echo(f"worker running for {config.path} on {config.workers.broker or '(no broker)'} (Ctrl-C stops)", err=True)
+    sys.exit(run_worker(config, processes=processes, threads=threads))
+
+
 @cli.command("hash-password")
 @click.option("--user", default=None, help="Print name:hash ready for MONITOR_USERS.")
 @handle_errors

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitor.brands import check_brand_table, check_brand_terms
@@ -130,6 +131,26 @@ def _storage_url(key: str, value: Any) -> str:
         return check_url(value)
     except StorageURLError as exc:
         raise ConfigError(key, str(exc)) from None  # the message never repeats the value: it may hold a password
+
+
+def _broker_url(key: str, value: Any) -> str:
+    """A Redis URL for the job broker (``[workers] broker``), without a password; "" means no broker."""
+    value = _str(key, value).strip()
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(key, f'expected a Redis URL like "redis://127.0.0.1:6379/0", got scheme {parts.scheme!r}')
+    if parts.password is not None:
+        # Secrets come from the environment only; the message never repeats the URL (it holds the password).
+        raise ConfigError(key, "the URL contains a password; set MONITOR_BROKER_PASSWORD in the environment instead")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ConfigError(key, f"expected a host in the Redis URL, got {value!r}")
+    try:
+        parts.port  # noqa: B018  # raises on a port that is not a number
+    except ValueError:
+        raise ConfigError(key, f"expected a port number in the Redis URL, got {value!r}") from None
+    return value
 
 
 # Longer than any interval, SLA or lifetime makes sense for, and far from timedelta's and datetime's limits:
@@ -475,6 +496,9 @@ SECTIONS: dict[str, dict[str, tuple[Any, Any, str]]] = {
         "inbox_url": (_optional_url, "", "the inbox's address, for links to items in alerts"),
         "excerpt_chars": (_count_at_least(40), 280, "mention text quoted per alert, at most"),
     },
+    "workers": {
+        "broker": (_broker_url, "", "Redis URL: `monitor run` enqueues jobs there, `monitor worker` runs them"),
+    },
 }
 
 LOCATION_KEYS: dict[str, tuple[Any, Any, str]] = {
@@ -787,6 +811,11 @@ class AlertsConfig:
 
 
 @dataclass
+class WorkersConfig:
+    broker: str = ""  # Redis URL; "" keeps the single-process daemon (monitor/workers/)
+
+
+@dataclass
 class ShiftsConfig:
     default_visit_lag: timedelta = timedelta(hours=2)
     incident_min_complaints: int = 3
@@ -838,6 +867,7 @@ class Config:
     trends: TrendsConfig = field(default_factory=TrendsConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     storage_url: str = ""  # [storage] url: PostgreSQL when set (storage_path is then unused)
+    workers: WorkersConfig = field(default_factory=WorkersConfig)
 
     @property
     def storage_target(self) -> str | Path:
@@ -1019,6 +1049,7 @@ def validate(raw: dict[str, Any], path: Path) -> Config:
         schedule=ScheduleConfig(**sections["schedule"]),
         trends=TrendsConfig(**sections["trends"]),
         alerts=AlertsConfig(**sections["alerts"]),
+        workers=WorkersConfig(**sections["workers"]),
     )
     if config.alerts.recipients:  # alert emails go through the [digest] SMTP server
         for key in ("smtp_host", "sender"):

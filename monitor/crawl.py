@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.config import Config, SourceConfig
+from monitor.processes import pid_alive
 from monitor.store import UpsertCounts, finish_crawl_run, open_db, start_crawl_run, utcnow, write_transaction
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -46,24 +47,6 @@ def claim_crawl_run(db: Any, run_id: int) -> None:
         db.execute("update crawl_runs set pid = ? where id = ?", [os.getpid(), run_id])
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process: alive
-    except OSError:
-        return False
-    # A killed process stays a zombie until its parent reaps it (PID 1, for an orphaned crawl child): gone all
-    # the same. Linux says so in /proc; elsewhere signal 0 is the best we can ask.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
-
-
 def close_interrupted_runs(db: Any, now: datetime | None = None) -> int:
     """Mark ``running`` crawl runs whose process is gone as failed; return how many.
 
@@ -76,7 +59,7 @@ def close_interrupted_runs(db: Any, now: datetime | None = None) -> int:
     for run_id, pid, started_at, messages in db.execute(
         "select id, pid, started_at, messages from crawl_runs where status = 'running'"
     ).fetchall():
-        if (pid is not None and not _alive(int(pid))) or (pid is None and (started_at or "") < cutoff):
+        if (pid is not None and not pid_alive(int(pid))) or (pid is None and (started_at or "") < cutoff):
             stale.append((run_id, pid, messages))
     for run_id, pid, messages in stale:
         try:

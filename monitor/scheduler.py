@@ -16,6 +16,11 @@ Jobs (module-level functions, so APScheduler can name them in its logs):
   and right after each processing pass: urgent items, incidents, spikes and SLA
   breaches, each delivered once per channel (``monitor/alerts/``).
 
+With ``[workers] broker`` (server mode, ``monitor/workers/``) the schedule and the lease stay, but the crawl,
+processing and alerts jobs only enqueue: ``enqueue_crawl_job`` sends one ``crawl_source`` message per source,
+``enqueue_process_job`` a ``classify`` (which goes on to shifts, queue and alerts), ``enqueue_alerts_job`` an
+``alerts``; `monitor worker` processes run them. The digest is still written (and claimed, and sent) here.
+
 A failing job is logged with its id and the next runs go on; a source that
 fails is recorded in ``crawl_runs`` like any crawl. One job of a kind runs at
 a time (``max_instances=1``), missed runs are coalesced into one. Crawls run
@@ -224,6 +229,42 @@ def _deliver_one(config: Config, db, target: date) -> str:
     return str(path)
 
 
+def enqueue_crawl_job(config_path: str, source_names: list[str]) -> int:
+    """Server mode: enqueue the crawl of each named source (a worker crawls it, then classifies)."""
+    from monitor.workers.enqueue import enqueue_crawl
+
+    if _STOPPING.is_set() or not _may_start(f"crawl of {', '.join(source_names)}"):
+        return 0
+    config = load_config(config_path)
+    configured = {s.name: s for s in config.sources}
+    names = [n for n in source_names if n in configured and configured[n].enabled]
+    for name in sorted(set(source_names) - set(names)):
+        log.warning("source %s is disabled or no longer configured; not crawled (restart to drop its job)", name)
+    sent = enqueue_crawl(config, names) if names else 0
+    log.debug("enqueued %d crawl(s): %s", sent, ", ".join(names))
+    return sent
+
+
+def enqueue_process_job(config_path: str) -> bool:
+    """Server mode: the periodic pass -- enqueue a classify job that goes on to shifts, queue and alerts."""
+    from monitor.workers.enqueue import enqueue_classify
+
+    if not _may_start("processing"):
+        return False
+    enqueue_classify(load_config(config_path), process_after=True)
+    return True
+
+
+def enqueue_alerts_job(config_path: str) -> bool:
+    """Server mode: enqueue an alerts pass."""
+    from monitor.workers.enqueue import enqueue_alerts
+
+    if not _may_start("alerts"):
+        return False
+    enqueue_alerts(load_config(config_path))
+    return True
+
+
 def source_trigger(source: SourceConfig, default_every: timedelta):
     if source.cron:
         return CronTrigger.from_crontab(source.cron, timezone=UTC)
@@ -242,15 +283,19 @@ def build_scheduler(config: Config, scheduler: BaseScheduler | None = None) -> B
     plan = config.schedule
     now = datetime.now(UTC)
     common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": 3600}
+    # Server mode: the same schedule, but the jobs only enqueue (workers run them).
+    brokered = bool(config.workers.broker)
+    crawl_fn, process_fn, alerts_fn = ((enqueue_crawl_job, enqueue_process_job, enqueue_alerts_job) if brokered
+                                       else (crawl_job, process_job, alerts_job))  # fmt: skip
     enabled = [s for s in config.sources if s.enabled]
     for i, source in enumerate(enabled):
         scheduler.add_job(
-            crawl_job, source_trigger(source, plan.default_every), args=[path, [source.name]],
+            crawl_fn, source_trigger(source, plan.default_every), args=[path, [source.name]],
             id=f"crawl:{source.name}", name=f"crawl {source.name}", executor="crawl",
             next_run_time=now + timedelta(seconds=2 * i), **common,  # staggered first crawls
         )  # fmt: skip
     scheduler.add_job(
-        process_job, IntervalTrigger(seconds=plan.process_every.total_seconds(), timezone=UTC), args=[path],
+        process_fn, IntervalTrigger(seconds=plan.process_every.total_seconds(), timezone=UTC), args=[path],
         id="process", name="classify, shifts, queue", **common,
     )  # fmt: skip
     hour, minute = divmod(plan.digest_at, 60)
@@ -264,7 +309,7 @@ def build_scheduler(config: Config, scheduler: BaseScheduler | None = None) -> B
     )  # fmt: skip
     if config.alerts.channels:
         scheduler.add_job(
-            alerts_job, IntervalTrigger(seconds=config.alerts.every.total_seconds(), timezone=UTC), args=[path],
+            alerts_fn, IntervalTrigger(seconds=config.alerts.every.total_seconds(), timezone=UTC), args=[path],
             id="alerts", name="alerts", next_run_time=now, **common,
         )  # fmt: skip
     scheduler.add_listener(_log_job_event, EVENT_JOB_ERROR | EVENT_JOB_EXECUTED)
@@ -314,19 +359,11 @@ def close_interrupted_crawls(config: Config) -> int:
     return closed
 
 
-def run_daemon(config: Config, stop_event: threading.Event | None = None) -> None:
-    """Run until SIGINT / SIGTERM (or ``stop_event``); running jobs finish, queued crawls do not start.
+def install_stop_signals(stop_event: threading.Event) -> None:
+    """SIGTERM / SIGINT: finish the running jobs, then stop; a second signal stops the crawls and exits at once.
+    (Only the main thread may install handlers: a daemon started in a thread, as tests do, keeps Python's.)"""
 
-    Jobs start only while this daemon holds the scheduler lease (module docstring); until then it
-    waits. A second signal while jobs are finishing exits at once.
-    """
-    global _LEASE_UNTIL
-    from monitor.lease import LeaseKeeper, lease_timing
-
-    duration, renew_every = lease_timing()  # a bad value stops here, naming the variable
-    stop_event = stop_event or threading.Event()
-
-    def stop(signum, _frame) -> None:
+    def stop(signum: int, _frame: Any) -> None:
         if stop_event.is_set():
             from monitor.crawl import stop_running_crawls
 
@@ -338,6 +375,24 @@ def run_daemon(config: Config, stop_event: threading.Event | None = None) -> Non
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+
+
+def run_daemon(config: Config, stop_event: threading.Event | None = None) -> None:
+    """Run until SIGINT / SIGTERM (or ``stop_event``); running jobs finish, queued crawls do not start.
+
+    Jobs start only while this daemon holds the scheduler lease (module docstring); until then it
+    waits. A second signal while jobs are finishing exits at once.
+    """
+    global _LEASE_UNTIL
+    from monitor.lease import LeaseKeeper, lease_timing
+
+    duration, renew_every = lease_timing()  # a bad value stops here, naming the variable
+    if config.workers.broker:
+        from monitor.workers.broker import check_broker
+
+        check_broker(config.workers.broker)  # unreachable: one clear line now, not a failed job per run
+    stop_event = stop_event or threading.Event()
+    install_stop_signals(stop_event)
     lease = LeaseKeeper(config.storage_target, duration, renew_every)
     try:
         if not lease.wait_until_held(stop_event):

@@ -503,6 +503,16 @@ def _m010_leases(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m011_classify_claims(db: sqlite_utils.Database) -> None:
+    """``classify_claims``: mention id ranges a classifier is working on (monitor/classify/stage.py), so two workers
+    never classify one mention twice. Taken and released under ``BEGIN IMMEDIATE``; ``holder`` is unique per batch
+    (``host:pid:random``), and a claim past ``expires_at`` or whose process is gone (same host) is taken over."""
+    db.execute(
+        "create table if not exists classify_claims (holder text primary key, first_id integer not null, "
+        "last_id integer not null, claimed_at text, expires_at text not null)"
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m001_initial,
     _m002_shifts,
@@ -514,6 +524,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m008_dashboard_rollups,
     _m009_lookup_indexes,
     _m010_leases,
+    _m011_classify_claims,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

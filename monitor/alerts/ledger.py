@@ -28,6 +28,7 @@ import sqlite_utils
 
 from monitor.alerts.detect import Alert
 from monitor.db import dialect_of
+from monitor.processes import pid_alive
 from monitor.shifts.localtime import parse_utc
 from monitor.store import utcnow, write_transaction
 
@@ -70,15 +71,7 @@ def pending(db: sqlite_utils.Database, alerts: list[Alert], channel: str) -> lis
 
 
 def _pid_alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, owned by someone else
-        return True
-    return True
+    return isinstance(pid, int) and pid_alive(pid)
 
 
 def _abandoned(detail: str | None, now: datetime) -> bool:

@@ -9,8 +9,11 @@ stored with label ``unclassified_language`` rather than guessed at.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlite_utils
@@ -19,12 +22,18 @@ from monitor.classify.language import detect_language
 from monitor.classify.model import Prediction, SentimentModel
 from monitor.classify.rating import combine_with_rating
 from monitor.classify.topics import tag_topics, urgency_flags
-from monitor.config import Config, ModelConfig
-from monitor.store import utcnow
+from monitor.config import Config, ConfigError, DurationTooLong, ModelConfig, parse_duration
+from monitor.lease import new_holder_id
+from monitor.store import utcnow, write_transaction
+
+log = logging.getLogger(__name__)
 
 UNCLASSIFIED_LANGUAGE = "unclassified_language"
 DEFAULT_LANGUAGE = "en"
 CHUNK = 512
+# A batch claim's lifetime: a deployment knob (the environment of each worker), like the scheduler lease's.
+CLAIM_ENV = "MONITOR_CLASSIFY_CLAIM"
+DEFAULT_CLAIM = timedelta(minutes=10)
 
 
 def language_specs(model_config: ModelConfig) -> dict[str, str]:
@@ -106,19 +115,80 @@ def classify_record(text: str, rating: float | None, author_reach: int | None, l
     }
 
 
-def _pending(db: sqlite_utils.Database) -> Iterator[list[dict[str, Any]]]:
-    while True:
-        rows = list(
-            db.query(
-                "select m.id, m.title, m.text, m.rating, m.author_reach, m.lang from mentions m "
-                "left join classifications c on c.mention_id = m.id where c.mention_id is null "
-                "order by m.id limit ?",
-                [CHUNK],
+# The next batch nobody has classified or claimed. A claim covers an id range, so a mention that commits inside a
+# live range after the claim was taken (PostgreSQL ids are not committed in order) waits for the range's release.
+_PENDING_SQL = (
+    "select m.id, m.title, m.text, m.rating, m.author_reach, m.lang from mentions m "
+    "left join classifications c on c.mention_id = m.id where c.mention_id is null "
+    "and not exists (select 1 from classify_claims k where m.id between k.first_id and k.last_id) "
+    "order by m.id limit ?"
+)
+
+
+def claim_duration(environ: Mapping[str, str] | None = None) -> timedelta:
+    """How long a batch claim lasts (``$MONITOR_CLASSIFY_CLAIM``, default 10 minutes); raises ConfigError naming it.
+
+    The longest a batch whose worker died on another machine waits before someone else classifies it (a dead
+    worker on the same machine is noticed at once). It must be longer than any batch takes.
+    """
+    environ = os.environ if environ is None else environ
+    text = environ.get(CLAIM_ENV, "").strip()
+    if not text:
+        return DEFAULT_CLAIM
+    try:
+        value = parse_duration(text)
+    except (ValueError, DurationTooLong):
+        value = timedelta(0)
+    if value <= timedelta(0):
+        raise ConfigError(CLAIM_ENV, f'expected a duration like "10m", got {text!r}')
+    return value
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")  # one format: compared as text
+
+
+def _drop_stale_claims(db: sqlite_utils.Database, now: datetime) -> int:
+    """Delete claims that expired or whose process is gone (same host); inside the caller's write transaction."""
+    from monitor.workers.holders import holder_gone
+
+    stale = [
+        holder
+        for holder, expires_at in db.execute("select holder, expires_at from classify_claims").fetchall()
+        if (expires_at or "") <= _stamp(now) or holder_gone(holder)
+    ]
+    for holder in stale:
+        log.warning("classify: taking over the batch claimed by %s (expired or its process is gone)", holder)
+        db.execute("delete from classify_claims where holder = ?", [holder])
+    return len(stale)
+
+
+def claim_batch(
+    db: sqlite_utils.Database, holder: str, duration: timedelta, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Claim the next ``limit`` unclassified, unclaimed mentions for ``holder``; [] when none is left.
+
+    Under the write lock: two classifiers (worker processes, threads, a `monitor classify` beside the daemon)
+    each get a different batch, and a batch whose claimer died is handed out again.
+    """
+    now = datetime.now(UTC)
+    with write_transaction(db):
+        _drop_stale_claims(db, now)
+        rows = list(db.query(_PENDING_SQL, [limit or CHUNK]))  # CHUNK read now: tests shrink it
+        if rows:
+            ids = [row["id"] for row in rows]
+            db.execute(
+                "insert into classify_claims (holder, first_id, last_id, claimed_at, expires_at) "
+                "values (?, ?, ?, ?, ?)",
+                [holder, min(ids), max(ids), _stamp(now), _stamp(now + duration)],
             )
-        )
-        if not rows:
-            return
-        yield rows
+    return rows
+
+
+def release_claim(db: sqlite_utils.Database, holder: str) -> None:
+    """Give a batch back unclassified (the model failed): the next pass picks it up."""
+    with write_transaction(db):
+        db.execute("delete from classify_claims where holder = ?", [holder])
 
 
 def mention_text(row: dict[str, Any]) -> str:
@@ -134,27 +204,65 @@ class ClassifyCounts:
     by_label: dict[str, int] = field(default_factory=dict)
 
 
-def classify_pending(db: sqlite_utils.Database, classifier: Classifier) -> ClassifyCounts:
-    """Classify every mention without a classification. Safe to run again: it only picks up new work."""
+def classify_pending(
+    db: sqlite_utils.Database,
+    classifier: Classifier,
+    *,
+    max_batches: int | None = None,
+    on_claim: Callable[[int], None] | None = None,
+) -> ClassifyCounts:
+    """Classify every mention without a classification. Safe to run again: it only picks up new work.
+
+    Safe to run at once in several processes: each batch is claimed first (:func:`claim_batch`), and its
+    results are stored only while the claim is still this batch's (a claim taken over after it expired is
+    classified by its new holder; this one's results are dropped, not stored twice). ``max_batches`` stops
+    after that many batches; ``on_claim(batch size)`` is called after each claim (a worker uses it to let
+    others join in).
+    """
     counts = ClassifyCounts()
-    for rows in _pending(db):
-        texts = [mention_text(r) for r in rows]
-        langs = [r["lang"] or classifier.detect(t) for r, t in zip(rows, texts, strict=True)]
-        results = classifier.classify(texts, langs)
-        now = utcnow()
-        records = []
-        for row, text, (lang, pred, model_name) in zip(rows, texts, results, strict=True):
-            record = classify_record(text, row["rating"], row["author_reach"], lang, pred)
-            record.update(mention_id=row["id"], model=model_name, classified_at=now)
-            records.append(record)
-            counts.by_label[record["label"]] = counts.by_label.get(record["label"], 0) + 1
-        with db.atomic():
+    duration = claim_duration()
+    batches = 0
+    while max_batches is None or batches < max_batches:
+        holder = new_holder_id()
+        rows = claim_batch(db, holder, duration)
+        if not rows:
+            break
+        batches += 1
+        if on_claim is not None:
+            on_claim(len(rows))
+        try:
+            records, langs = _classify_rows(rows, classifier)
+        except BaseException:
+            release_claim(db, holder)  # a failed model run gives the batch back at once, not at expiry
+            raise
+        with write_transaction(db):
+            # Still ours? A claim that outlived its expiry (a stalled process) may have been taken over.
+            if db.execute("select 1 from classify_claims where holder = ?", [holder]).fetchone() is None:
+                log.warning("classify: the claim on mentions %s-%s was taken over; its results are not stored",
+                            rows[0]["id"], rows[-1]["id"])  # fmt: skip
+                continue
             db["classifications"].insert_all(records, replace=True)
-            for row, (lang, _, _) in zip(rows, results, strict=True):
+            for row, lang in zip(rows, langs, strict=True):
                 if not row["lang"]:
                     db.execute("update mentions set lang = ? where id = ?", [lang, row["id"]])
+            db.execute("delete from classify_claims where holder = ?", [holder])
+        for record in records:
+            counts.by_label[record["label"]] = counts.by_label.get(record["label"], 0) + 1
         counts.classified += len(records)
     return counts
+
+
+def _classify_rows(rows: list[dict[str, Any]], classifier: Classifier) -> tuple[list[dict[str, Any]], list[str]]:
+    texts = [mention_text(r) for r in rows]
+    langs = [r["lang"] or classifier.detect(t) for r, t in zip(rows, texts, strict=True)]
+    results = classifier.classify(texts, langs)
+    now = utcnow()
+    records = []
+    for row, text, (lang, pred, model_name) in zip(rows, texts, results, strict=True):
+        record = classify_record(text, row["rating"], row["author_reach"], lang, pred)
+        record.update(mention_id=row["id"], model=model_name, classified_at=now)
+        records.append(record)
+    return records, [lang for lang, _, _ in results]
 
 
 def classify_objects(objects: Iterable[dict[str, Any]], classifier: Classifier) -> list[dict[str, Any]]:

@@ -23,9 +23,7 @@ def migrate(db: PgDatabase, target: int) -> list[int]:
         db.execute("create table if not exists meta (key text primary key, value text)")
     current = schema_version(db)
     if current > target:
-        raise RuntimeError(
-            f"database schema version {current} is newer than this monitor ({target}); upgrade monitor"
-        )
+        raise RuntimeError(f"database schema version {current} is newer than this monitor ({target}); upgrade monitor")
     applied = []
     for version in range(current + 1, target + 1):
         with db.atomic():

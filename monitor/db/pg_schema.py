@@ -161,8 +161,9 @@ _MARK_MENTION = ("insert into trend_dirty select {hour} from mentions m where m.
                  "and {hour} is not null on conflict do nothing;").replace("{hour}", _HOUR.format(r="m"))  # fmt: skip
 _MARK_SHIFTS = ("insert into shift_dirty select shift_date from shift_attributions where mention_id = {who}.mention_id "
                 "and shift_date is not null on conflict do nothing;")  # fmt: skip
-_MARK_DATE = ("insert into shift_dirty select {who}.shift_date where {who}.shift_date is not null "
-              "on conflict do nothing;")
+_MARK_DATE = (
+    "insert into shift_dirty select {who}.shift_date where {who}.shift_date is not null on conflict do nothing;"
+)
 
 
 def _trigger_function(name: str, on_old: str, on_new: str) -> str:
@@ -187,12 +188,16 @@ M008 = [
     "weight double precision, primary key (shift_date, location, shift, topic))",
     "create table shift_dirty (shift_date text primary key)",
     "create index if not exists idx_shift_attributions_shift_date on shift_attributions (shift_date)",
-    _trigger_function("rollup_mentions", _MARK_HOUR.format(hour=_HOUR.format(r="old")),
-                      _MARK_HOUR.format(hour=_HOUR.format(r="new"))),  # fmt: skip
+    _trigger_function(
+        "rollup_mentions", _MARK_HOUR.format(hour=_HOUR.format(r="old")), _MARK_HOUR.format(hour=_HOUR.format(r="new"))
+    ),  # fmt: skip
     "create trigger rollup_mentions after insert or update of posted_at, first_seen_at, brand, backfill or delete "
     "on mentions for each row execute function rollup_mentions()",
-    _trigger_function("rollup_classifications", _MARK_MENTION.format(who="old") + _MARK_SHIFTS.format(who="old"),
-                      _MARK_MENTION.format(who="new") + _MARK_SHIFTS.format(who="new")),  # fmt: skip
+    _trigger_function(
+        "rollup_classifications",
+        _MARK_MENTION.format(who="old") + _MARK_SHIFTS.format(who="old"),
+        _MARK_MENTION.format(who="new") + _MARK_SHIFTS.format(who="new"),
+    ),  # fmt: skip
     "create trigger rollup_classifications_ai after insert or delete on classifications "
     "for each row execute function rollup_classifications()",
     "create trigger rollup_classifications_au after update of label, topics, mention_id on classifications "
@@ -220,4 +225,9 @@ M010 = [
     "renewed_at text, expires_at text not null)"
 ]
 
-MIGRATIONS: list[list[str]] = [M001, M002, M003, M004, M005, M006, M007, M008, M009, M010]
+M011 = [
+    "create table if not exists classify_claims (holder text primary key, first_id bigint not null, "
+    "last_id bigint not null, claimed_at text, expires_at text not null)"
+]
+
+MIGRATIONS: list[list[str]] = [M001, M002, M003, M004, M005, M006, M007, M008, M009, M010, M011]
