@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -44,7 +45,7 @@ UNCLAIMED_RUN_GRACE_S = DEFAULT_TIMEOUT + 600
 def claim_crawl_run(db: Any, run_id: int) -> None:
     """Record this process as the one running ``run_id``, so a later start can tell if it was killed."""
     with write_transaction(db):
-        db.execute("update crawl_runs set pid = ? where id = ?", [os.getpid(), run_id])
+        db.execute("update crawl_runs set pid = ?, host = ? where id = ?", [os.getpid(), socket.gethostname(), run_id])
 
 
 def close_interrupted_runs(db: Any, now: datetime | None = None) -> int:
@@ -56,10 +57,14 @@ def close_interrupted_runs(db: Any, now: datetime | None = None) -> int:
     now = now or datetime.now(UTC)
     cutoff = (now - timedelta(seconds=UNCLAIMED_RUN_GRACE_S)).replace(microsecond=0).isoformat()
     stale = []
-    for run_id, pid, started_at, messages in db.execute(
-        "select id, pid, started_at, messages from crawl_runs where status = 'running'"
+    this_host = socket.gethostname()
+    for run_id, pid, host, started_at, messages in db.execute(
+        "select id, pid, host, started_at, messages from crawl_runs where status = 'running'"
     ).fetchall():
-        if (pid is not None and not pid_alive(int(pid))) or (pid is None and (started_at or "") < cutoff):
+        # A pid is only meaningful on its own machine; a run from another host (a worker elsewhere), like one not
+        # yet claimed, is stale only once it is older than any crawl may run.
+        here = pid is not None and (host is None or host == this_host)
+        if (here and not pid_alive(int(pid))) or (not here and (started_at or "") < cutoff):
             stale.append((run_id, pid, messages))
     for run_id, pid, messages in stale:
         try:

@@ -513,6 +513,13 @@ def _m011_classify_claims(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m012_crawl_run_host(db: sqlite_utils.Database) -> None:
+    """``crawl_runs.host``: the machine whose process ``pid`` runs the crawl. Workers crawl on several machines, and
+    a pid means nothing on another one: a run from another host is judged by its age alone (monitor/crawl.py)."""
+    if "host" not in db["crawl_runs"].columns_dict:
+        db.execute("alter table crawl_runs add column host text")
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m001_initial,
     _m002_shifts,
@@ -525,6 +532,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m009_lookup_indexes,
     _m010_leases,
     _m011_classify_claims,
+    _m012_crawl_run_host,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

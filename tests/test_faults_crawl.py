@@ -432,3 +432,22 @@ def test_reddit_first_crawl_marks_old_items_and_one_bad_item_costs_only_itself()
     assert [(m["external_id"], m.get("backfill", False)) for m in mentions] == [
         ("t3_p1", False), ("t3_p2", True), ("t3_p3", True)]  # fmt: skip
     assert mentions[2]["posted_at"] is None
+
+
+def test_a_run_on_another_machine_is_judged_by_its_age_not_by_a_pid_that_means_nothing_here(tmp_path: Path) -> None:
+    """Workers crawl on several machines: a pid from another host may be free here, and its crawl still running."""
+    from monitor.crawl import claim_crawl_run
+
+    db = open_db(tmp_path / "m.db")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    elsewhere, elsewhere_old, here = (start_crawl_run(db, name) for name in ("elsewhere", "elsewhere-old", "here"))
+    for run in (elsewhere, elsewhere_old):
+        db.execute("update crawl_runs set pid = ?, host = 'worker-7' where id = ?", [dead.pid, run])
+    db.execute("update crawl_runs set started_at = '2020-01-01T00:00:00+00:00' where id = ?", [elsewhere_old])
+    claim_crawl_run(db, here)  # records this machine beside the pid
+    db.execute("update crawl_runs set pid = ? where id = ?", [dead.pid, here])
+    db.conn.commit()
+    assert close_interrupted_runs(db) == 2
+    status = dict(db.execute("select source, status from crawl_runs").fetchall())
+    assert status == {"elsewhere": "running", "elsewhere-old": "failed", "here": "failed"}

@@ -230,4 +230,6 @@ M011 = [
     "last_id bigint not null, claimed_at text, expires_at text not null)"
 ]
 
-MIGRATIONS: list[list[str]] = [M001, M002, M003, M004, M005, M006, M007, M008, M009, M010, M011]
+M012 = ["alter table crawl_runs add column if not exists host text"]
+
+MIGRATIONS: list[list[str]] = [M001, M002, M003, M004, M005, M006, M007, M008, M009, M010, M011, M012]
