@@ -444,6 +444,11 @@ SECTIONS: dict[str, dict[str, tuple[Any, Any, str]]] = {
         ),
         "session_lifetime": (_duration, timedelta(hours=12), "how long an inbox login lasts"),
         "cookie_secure": (_bool, False, "mark the session cookie Secure (set it when a TLS proxy is in front)"),
+        "proxies": (
+            _count_at_least(0),
+            0,
+            "reverse proxies in front of the inbox whose X-Forwarded-For/-Proto/-Host/-Prefix are trusted (ProxyFix)",
+        ),
     },
     "shifts": {
         "default_visit_lag": (_duration, timedelta(hours=2), "assumed time from visit to post when nothing says"),
@@ -737,6 +742,7 @@ class WebConfig:
     users_env: str = "MONITOR_USERS"
     session_lifetime: timedelta = timedelta(hours=12)
     cookie_secure: bool = False
+    proxies: int = 0
 
 
 @dataclass

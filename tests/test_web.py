@@ -316,3 +316,51 @@ def test_odd_numbers_in_the_query_string_do_not_break_pages(team_app):
     client = team_app.test_client()
     assert client.get("/?page=99999999999999999999").status_code == 200
     assert client.get("/metrics?days=²").status_code == 200
+
+
+def _proxied_app(tmp_path, monkeypatch, proxies: int):
+    from monitor.web.auth import hash_password
+
+    monkeypatch.setenv("MONITOR_USERS", f"dana:{hash_password('correct horse')}")
+    config = loads_config(TEAM_CONFIG.format(db=tmp_path / "web.db"), tmp_path / "config.toml")
+    config.web.proxies = proxies
+    open_db(config.storage_path).conn.close()
+    app = create_app(config)
+    app.testing = True
+    return app
+
+
+def _login_from(client, forwarded_for: str, password: str):
+    headers = {"X-Forwarded-For": forwarded_for, "X-Forwarded-Proto": "https"}
+    token = csrf(client, "/login")
+    return client.post(
+        "/login", data={"csrf_token": token, "user": "dana", "password": password}, headers=headers,
+        environ_base={"REMOTE_ADDR": "10.0.0.2"},  # the proxy
+    )  # fmt: skip
+
+
+def test_behind_one_trusted_proxy_each_client_is_throttled_on_its_own_address(tmp_path, monkeypatch):
+    app = _proxied_app(tmp_path, monkeypatch, proxies=1)
+    attacker, colleague = app.test_client(), app.test_client()
+    for _ in range(5):
+        assert _login_from(attacker, "203.0.113.9", "guess").status_code == 401
+    assert _login_from(attacker, "203.0.113.9", "correct horse").status_code == 429
+    # Same proxy address, another client: not locked out by the attacker's failures; redirects say https.
+    response = _login_from(colleague, "198.51.100.7", "correct horse")
+    assert response.status_code == 302
+
+
+def test_without_proxies_set_a_forged_forwarded_for_changes_nothing(tmp_path, monkeypatch):
+    app = _proxied_app(tmp_path, monkeypatch, proxies=0)
+    client = app.test_client()
+    for n in range(5):  # a client rotating X-Forwarded-For cannot dodge the throttle
+        assert _login_from(client, f"203.0.113.{n}", "guess").status_code == 401
+    assert _login_from(client, "203.0.113.99", "correct horse").status_code == 429
+
+
+def test_one_trusted_hop_ignores_addresses_a_client_put_in_front(tmp_path, monkeypatch):
+    app = _proxied_app(tmp_path, monkeypatch, proxies=1)
+    client = app.test_client()
+    for n in range(5):  # the proxy appends the real address; spoofed ones before it are not trusted
+        assert _login_from(client, f"192.0.2.{n}, 203.0.113.9", "guess").status_code == 401
+    assert _login_from(client, "192.0.2.77, 203.0.113.9", "correct horse").status_code == 429

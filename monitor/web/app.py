@@ -121,6 +121,14 @@ def create_app(config: Config, users: dict[str, str] | None = None) -> Flask:
     app.config["PERMANENT_SESSION_LIFETIME"] = config.web.session_lifetime
     app.config["SESSION_REFRESH_EACH_REQUEST"] = False  # a login lasts session_lifetime, not "while used"
     app.config["MONITOR"] = config
+    if config.web.proxies:
+        # Trust exactly as many X-Forwarded-* hops as there are proxies we run: the client address (login
+        # throttling, logs), the scheme (Secure cookies, redirects) and host come from them; a client's own
+        # X-Forwarded-For beyond those hops is ignored. Never on by default: without a proxy anyone could set them.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = config.web.proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_port=n, x_prefix=n)  # type: ignore[method-assign]
     users = load_users(config.web) if users is None else users
     throttle = LoginThrottle()
     templates = load_templates(config.queue.templates_path)
