@@ -11,10 +11,10 @@ Redis persistence) and stopped at the end.
 
 **Workers part.** The burst of ``bench/load.py``: ten ``hackernews`` sources, each its own Algolia-like server on
 127.0.0.1 (``tests/faults/harness.py``), serving ``mentions / 10`` items each, 100 a page. For each worker count
-N, ``monitor worker --processes N`` (``--threads 2`` per process, the default) runs against ``[storage] url`` on
-PostgreSQL and ``[workers] broker`` on Redis; this script is the scheduler (it enqueues what ``monitor run``
-would: one ``crawl_source`` per source, or one ``classify``). Three timed phases, each from the enqueue, with the
-workers already started and idle:
+N, ``monitor worker --processes N --threads T`` (``--threads``, default 2 as the command's) runs against
+``[storage] url`` on PostgreSQL and ``[workers] broker`` on Redis; this script is the scheduler (it enqueues
+what ``monitor run`` would: one ``crawl_source`` per source, or one ``classify``). Three timed phases, each from
+the enqueue, with the workers already started and idle:
 
 1. **crawl**: the ten crawls only (the workers' ``enqueue_classify`` is switched off), until every ``crawl_runs``
    row is closed;
@@ -143,15 +143,44 @@ def cpu_ticks() -> tuple[int, int]:
 
 
 class Phase:
-    """Wall time and the machine's CPU busy share between start() and stop()."""
+    """Wall time, the machine's CPU busy share, and how the store's write lock was used between start() and stop().
+
+    The PostgreSQL store takes one database-wide advisory lock in every write transaction (``monitor.db.pg``'s
+    ``WRITE_LOCK``, the counterpart of SQLite's single writer); ``pg_locks`` is sampled every 50 ms for it: the
+    share of samples in which someone held it, and the mean number of sessions waiting for it.
+    """
+
+    def __init__(self, admin_url: str) -> None:
+        from monitor.db.pg import WRITE_LOCK
+
+        self.admin_url = admin_url
+        self.key = (WRITE_LOCK >> 32, WRITE_LOCK & 0xFFFFFFFF)
+        self.halt = threading.Event()
+        self.samples: list[tuple[int, int]] = []  # (holders, waiters)
+
+    def _sample(self) -> None:
+        import psycopg
+
+        sql = ("select count(*) filter (where granted), count(*) filter (where not granted) from pg_locks "
+               "where locktype = 'advisory' and classid = %s and objid = %s")  # fmt: skip
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            while not self.halt.wait(0.05):
+                self.samples.append(conn.execute(sql, list(self.key)).fetchone())
 
     def start(self) -> None:
+        self.sampler = threading.Thread(target=self._sample, daemon=True)
+        self.sampler.start()
         self.cpu0, self.t0 = cpu_ticks(), time.monotonic()
 
     def stop(self) -> None:
         self.seconds = time.monotonic() - self.t0
         busy, total = cpu_ticks()
         self.cpu = 100.0 * (busy - self.cpu0[0]) / max(1, total - self.cpu0[1])
+        self.halt.set()
+        self.sampler.join()
+        n = max(1, len(self.samples))
+        self.lock_held = 100.0 * sum(1 for held, _ in self.samples if held) / n
+        self.lock_waiting = sum(waiting for _, waiting in self.samples) / n
 
 
 def write_config(work: Path, url: str, broker: str, model: str | None, apis: list[h.SearchApi]) -> Path:
@@ -254,7 +283,7 @@ def flush_broker(broker: str) -> None:
     client.close()
 
 
-def run_phase(phase: str, n: int, config_path: Path, store: Store, broker: str, served: int,
+def run_phase(phase: str, n: int, config_path: Path, store: Store, server: Any, broker: str, served: int,
               timeout: float) -> dict[str, Any]:  # fmt: skip
     """One timed phase (crawl, classify or burst) with ``n`` fresh worker processes; returns its figures."""
     from monitor.config import load_config
@@ -265,7 +294,7 @@ def run_phase(phase: str, n: int, config_path: Path, store: Store, broker: str, 
     switches = {"settings": load.FAST, "no_classify": phase == "crawl", "no_process": phase == "classify"}
     workers = Workers(config_path, n, switches, config_path.parent / f"{phase}.log")
     sampler = load.Sampler()
-    timer = Phase()
+    timer = Phase(server.admin_url)
     crawl_done: list[float] = []
 
     def done() -> bool:
@@ -293,9 +322,11 @@ def run_phase(phase: str, n: int, config_path: Path, store: Store, broker: str, 
         workers.stop()
     count = store.mentions() if phase == "crawl" else store.classified()
     print(f"  {n} worker(s), {phase}: {count:,} mentions in {timer.seconds:.1f} s "
-          f"({count / timer.seconds:,.0f}/s, machine CPU busy {timer.cpu:.0f} %)", file=sys.stderr)  # fmt: skip
+          f"({count / timer.seconds:,.0f}/s, machine CPU busy {timer.cpu:.0f} %, write lock held "
+          f"{timer.lock_held:.0f} % with {timer.lock_waiting:.1f} waiting)", file=sys.stderr)  # fmt: skip
     figures = {f"{phase} s": timer.seconds, f"{phase} /s": count / timer.seconds, f"{phase} cpu": timer.cpu,
-               f"{phase} rss": load.mib(sampler.peak.get("workers", 0))}  # fmt: skip
+               f"{phase} rss": load.mib(sampler.peak.get("workers", 0)), f"{phase} held": timer.lock_held,
+               f"{phase} waiting": timer.lock_waiting}  # fmt: skip
     if phase == "burst":
         figures["burst crawl s"] = crawl_done[0]
     return figures
@@ -318,7 +349,7 @@ def run_count(n: int, server: Any, broker: str, model: str | None, apis: list[h.
         store = Store(url)
         phases = ["crawl", "classify"] if part == "staged" else ["burst"]
         for phase in phases:
-            row.update(run_phase(phase, n, config_path, store, broker, served, timeout))
+            row.update(run_phase(phase, n, config_path, store, server, broker, served, timeout))
         problems += [f"{part}: {p}" for p in store.check(served)]
         store.close()
         drop_database(server, db_name)
@@ -353,8 +384,9 @@ def workers_table(args: argparse.Namespace, rows: list[dict[str, Any]]) -> list[
         f"{base['workers']} worker(s) in this run",
         "",
         "| workers | crawl s | crawl /s | × | classify s | classify /s | × | burst s | burst /s | × | "
-        "CPU busy crawl / classify / burst | peak RSS workers MiB (burst) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|",
+        "CPU busy crawl / classify / burst | write lock held (waiting) crawl / classify / burst | "
+        "peak RSS workers MiB (burst) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|",
     ]
     for row in rows:
         cells = [str(row["workers"])]
@@ -362,6 +394,8 @@ def workers_table(args: argparse.Namespace, rows: list[dict[str, Any]]) -> list[
             cells += [f"{row[f'{phase} s']:.1f}", f"{row[f'{phase} /s']:,.0f}",
                       f"{base[f'{phase} s'] / row[f'{phase} s']:.2f}"]  # fmt: skip
         cells.append(" / ".join(f"{row[f'{p} cpu']:.0f} %" for p in ("crawl", "classify", "burst")))
+        cells.append(" / ".join(f"{row[f'{p} held']:.0f} % ({row[f'{p} waiting']:.1f})"
+                                for p in ("crawl", "classify", "burst")))  # fmt: skip
         cells.append(str(row["burst rss"]))
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
@@ -511,11 +545,13 @@ def inbox_part(args: argparse.Namespace, server: Any) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global THREADS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mentions", type=int, default=20_000, help="burst size (default 20,000)")
     parser.add_argument("--workers", default="1,2,4", help="worker process counts (default 1,2,4)")
     parser.add_argument("--model", choices=("bundled", "tiny"), default="bundled",
                         help="tiny: a random 2-layer BERT, to measure the machinery rather than the model")  # fmt: skip
+    parser.add_argument("--threads", type=int, default=THREADS, help="jobs per worker process (default 2)")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds any one phase may take")
     parser.add_argument("--inbox", action="store_true", help="also time the inbox on PostgreSQL beside SQLite")
     parser.add_argument("--inbox-only", action="store_true", help="only the inbox part")
@@ -523,6 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=200, help="inbox requests per row (default 200)")
     args = parser.parse_args(argv)
     args.workers = [int(v) for v in args.workers.split(",")]
+    THREADS = args.threads
     began = time.perf_counter()
     lines = [f"bench/scale.py {' '.join(argv if argv is not None else sys.argv[1:])}  "
              f"({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)", ""]  # fmt: skip
