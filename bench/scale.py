@@ -146,8 +146,9 @@ class Phase:
     """Wall time, the machine's CPU busy share, and how the store's write lock was used between start() and stop().
 
     The PostgreSQL store takes one database-wide advisory lock in every write transaction (``monitor.db.pg``'s
-    ``WRITE_LOCK``, the counterpart of SQLite's single writer); ``pg_locks`` is sampled every 50 ms for it: the
-    share of samples in which someone held it, and the mean number of sessions waiting for it.
+    ``WRITE_LOCK``, the counterpart of SQLite's single writer): exclusively, or shared by scoped writers (one
+    source's crawl, the classification claims). ``pg_locks`` is sampled every 50 ms for it: the share of samples
+    in which someone held it exclusively, in which someone held it shared, and the mean number of sessions waiting.
     """
 
     def __init__(self, admin_url: str) -> None:
@@ -156,13 +157,14 @@ class Phase:
         self.admin_url = admin_url
         self.key = (WRITE_LOCK >> 32, WRITE_LOCK & 0xFFFFFFFF)
         self.halt = threading.Event()
-        self.samples: list[tuple[int, int]] = []  # (holders, waiters)
+        self.samples: list[tuple[int, int, int]] = []  # (exclusive holders, shared holders, waiters)
 
     def _sample(self) -> None:
         import psycopg
 
-        sql = ("select count(*) filter (where granted), count(*) filter (where not granted) from pg_locks "
-               "where locktype = 'advisory' and classid = %s and objid = %s")  # fmt: skip
+        sql = ("select count(*) filter (where granted and mode = 'ExclusiveLock'), "
+               "count(*) filter (where granted and mode = 'ShareLock'), count(*) filter (where not granted) "
+               "from pg_locks where locktype = 'advisory' and classid = %s and objid = %s")  # fmt: skip
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             while not self.halt.wait(0.05):
                 self.samples.append(conn.execute(sql, list(self.key)).fetchone())
@@ -179,8 +181,9 @@ class Phase:
         self.halt.set()
         self.sampler.join()
         n = max(1, len(self.samples))
-        self.lock_held = 100.0 * sum(1 for held, _ in self.samples if held) / n
-        self.lock_waiting = sum(waiting for _, waiting in self.samples) / n
+        self.lock_held = 100.0 * sum(1 for held, _, _ in self.samples if held) / n
+        self.lock_shared = 100.0 * sum(1 for _, shared, _ in self.samples if shared) / n
+        self.lock_waiting = sum(waiting for _, _, waiting in self.samples) / n
 
 
 def write_config(work: Path, url: str, broker: str, model: str | None, apis: list[h.SearchApi]) -> Path:
@@ -322,10 +325,12 @@ def run_phase(phase: str, n: int, config_path: Path, store: Store, server: Any, 
         workers.stop()
     count = store.mentions() if phase == "crawl" else store.classified()
     print(f"  {n} worker(s), {phase}: {count:,} mentions in {timer.seconds:.1f} s "
-          f"({count / timer.seconds:,.0f}/s, machine CPU busy {timer.cpu:.0f} %, write lock held "
-          f"{timer.lock_held:.0f} % with {timer.lock_waiting:.1f} waiting)", file=sys.stderr)  # fmt: skip
+          f"({count / timer.seconds:,.0f}/s, machine CPU busy {timer.cpu:.0f} %, write lock held exclusively "
+          f"{timer.lock_held:.0f} %, shared {timer.lock_shared:.0f} %, {timer.lock_waiting:.1f} waiting)",
+          file=sys.stderr)  # fmt: skip
     figures = {f"{phase} s": timer.seconds, f"{phase} /s": count / timer.seconds, f"{phase} cpu": timer.cpu,
                f"{phase} rss": load.mib(sampler.peak.get("workers", 0)), f"{phase} held": timer.lock_held,
+               f"{phase} shared": timer.lock_shared,
                f"{phase} waiting": timer.lock_waiting}  # fmt: skip
     if phase == "burst":
         figures["burst crawl s"] = crawl_done[0]
@@ -384,7 +389,7 @@ def workers_table(args: argparse.Namespace, rows: list[dict[str, Any]]) -> list[
         f"{base['workers']} worker(s) in this run",
         "",
         "| workers | crawl s | crawl /s | × | classify s | classify /s | × | burst s | burst /s | × | "
-        "CPU busy crawl / classify / burst | write lock held (waiting) crawl / classify / burst | "
+        "CPU busy crawl / classify / burst | write lock exclusive / shared (waiting) crawl; classify; burst | "
         "peak RSS workers MiB (burst) |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|",
     ]
@@ -394,7 +399,7 @@ def workers_table(args: argparse.Namespace, rows: list[dict[str, Any]]) -> list[
             cells += [f"{row[f'{phase} s']:.1f}", f"{row[f'{phase} /s']:,.0f}",
                       f"{base[f'{phase} s'] / row[f'{phase} s']:.2f}"]  # fmt: skip
         cells.append(" / ".join(f"{row[f'{p} cpu']:.0f} %" for p in ("crawl", "classify", "burst")))
-        cells.append(" / ".join(f"{row[f'{p} held']:.0f} % ({row[f'{p} waiting']:.1f})"
+        cells.append("; ".join(f"{row[f'{p} held']:.0f} / {row[f'{p} shared']:.0f} % ({row[f'{p} waiting']:.1f})"
                                 for p in ("crawl", "classify", "burst")))  # fmt: skip
         cells.append(str(row["burst rss"]))
         lines.append("| " + " | ".join(cells) + " |")

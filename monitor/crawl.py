@@ -44,7 +44,7 @@ UNCLAIMED_RUN_GRACE_S = DEFAULT_TIMEOUT + 600
 
 def claim_crawl_run(db: Any, run_id: int) -> None:
     """Record this process as the one running ``run_id``, so a later start can tell if it was killed."""
-    with write_transaction(db):
+    with write_transaction(db, scope=f"crawl_run:{run_id}"):  # its own row only
         db.execute("update crawl_runs set pid = ?, host = ? where id = ?", [os.getpid(), socket.gethostname(), run_id])
 
 

@@ -77,7 +77,7 @@ def acquire(
     """Take ``name`` for ``holder`` when it is free, expired or already ``holder``'s (then it is renewed)."""
     now = now or datetime.now(UTC)
     expires = now + duration
-    with write_transaction(db):
+    with write_transaction(db, scope=f"lease:{name}"):  # this lease's row only
         row = db.execute("select holder, expires_at from leases where name = ?", [name]).fetchone()
         if row is not None and row[0] != holder and _parse(row[1]) > now:
             return LeaseState(False, row[0], _parse(row[1]))
@@ -100,7 +100,7 @@ def renew(
     """
     now = now or datetime.now(UTC)
     expires = now + duration
-    with write_transaction(db):
+    with write_transaction(db, scope=f"lease:{name}"):  # this lease's row only
         cursor = db.execute(
             "update leases set renewed_at = ?, expires_at = ? where name = ? and holder = ?",
             [_stamp(now), _stamp(expires), name, holder],
@@ -110,7 +110,7 @@ def renew(
 
 def release(db: Any, holder: str, *, name: str = SCHEDULER) -> bool:
     """Give the lease back (a clean stop), so a waiting scheduler takes over at once; False if not ours."""
-    with write_transaction(db):
+    with write_transaction(db, scope=f"lease:{name}"):  # this lease's row only
         cursor = db.execute("delete from leases where name = ? and holder = ?", [name, holder])
     return cursor.rowcount == 1
 

@@ -10,7 +10,10 @@ the same ``execute`` / ``query`` / ``atomic()`` and table helpers, and
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
+import random
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -18,12 +21,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlite_utils
 
-from monitor.db import SQLITE, Dialect, dialect_of, is_postgres_url
+from monitor.db import SQLITE, Dialect, dialect_of, is_postgres_url, redirect
+from monitor.db import errors as db_errors
 from monitor.textsafe import valid_unicode
+
+log = logging.getLogger("monitor.store")
+T = TypeVar("T")
 
 MENTION_FIELDS = (
     "url",
@@ -49,12 +56,18 @@ def utcnow() -> str:
 
 
 @contextmanager
-def write_transaction(db: sqlite_utils.Database) -> Iterator[None]:
+def write_transaction(db: sqlite_utils.Database, scope: str | None = None) -> Iterator[None]:
     """``BEGIN IMMEDIATE``: take the write lock first, so a concurrent writer makes us wait (busy_timeout)
     instead of failing a read-then-write transaction with SQLITE_BUSY. Inside another transaction it
-    simply joins it."""
+    simply joins it.
+
+    ``scope`` (PostgreSQL only; SQLite has one writer whatever the scope) names the only rows the transaction
+    reads-then-writes, e.g. ``source:NAME``: transactions of different scopes then write side by side, and one
+    without a scope still excludes them all (``monitor.db.pg.WRITE_LOCK``). Name a scope only for a transaction
+    whose correctness needs nothing but its own rows kept still; rollup recounts, which read everyone's rows and
+    clear the dirty marks, must stay unscoped."""
     if dialect_of(db).postgres:  # the counterpart of BEGIN IMMEDIATE: the database-wide write lock
-        with db.atomic():
+        with db.atomic(scope=scope):
             yield
         return
     if db.conn.in_transaction:
@@ -68,6 +81,22 @@ def write_transaction(db: sqlite_utils.Database) -> Iterator[None]:
         if db.conn.in_transaction:  # SQLite may have rolled back already; keep the original error
             db.conn.execute("ROLLBACK")
         raise
+
+
+def retry_conflicts(db: sqlite_utils.Database, work: Callable[[], T], what: str, attempts: int = 5) -> T:
+    """``work()`` -- one whole write transaction -- run again when the server rolled it back to resolve a
+    conflict (a deadlock between two scoped writers on PostgreSQL; never on SQLite). Inside an outer transaction
+    it runs once: the conflict aborted the outer one too, and only its owner can start it again."""
+    nested = db.conn.in_transaction if not dialect_of(db).postgres else db.in_transaction
+    for attempt in range(1, attempts + 1):
+        try:
+            return work()
+        except db_errors.RETRY_ERRORS as exc:
+            if nested or attempt == attempts:
+                raise
+            log.info("%s: %s; running it again (attempt %d)", what, str(exc).splitlines()[0], attempt + 1)
+            time.sleep(random.uniform(0, 0.05 * attempt))  # apart, so the two do not meet again at once
+    raise AssertionError("unreachable")
 
 
 class Database(sqlite_utils.Database):
@@ -109,6 +138,8 @@ def open_db(path: str | Path, migrate: bool = True) -> Database:
     """Open (and by default create/migrate) the database at ``path``; every write transaction waits
     for the lock (see :class:`Database`). A ``postgresql://`` URL opens PostgreSQL instead (the password
     from the environment: PGPASSWORD or ~/.pgpass), with the same schema and functions."""
+    if not is_postgres_url(path) and os.environ.get(redirect.ENV):
+        path = redirect.target_for(path) or path  # the test suite on PostgreSQL (monitor/db/redirect.py)
     if is_postgres_url(path):
         from monitor.db.pg import connect  # psycopg only when PostgreSQL is used
 
@@ -520,6 +551,11 @@ def _m012_crawl_run_host(db: sqlite_utils.Database) -> None:
         db.execute("alter table crawl_runs add column host text")
 
 
+def _m013_statement_marks(db: sqlite_utils.Database) -> None:
+    """Nothing on SQLite. On PostgreSQL the rollup marks of inserted rows move from row triggers to statement
+    triggers (monitor/db/pg_schema.py, M013): the number keeps both engines' versions in step."""
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m001_initial,
     _m002_shifts,
@@ -533,6 +569,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m010_leases,
     _m011_classify_claims,
     _m012_crawl_run_host,
+    _m013_statement_marks,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -760,9 +797,15 @@ def record_mentions(db: sqlite_utils.Database, source: str, mentions: Iterable[d
     # Validate and normalise everything first: a bad item fails the batch before any write.
     dialect = dialect_of(db)
     batch = [(_external_id(mention, dialect), _clean(mention, dialect)) for mention in mentions]
-    counts = UpsertCounts()
     if not batch:
-        return counts
+        return UpsertCounts()
+    # Writers of different sources run side by side on PostgreSQL; one of two that meet on a shared rollup
+    # mark in opposite order is rolled back by the server, and the whole batch simply runs again.
+    return retry_conflicts(db, lambda: _record_batch(db, source, batch), f"storing {source}")
+
+
+def _record_batch(db: sqlite_utils.Database, source: str, batch: list[tuple[str, dict[str, Any]]]) -> UpsertCounts:
+    counts = UpsertCounts()
     now = utcnow()
     existing: dict[str, dict[str, Any]] = {}
     ids: list[int] = []
@@ -775,9 +818,9 @@ def record_mentions(db: sqlite_utils.Database, source: str, mentions: Iterable[d
             existing[external_id] = {"id": inserted[external_id], **row}
         new.clear()
 
-    with db.atomic():
-        # Read under the write lock: a concurrent writer of the same items (two crawls of one source, a
-        # worker on another machine) cannot insert one between this look-up and our insert.
+    with write_transaction(db, scope=f"source:{source}"):
+        # Read under the source's write lock: a concurrent writer of the same items (two crawls of one source,
+        # a worker on another machine) cannot insert one between this look-up and our insert.
         existing.update(_existing_rows(db, source, list(dict.fromkeys(eid for eid, _ in batch))))
         for external_id, row in batch:
             if external_id in new:
@@ -837,7 +880,7 @@ def get_source_state(db: sqlite_utils.Database, source: str, key: str) -> str | 
 
 
 def set_source_state(db: sqlite_utils.Database, source: str, key: str, value: str) -> None:
-    with db.atomic():
+    with write_transaction(db, scope=f"source:{source}"):
         db.execute(
             "insert into source_state (source, key, value, updated_at) values (?, ?, ?, ?) "
             "on conflict (source, key) do update set value = excluded.value, updated_at = excluded.updated_at",
@@ -866,7 +909,7 @@ def known_external_ids(db: sqlite_utils.Database, source: str, external_ids: Ite
 
 
 def start_crawl_run(db: sqlite_utils.Database, source: str) -> int:
-    with db.atomic():
+    with write_transaction(db, scope=f"source:{source}"):
         row = db.execute(
             "insert into crawl_runs (source, started_at, status, new, updated, unchanged, errors, messages) "
             "values (?, ?, 'running', 0, 0, 0, 0, '[]') returning id",  # no lastrowid on PostgreSQL
@@ -877,7 +920,7 @@ def start_crawl_run(db: sqlite_utils.Database, source: str) -> int:
 
 def finish_crawl_run(db: sqlite_utils.Database, run_id: int, counts: UpsertCounts, errors: list[str]) -> None:
     status = "ok" if not errors else ("partial" if counts.new or counts.updated or counts.unchanged else "failed")
-    with db.atomic():
+    with write_transaction(db, scope=f"crawl_run:{run_id}"):  # its own row only
         db.execute(
             "update crawl_runs set finished_at = ?, status = ?, new = ?, updated = ?, unchanged = ?, "
             "errors = ?, messages = ? where id = ?",

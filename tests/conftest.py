@@ -10,6 +10,70 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The store the suite runs on: "sqlite" (the default) or "postgresql", where a throwaway PostgreSQL server is
+# started for the session and every SQLite store path any test, CLI call or crawl process opens becomes a
+# PostgreSQL database of its own (monitor/db/redirect.py). Tests about SQLite itself (its files, pragmas, WAL,
+# a corrupt file) are marked ``sqlite_only`` with the reason, and skipped there.
+STORE_ENV = "MONITOR_TEST_STORE"
+
+
+def store_backend() -> str:
+    value = os.environ.get(STORE_ENV, "").strip().lower() or "sqlite"
+    if value not in ("sqlite", "postgresql"):
+        raise pytest.UsageError(f"{STORE_ENV} must be 'sqlite' or 'postgresql', not {value!r}")
+    return value
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only(reason): a test of SQLite itself, skipped on PostgreSQL")
+    if store_backend() != "postgresql":
+        return
+    from monitor.db import redirect
+
+    from .pg import URL_ENV, throwaway_server
+
+    server = throwaway_server()
+    pg = server.__enter__()  # raises with the reason when no server can be started: a PostgreSQL run must not pass
+    config._monitor_pg_server = server  # type: ignore[attr-defined]
+    os.environ[redirect.ENV] = pg.admin_url  # inherited by every child process the tests start
+    os.environ[URL_ENV] = pg.admin_url  # tests/pg.py's fixtures use the same server
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    server = getattr(config, "_monitor_pg_server", None)
+    if server is not None:
+        server.__exit__(None, None, None)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if store_backend() != "postgresql":
+        return
+    for item in items:
+        marker = item.get_closest_marker("sqlite_only")
+        if marker is not None:
+            reason = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "a test of SQLite itself")
+            item.add_marker(pytest.mark.skip(reason=f"SQLite only: {reason}"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _drop_redirected_stores():
+    """On PostgreSQL: drop the module's databases afterwards (each is a copy of the migrated template)."""
+    yield
+    if store_backend() != "postgresql":
+        return
+    import psycopg
+
+    from monitor.db import redirect
+
+    with psycopg.connect(os.environ[redirect.ENV], autocommit=True) as admin:
+        sql = "select datname from pg_database where starts_with(datname, %s) and datname <> %s"
+        names = [row[0] for row in admin.execute(sql, [redirect.PREFIX, redirect.TEMPLATE])]
+        for name in names:
+            admin.execute(f'drop database if exists "{name}" with (force)')
+    redirect.forget()
+
+
 SHARED = REPO.parent / "shared"
 
 TINY_VOCAB = [

@@ -21,6 +21,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,22 +63,26 @@ def _run(args: list[str], user: str | None, **kwargs: Any) -> subprocess.Complet
     return subprocess.run(args, user=user, check=True, capture_output=True, text=True, timeout=60, **kwargs)
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'psycopg[binary]')")
-    if os.environ.get(URL_ENV):
-        yield PgServer(os.environ[URL_ENV], os.environ.get("PGPASSWORD"))
-        return
+class Unavailable(Exception):
+    """No PostgreSQL server can be started here (the reason says what to install)."""
+
+
+@contextmanager
+def throwaway_server() -> Iterator[PgServer]:
+    """A new cluster in a temporary folder (initdb + pg_ctl on a free loopback port, password authentication,
+    fsync off), PGPASSWORD set for the block; stopped and removed afterwards. Raises :class:`Unavailable`."""
     binaries = _binaries()
     if binaries is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install -y postgresql")
+        raise Unavailable("PostgreSQL server binaries (initdb, pg_ctl) not found: apt-get install -y postgresql")
     initdb, pg_ctl = binaries
     user = None
     if os.geteuid() == 0:
         try:
             owner = pwd.getpwnam(RUN_AS)
         except KeyError:
-            pytest.skip(f"running as root and there is no {RUN_AS!r} user to run the PostgreSQL server as")
+            raise Unavailable(
+                f"running as root and there is no {RUN_AS!r} user to run the PostgreSQL server as"
+            ) from None
         user = RUN_AS
     folder = Path(tempfile.mkdtemp(prefix="monitor-pg-"))
     password = secrets.token_urlsafe(18)
@@ -90,12 +95,12 @@ def pg_server() -> Iterator[PgServer]:
         _run([initdb, "-D", str(data), "-U", "monitor", "--pwfile", str(folder / "pw"), "-A", "scram-sha-256",
               "-E", "UTF8", "--locale=C.UTF-8"], user)  # fmt: skip
         options = (f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off")  # fmt: skip
+                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")  # fmt: skip
         _run([pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start"], user)
     except subprocess.CalledProcessError as exc:
         log = (folder / "log").read_text() if (folder / "log").exists() else ""
         shutil.rmtree(folder, ignore_errors=True)
-        pytest.fail(f"could not start PostgreSQL: {exc.stderr or exc.stdout}\n{log[-2000:]}")
+        raise RuntimeError(f"could not start PostgreSQL: {exc.stderr or exc.stdout}\n{log[-2000:]}") from None
     saved = os.environ.get("PGPASSWORD")
     os.environ["PGPASSWORD"] = password  # the store reads it from the environment, as in production
     try:
@@ -108,6 +113,25 @@ def pg_server() -> Iterator[PgServer]:
         subprocess.run([pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"], user=user, capture_output=True,
                        timeout=60, check=False)  # fmt: skip
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'psycopg[binary]')")
+    if os.environ.get(URL_ENV):
+        yield PgServer(os.environ[URL_ENV], os.environ.get("PGPASSWORD"))
+        return
+    try:
+        server = throwaway_server()
+        pg = server.__enter__()
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield pg
+    finally:
+        server.__exit__(None, None, None)
 
 
 @pytest.fixture

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -287,29 +289,113 @@ def test_write_transactions_exclude_each_other_on_postgres(pg_url: str):
         assert second.execute("select pg_try_advisory_xact_lock(?)", [WRITE_LOCK]).fetchone()[0] is True
 
 
-def test_concurrent_writers_of_one_source_neither_fail_nor_duplicate(pg_url: str):
-    """Two processes storing overlapping batches at once (two workers, a re-crawl): each item stored once."""
-    open_db(pg_url).conn.close()
+def _in_threads(pg_url: str, work: Callable[[Any, Any], None], args: list[Any]) -> list[BaseException]:
+    """``work(db, arg)`` for each arg at once, each thread on its own connection; the errors they raised."""
     errors: list[BaseException] = []
-    results = []
 
-    def crawl(offset: int) -> None:
+    def run(arg: Any) -> None:
         db = open_db(pg_url, migrate=False)
         try:
-            for start in range(0, 300, 50):
-                batch = [mention(str(i), text=f"t{i}") for i in range(start + offset, start + offset + 50)]
-                results.append(record_mentions(db, "src", batch))
-        except BaseException as exc:  # noqa: BLE001 -- reported below
+            work(db, arg)
+        except BaseException as exc:  # noqa: BLE001 -- reported to the caller
             errors.append(exc)
         finally:
             db.conn.close()
 
-    threads = [threading.Thread(target=crawl, args=(offset,)) for offset in (0, 25)]
+    threads = [threading.Thread(target=run, args=(arg,)) for arg in args]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert errors == []
+    return errors
+
+
+def test_concurrent_writers_of_one_source_neither_fail_nor_duplicate(pg_url: str):
+    """Two processes storing overlapping batches at once (two workers, a re-crawl): each item stored once."""
+    open_db(pg_url).conn.close()
+    results = []
+
+    def crawl(db: Any, offset: int) -> None:
+        for start in range(0, 300, 50):
+            batch = [mention(str(i), text=f"t{i}") for i in range(start + offset, start + offset + 50)]
+            results.append(record_mentions(db, "src", batch))
+
+    assert _in_threads(pg_url, crawl, [0, 25]) == []
     db = open_db(pg_url, migrate=False)
     assert db["mentions"].count == 325
     assert sum(r.new for r in results) == 325
+
+
+def _try_lock(db: Any, sql: str, params: list[Any]) -> bool:
+    with db.conn.transaction():
+        return db.execute(sql, params).fetchone()[0]
+
+
+def test_scoped_write_transactions_run_side_by_side_but_not_beside_an_unscoped_one(pg_url: str):
+    """A scope (one source's rows) shares the database-wide lock with other scopes and excludes its own scope
+    and every unscoped transaction (a rollup recount), which excludes them all in turn."""
+    from monitor.db.pg import SCOPE_LOCKS, WRITE_LOCK
+
+    first, second = open_db(pg_url), open_db(pg_url, migrate=False)
+    scope_sql = "select pg_try_advisory_xact_lock_shared(?) and pg_try_advisory_xact_lock(?, hashtext(?))"
+    with first.atomic(scope="source:a"):
+        assert _try_lock(second, scope_sql, [WRITE_LOCK, SCOPE_LOCKS, "source:b"]) is True
+        assert _try_lock(second, scope_sql, [WRITE_LOCK, SCOPE_LOCKS, "source:a"]) is False
+        assert _try_lock(second, "select pg_try_advisory_xact_lock(?)", [WRITE_LOCK]) is False
+        with first.atomic():  # nested: joins the outer transaction's locks (a savepoint), never upgrades
+            first.execute("select 1")
+    with first.atomic():
+        assert _try_lock(second, scope_sql, [WRITE_LOCK, SCOPE_LOCKS, "source:b"]) is False
+    assert _try_lock(second, scope_sql, [WRITE_LOCK, SCOPE_LOCKS, "source:a"]) is True
+
+
+def test_writers_of_different_sources_store_at_once_and_every_hour_is_marked(pg_url: str):
+    """Eight sources stored at once, every batch marking the same trend hours in a different order (the marks are
+    the rows scoped writers share): nothing fails, every item is stored once, every hour is marked once, and a
+    recount afterwards sees all of them."""
+    from monitor.trends.series import refresh_rollups
+
+    open_db(pg_url).conn.close()
+    hours = [f"2026-11-20T{h:02d}:15:00Z" for h in range(24)]
+
+    def crawl(db: Any, source: int) -> None:
+        order = hours[source % 24 :] + hours[: source % 24]
+        order = order if source % 2 else order[::-1]
+        for start in range(0, 120, 40):
+            batch = [mention(f"{source}-{i}", text=f"t{i}", posted_at=order[i % 24]) for i in range(start, start + 40)]
+            record_mentions(db, f"src{source}", batch)
+
+    assert _in_threads(pg_url, crawl, list(range(8))) == []
+    db = open_db(pg_url, migrate=False)
+    assert db["mentions"].count == 8 * 120
+    marked = sorted(r[0] for r in db.execute("select hour from trend_dirty"))
+    assert marked == [f"2026-11-20T{h:02d}" for h in range(24)]
+    refresh_rollups(db)
+    assert db.execute("select count(*) from trend_dirty").fetchone()[0] == 0
+    assert db.execute("select sum(mentions) from trend_hours").fetchone()[0] == 8 * 120
+
+
+def test_a_conflict_rolled_back_by_the_server_runs_the_transaction_again(any_db, monkeypatch):
+    """retry_conflicts runs the whole transaction again after a deadlock (PostgreSQL rolls one side back); inside
+    an outer transaction it cannot, and the error goes to the outer transaction's owner."""
+    import monitor.store as store
+
+    class Deadlock(Exception):
+        pass
+
+    monkeypatch.setattr(store.db_errors, "RETRY_ERRORS", (Deadlock,), raising=False)
+    monkeypatch.setattr(store.time, "sleep", lambda seconds: None)
+    calls = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise Deadlock("deadlock detected")
+        return "stored"
+
+    assert store.retry_conflicts(any_db, flaky, "test") == "stored"
+    assert len(calls) == 3
+    calls.clear()
+    with pytest.raises(Deadlock), any_db.atomic():
+        store.retry_conflicts(any_db, flaky, "test")
+    assert len(calls) == 1

@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import sqlite_utils
@@ -23,8 +24,9 @@ from monitor.classify.model import Prediction, SentimentModel
 from monitor.classify.rating import combine_with_rating
 from monitor.classify.topics import tag_topics, urgency_flags
 from monitor.config import Config, ConfigError, DurationTooLong, ModelConfig, parse_duration
+from monitor.db import dialect_of
 from monitor.lease import new_holder_id
-from monitor.store import utcnow, write_transaction
+from monitor.store import retry_conflicts, utcnow, write_transaction
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +119,9 @@ def classify_record(text: str, rating: float | None, author_reach: int | None, l
 
 # The next batch nobody has classified or claimed. A claim covers an id range, so a mention that commits inside a
 # live range after the claim was taken (PostgreSQL ids are not committed in order) waits for the range's release.
+# The write scope of taking and giving back claims (``monitor.store.write_transaction``): claimers take turns;
+# crawls and the storing of claimed results run beside them.
+CLAIMS_SCOPE = "classify_claims"
 _PENDING_SQL = (
     "select m.id, m.title, m.text, m.rating, m.author_reach, m.lang from mentions m "
     "left join classifications c on c.mention_id = m.id where c.mention_id is null "
@@ -172,7 +177,7 @@ def claim_batch(
     each get a different batch, and a batch whose claimer died is handed out again.
     """
     now = datetime.now(UTC)
-    with write_transaction(db):
+    with write_transaction(db, scope=CLAIMS_SCOPE):
         _drop_stale_claims(db, now)
         rows = list(db.query(_PENDING_SQL, [limit or CHUNK]))  # CHUNK read now: tests shrink it
         if rows:
@@ -187,7 +192,7 @@ def claim_batch(
 
 def release_claim(db: sqlite_utils.Database, holder: str) -> None:
     """Give a batch back unclassified (the model failed): the next pass picks it up."""
-    with write_transaction(db):
+    with write_transaction(db, scope=CLAIMS_SCOPE):
         db.execute("delete from classify_claims where holder = ?", [holder])
 
 
@@ -235,21 +240,36 @@ def classify_pending(
         except BaseException:
             release_claim(db, holder)  # a failed model run gives the batch back at once, not at expiry
             raise
-        with write_transaction(db):
-            # Still ours? A claim that outlived its expiry (a stalled process) may have been taken over.
-            if db.execute("select 1 from classify_claims where holder = ?", [holder]).fetchone() is None:
-                log.warning("classify: the claim on mentions %s-%s was taken over; its results are not stored",
-                            rows[0]["id"], rows[-1]["id"])  # fmt: skip
-                continue
-            db["classifications"].insert_all(records, replace=True)
-            for row, lang in zip(rows, langs, strict=True):
-                if not row["lang"]:
-                    db.execute("update mentions set lang = ? where id = ?", [lang, row["id"]])
-            db.execute("delete from classify_claims where holder = ?", [holder])
+        if not retry_conflicts(db, partial(_store_batch, db, holder, rows, records, langs), "classify"):
+            log.warning("classify: the claim on mentions %s-%s was taken over; its results are not stored",
+                        rows[0]["id"], rows[-1]["id"])  # fmt: skip
+            continue
         for record in records:
             counts.by_label[record["label"]] = counts.by_label.get(record["label"], 0) + 1
         counts.classified += len(records)
     return counts
+
+
+def _store_batch(
+    db: sqlite_utils.Database, holder: str, rows: list[dict[str, Any]], records: list[dict[str, Any]], langs: list[str]
+) -> bool:
+    """Store a batch's results if its claim is still ``holder``'s (False: taken over, nothing stored).
+
+    Batches are stored side by side (a scope of their own): the claim row's lock (``for update``; SQLite has one
+    writer anyway) keeps this check and a takeover in :func:`claim_batch` apart. A takeover that deleted the claim
+    first makes this wait and find nothing; one that comes second waits for this commit, and its look-up of
+    pending mentions then sees the results stored here."""
+    for_update = " for update" if dialect_of(db).postgres else ""
+    with write_transaction(db, scope=f"classify:{holder}"):
+        # Still ours? A claim that outlived its expiry (a stalled process) may have been taken over.
+        if db.execute(f"select 1 from classify_claims where holder = ?{for_update}", [holder]).fetchone() is None:
+            return False
+        db["classifications"].insert_all(records, replace=True)
+        for row, lang in zip(rows, langs, strict=True):
+            if not row["lang"]:
+                db.execute("update mentions set lang = ? where id = ?", [lang, row["id"]])
+        db.execute("delete from classify_claims where holder = ?", [holder])
+    return True
 
 
 def _classify_rows(rows: list[dict[str, Any]], classifier: Classifier) -> tuple[list[dict[str, Any]], list[str]]:

@@ -33,6 +33,9 @@ _SQLITE: dict[str, ErrorTypes] = {
     "INTERRUPTED_ERRORS": (sqlite3.OperationalError,),
     # Anything the database raised (the scheduler lease's "keep trying" loops).
     "DATABASE_ERRORS": (sqlite3.Error,),
+    # A transaction the server rolled back to resolve a conflict, to be run again from the start: none on SQLite
+    # (BEGIN IMMEDIATE takes the one write lock before anything else, so two writers never wait on each other).
+    "RETRY_ERRORS": (),
 }
 
 
@@ -48,6 +51,10 @@ def _postgres(name: str, psycopg: Any) -> ErrorTypes:
         return (psycopg.OperationalError, errors.ReadOnlySqlTransaction, errors.InsufficientPrivilege)
     if name == "INTERRUPTED_ERRORS":
         return (errors.QueryCanceled,)
+    if name == "RETRY_ERRORS":
+        # DeadlockDetected and SerializationFailure: scoped writers (monitor.db.pg.WRITE_LOCK) may meet on a
+        # shared row such as a rollup's dirty mark; the server rolls one back, which can simply run again.
+        return (errors.TransactionRollback,)
     return (psycopg.Error,)
 
 
@@ -81,4 +88,7 @@ def connect_errors() -> ErrorTypes:
     return (psycopg.OperationalError,) if psycopg is not None and hasattr(psycopg, "OperationalError") else ()
 
 
-__all__ = ["BUSY_ERRORS", "DATABASE_ERRORS", "INTERRUPTED_ERRORS", "ErrorTypes", "connect_errors", "is_interrupted"]  # noqa: F822
+__all__ = [  # noqa: F822
+    "BUSY_ERRORS", "DATABASE_ERRORS", "INTERRUPTED_ERRORS", "RETRY_ERRORS", "ErrorTypes", "connect_errors",
+    "is_interrupted",
+]  # fmt: skip

@@ -21,12 +21,17 @@ from monitor.db.dialect import POSTGRESQL, Dialect
 from monitor.db.params import adapt
 from monitor.db.url import check_url, redact
 
-# One database-wide advisory lock taken by every write transaction: the counterpart of SQLite's single
-# writer (BEGIN IMMEDIATE). The stages' read-then-write transactions (rollup recounts, the scheduler lease,
-# alert claims, the queue's compare-and-set) were written against that guarantee; keeping it makes them
-# correct on PostgreSQL unchanged. Narrower locks (per source, FOR UPDATE SKIP LOCKED) can replace it
-# transaction by transaction once each is reviewed (docs/postgres-port.md). Reads never wait for it.
+# One database-wide advisory lock: the counterpart of SQLite's single writer (BEGIN IMMEDIATE). A write
+# transaction without a scope takes it exclusively: the stages' read-then-write transactions (rollup recounts,
+# alert claims, the queue's compare-and-set) were written against that guarantee, and keep it unchanged.
+# A transaction reviewed to touch only its own rows (one source's mentions, the classification claims, one
+# lease) names a scope instead: it takes WRITE_LOCK *shared* plus an exclusive lock on its scope, so writers of
+# different scopes run side by side while an unscoped transaction still waits for all of them and they for it
+# (a waiting exclusive request queues new shared ones behind it: a recount is not starved). Reads never wait.
 WRITE_LOCK = 0x6D6F6E69746F72  # "monitor"
+# The class of the per-scope locks: the two-int form of pg_advisory_xact_lock, a key space apart from
+# WRITE_LOCK's bigint key; the scope's hashtext() is the other int (a collision only serialises two scopes).
+SCOPE_LOCKS = 0x6D6F6E69
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PY_TYPES = {"bigint": int, "integer": int, "smallint": int, "double precision": float, "real": float,
@@ -79,14 +84,24 @@ class PgDatabase:
         return self.conn.info.transaction_status != pq.TransactionStatus.IDLE
 
     @contextmanager
-    def atomic(self) -> Iterator[PgDatabase]:
-        """A write transaction holding :data:`WRITE_LOCK` (inside another one: a savepoint in it)."""
+    def atomic(self, scope: str | None = None) -> Iterator[PgDatabase]:
+        """A write transaction holding :data:`WRITE_LOCK`: exclusively, or with ``scope`` shared plus that scope's
+        own lock (see :data:`WRITE_LOCK`). Inside another transaction: a savepoint that joins the outer one's
+        locks (a nested ``scope`` adds its own lock; a lock cannot be upgraded to exclusive there)."""
         if self.in_transaction:
             with self.conn.transaction():
+                if scope is not None:
+                    self.conn.execute("select pg_advisory_xact_lock(%s, hashtext(%s))", [SCOPE_LOCKS, scope])
                 yield self
             return
         with self.conn.transaction():
-            self.conn.execute("select pg_advisory_xact_lock(%s)", [WRITE_LOCK])
+            if scope is None:
+                self.conn.execute("select pg_advisory_xact_lock(%s)", [WRITE_LOCK])
+            else:
+                self.conn.execute(
+                    "select pg_advisory_xact_lock_shared(%s), pg_advisory_xact_lock(%s, hashtext(%s))",
+                    [WRITE_LOCK, SCOPE_LOCKS, scope],
+                )
             yield self
 
     @contextmanager

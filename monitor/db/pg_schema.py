@@ -20,18 +20,25 @@ from __future__ import annotations
 # optional Z or +HH:MM offset (applied). A day past the month's end rolls over, as in SQLite.
 _ISO = r"^(\d{4})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(?:[T ]([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d(?:\.\d+)?))?)?\s*(?:Z|([+-])(\d{2}):?(\d{2})?)?$"  # noqa: E501
 
-_FUNCTIONS = [
-    f"""create or replace function monitor_utc_timestamp(t text) returns timestamp
-language sql immutable parallel safe as $f$
-  select make_timestamp(nullif(p[1]::int, 0), p[2]::int, 1, coalesce(p[4], '0')::int, coalesce(p[5], '0')::int,
+# PL/pgSQL, not SQL: a SQL function with a FROM clause is not inlined, and each call ran the SQL-function executor
+# (0.3 ms: 1.2 ms of every stored mention went to the trend-hour index and mark); PL/pgSQL caches its plan (30 µs).
+_UTC_TIMESTAMP = f"""create or replace function monitor_utc_timestamp(t text) returns timestamp
+language plpgsql immutable parallel safe as $f$
+declare
+  p text[] := regexp_match(t, '{_ISO}');
+begin
+  return make_timestamp(nullif(p[1]::int, 0), p[2]::int, 1, coalesce(p[4], '0')::int, coalesce(p[5], '0')::int,
                         coalesce(p[6], '0')::double precision)
          + (p[3]::int - 1) * interval '1 day'
          - case when p[7] is null then interval '0'
                 else (p[7] || '1')::int
                      * (p[8]::int * interval '1 hour' + coalesce(p[9], '0')::int * interval '1 minute')
-           end
-  from (select regexp_match(t, '{_ISO}') as p) as parsed
-$f$""",
+           end;
+end
+$f$"""
+
+_FUNCTIONS = [
+    _UTC_TIMESTAMP,
     # Marked immutable although to_char is only stable: the format uses no locale-dependent fields.
     """create or replace function monitor_utc_hour(t text) returns text language sql immutable parallel safe as $f$
   select to_char(monitor_utc_timestamp(t), 'YYYY-MM-DD"T"HH24')
@@ -232,4 +239,82 @@ M011 = [
 
 M012 = ["alter table crawl_runs add column if not exists host text"]
 
-MIGRATIONS: list[list[str]] = [M001, M002, M003, M004, M005, M006, M007, M008, M009, M010, M011, M012]
+
+# Migration 13: the rollup marks of inserts once per statement, not once per row. A row trigger ran one SPI query
+# per inserted mention (a crawl stored 740 new mentions/s; 1,900/s without the trigger); a statement trigger reads
+# the statement's new rows as a transition table and marks each key once. Marks are inserted in key order and
+# only when not already there: writers of different scopes (monitor.db.pg.WRITE_LOCK) insert marks side by side,
+# and an `on conflict` insert waits for another open transaction's insert of the same key -- sorted, two never
+# wait on each other in a circle within one statement, and a key already marked costs no wait at all. The skip is
+# safe because every write of these tables runs under the write lock, and a recount (which takes the marks) holds
+# it exclusively. Updates and deletes keep their row triggers (PostgreSQL takes no transition table for an
+# `update of <columns>` trigger; re-crawled edits are rare), with the same skip.
+def _mark_keys(table: str, column: str, keys_sql: str) -> str:
+    return (f"insert into {table} ({column}) select k from ({keys_sql}) x where k is not null and not exists "
+            f"(select 1 from {table} d where d.{column} = x.k) order by k on conflict do nothing;")  # fmt: skip
+
+
+def _statement_function(name: str, body: str) -> str:
+    return f"""create or replace function {name}() returns trigger language plpgsql as $f$
+begin
+  {body}
+  return null;
+end
+$f$"""
+
+
+_ROW_HOUR = _mark_keys("trend_dirty", "hour", "select {hour} as k")
+_ROW_MENTION = _mark_keys(
+    "trend_dirty", "hour", f"select {_HOUR.format(r='m')} as k from mentions m where m.id = {{who}}.mention_id"
+)
+_ROW_SHIFTS = _mark_keys(
+    "shift_dirty", "shift_date", "select shift_date as k from shift_attributions where mention_id = {who}.mention_id"
+)
+_ROW_DATE = _mark_keys("shift_dirty", "shift_date", "select {who}.shift_date as k")
+
+M013 = [
+    _UTC_TIMESTAMP,  # same answers, 10x faster (above)
+    _trigger_function(
+        "rollup_mentions",
+        _ROW_HOUR.replace("{hour}", _HOUR.format(r="old")),
+        _ROW_HOUR.replace("{hour}", _HOUR.format(r="new")),
+    ),
+    _statement_function(
+        "rollup_mentions_inserted",
+        _mark_keys("trend_dirty", "hour", f"select distinct {_HOUR.format(r='n')} as k from inserted n"),
+    ),
+    "drop trigger if exists rollup_mentions on mentions",
+    "create trigger rollup_mentions after update of posted_at, first_seen_at, brand, backfill or delete "
+    "on mentions for each row execute function rollup_mentions()",
+    "create trigger rollup_mentions_inserted after insert on mentions referencing new table as inserted "
+    "for each statement execute function rollup_mentions_inserted()",
+    _trigger_function(
+        "rollup_classifications",
+        _ROW_MENTION.format(who="old") + _ROW_SHIFTS.format(who="old"),
+        _ROW_MENTION.format(who="new") + _ROW_SHIFTS.format(who="new"),
+    ),
+    _statement_function(
+        "rollup_classifications_inserted",
+        _mark_keys("trend_dirty", "hour", f"select distinct {_HOUR.format(r='m')} as k from inserted n "
+                   "join mentions m on m.id = n.mention_id")
+        + _mark_keys("shift_dirty", "shift_date", "select distinct a.shift_date as k from inserted n "
+                     "join shift_attributions a on a.mention_id = n.mention_id"),
+    ),
+    "drop trigger if exists rollup_classifications_ai on classifications",
+    "create trigger rollup_classifications_ad after delete on classifications "
+    "for each row execute function rollup_classifications()",
+    "create trigger rollup_classifications_ai after insert on classifications referencing new table as inserted "
+    "for each statement execute function rollup_classifications_inserted()",
+    _trigger_function("rollup_attributions", _ROW_DATE.format(who="old"), _ROW_DATE.format(who="new")),
+    _statement_function(
+        "rollup_attributions_inserted",
+        _mark_keys("shift_dirty", "shift_date", "select distinct shift_date as k from inserted"),
+    ),
+    "drop trigger if exists rollup_attributions on shift_attributions",
+    "create trigger rollup_attributions after update or delete on shift_attributions "
+    "for each row execute function rollup_attributions()",
+    "create trigger rollup_attributions_inserted after insert on shift_attributions referencing new table as inserted "
+    "for each statement execute function rollup_attributions_inserted()",
+]  # fmt: skip
+
+MIGRATIONS: list[list[str]] = [M001, M002, M003, M004, M005, M006, M007, M008, M009, M010, M011, M012, M013]

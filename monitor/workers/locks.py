@@ -30,7 +30,7 @@ def exclusive(target: str | Path, name: str, duration: timedelta) -> Iterator[st
     holder = new_holder_id()
     held = False
     try:
-        with write_transaction(db):
+        with write_transaction(db, scope=f"lease:{name}"):
             row = db.execute("select holder from leases where name = ?", [name]).fetchone()
             if row is not None and holder_gone(row[0]):
                 log.warning("%s: taking over from %s (its process is gone)", name, describe_holder(row[0]))
