@@ -154,6 +154,8 @@ def any_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     """A migrated store on each backend (the PostgreSQL run is skipped when no server can be had)."""
     from monitor.store import open_db
 
+    if request.param == "sqlite" and os.environ.get("MONITOR_TEST_STORE", "").lower() == "postgresql":
+        pytest.skip("the whole suite runs on PostgreSQL: the sqlite side would be PostgreSQL again")
     target = request.getfixturevalue("pg_url") if request.param == "postgresql" else tmp_path / "test.db"
     db = open_db(target)
     try:

@@ -71,6 +71,7 @@ def test_missing_config_file(runner, tmp_path):
     assert result.exit_code == 2 and "config file not found" in result.output
 
 
+@pytest.mark.sqlite_only(reason="the store is a file beside the config")
 def test_init_creates_database(runner, config_path):
     result = invoke(runner, config_path, "init")
     assert result.exit_code == 0 and "schema version" in result.output

@@ -51,8 +51,8 @@ def _store(db, n: int = 900, seed: int = 4, offsets: bool = True) -> None:
     ids = record_mentions(db, "s", mentions).mention_ids
     undated = [mid for mid, m in zip(ids, mentions, strict=True) if m["posted_at"] is None]
     if undated:  # record_mentions stamps first_seen_at now: put them inside the range
-        db.conn.executemany("update mentions set first_seen_at = ? where id = ?",
-                            [(START.isoformat(), mid) for mid in undated])  # fmt: skip
+        for mid in undated:
+            db.execute("update mentions set first_seen_at = ? where id = ?", [START.isoformat(), mid])
     rows = []
     for mid in ids:
         label = rng.choice(["complaint", "complaint", "praise", "neutral", "unclassified_language", None])

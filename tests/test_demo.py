@@ -4,9 +4,13 @@ import threading
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from monitor.config import load_config
 from monitor.demo.run import run_demo
 from monitor.store import open_db
+
+from .conftest import distinct_values
 
 
 def test_demo_cycle_end_to_end(tmp_path, tiny_model_dir):
@@ -25,10 +29,10 @@ def test_demo_cycle_end_to_end(tmp_path, tiny_model_dir):
     assert "datasette" in output and "digest" in output
 
     db = open_db(summary["db"])
-    locations = dict(db.execute("select source, group_concat(distinct location) from mentions group by source"))
+    locations = distinct_values(db, "mentions", "location")
     assert locations["reviews-downtown"] == "downtown" and locations["reviews-airport"] == "airport"
     assert not locations["reviews-bean-street"]  # the competitor is none of our locations
-    brands = dict(db.execute("select source, group_concat(distinct brand) from mentions group by source"))
+    brands = distinct_values(db, "mentions", "brand")
     assert brands["reviews-bean-street"] == "Bean Street Coffee" and brands["reddit-acme"] == "Acme Coffee"
     # Chinese demo content goes to the multilingual model (the tiny model stands in for it here).
     assert db.execute("select count(*) from classifications where label = 'unclassified_language'").fetchone()[0] == 0
@@ -68,6 +72,7 @@ def test_demo_cycle_end_to_end(tmp_path, tiny_model_dir):
         server.shutdown()
 
 
+@pytest.mark.sqlite_only(reason="the demo's store is a local SQLite file by design")
 def test_a_demo_store_from_another_days_content_starts_fresh(tmp_path):
     from datetime import date
 

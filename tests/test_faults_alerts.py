@@ -138,8 +138,7 @@ def test_a_claim_from_another_machine_expires(tmp_path, db):
 
 def _add_backfill_column(db) -> None:
     """The column another change adds with a migration (1 = no trustworthy time)."""
-    columns = {row[1] for row in db.execute("pragma table_info(mentions)")}
-    if "backfill" not in columns:
+    if "backfill" not in db["mentions"].columns_dict:
         db.execute("alter table mentions add column backfill integer not null default 0")
 
 
@@ -178,6 +177,7 @@ def test_an_incident_of_backfill_mentions_only_is_not_new(tmp_path, db, webhook)
     assert [a.kind for a in run_alerts(config, db).alerts] == ["incident"]
 
 
+@pytest.mark.sqlite_only(reason="a store from before migration 7 exists only as a SQLite file")
 def test_alerts_work_without_the_backfill_column(tmp_path, db, webhook):
     """A database from before the migration that adds the column (or code running ahead of it)."""
     config = make_config(tmp_path, email=False, **only("urgent_items", sla_breaches=True, sla_min_priority=0))

@@ -360,6 +360,7 @@ def test_store_pipeline_marks_undated_items_backfill(tmp_path: Path) -> None:
     assert flags == {"a": 1, "b": 0}
 
 
+@pytest.mark.sqlite_only(reason="SQLite's migration 7 on a version-6 file")
 def test_migration_marks_undated_mentions_stored_before_it(tmp_path: Path) -> None:
     import sqlite3
 

@@ -81,6 +81,7 @@ print(locked)
 """
 
 
+@pytest.mark.sqlite_only(reason="SQLite's busy handling and integrity_check")
 def test_writers_and_readers_hammering_at_once_never_see_database_is_locked(tmp_path):
     """Threads (each its own connection, as the inbox's waitress threads) and a second process write and read
     the same file at once: every write lands, none fails with "database is locked"."""

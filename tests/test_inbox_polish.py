@@ -163,6 +163,7 @@ def test_handled_counts_are_capped_and_bounded_in_time(store, monkeypatch):
     assert inbox_counts(db, InboxFilter()).states["replied"] is None
 
 
+@pytest.mark.sqlite_only(reason="SQLite's progress handler (PostgreSQL's statement_timeout: tests/test_pg_queue.py)")
 def test_a_query_past_its_budget_is_stopped_not_waited_for(store):
     _config, db = store
     endless = "with recursive n(i) as (select 1 union all select i + 1 from n) select count(*) from n"

@@ -35,6 +35,7 @@ def init(config_path: Path):
 # ------------------------------------------------------------------ SQLite
 
 
+@pytest.mark.sqlite_only(reason="monitor init on a SQLite file")
 def test_init_on_sqlite_prints_what_it_always_did(tmp_path: Path):
     config_path = write_config(tmp_path, '[storage]\npath = "m.db"\n')
     first = init(config_path)

@@ -127,8 +127,8 @@ def _an_hour_passes(db):
         "first_replied_at = case when first_replied_at is null then null else ? end",
         [earlier, earlier],
     )
-    db.execute("update mentions set updated_at = min(updated_at, ?), first_seen_at = min(first_seen_at, ?)",
-               [earlier, earlier])  # fmt: skip
+    db.execute("update mentions set updated_at = case when updated_at < ? then updated_at else ? end, "
+               "first_seen_at = case when first_seen_at < ? then first_seen_at else ? end", [earlier] * 4)  # fmt: skip
 
 
 def _edit(db, source, external_id, text, rating):
@@ -220,6 +220,7 @@ def test_response_metrics(fresh_db):
     assert result["dana"].replied == 1 and "(none)" in result
 
 
+@pytest.mark.sqlite_only(reason="a version-4 store exists only as a SQLite file")
 def test_a_v4_database_migrates_with_reply_times_backfilled(tmp_path, monkeypatch):
     import monitor.store as store
 
@@ -286,6 +287,7 @@ def test_reply_page_urls():
 
 @pytest.mark.parametrize("few, many, plan", [(10_000, 20_000, "matches"), (2, 10_000, "queue_set"),
                                              (2, 3, "queue_probe")])  # fmt: skip
+@pytest.mark.sqlite_only(reason="SQLite's FTS5 search plans (PostgreSQL has one: tests/test_pg_queue.py)")
 def test_every_search_plan_gives_the_same_page(fresh_db, monkeypatch, few, many, plan):
     import monitor.queue.items as items
     from monitor.queue.items import InboxFilter, choose_search_plan

@@ -59,7 +59,7 @@ def make_config(tmp_path: Path) -> Any:
     path = tmp_path / "config.toml"
     path.write_text(f'[storage]\npath = "{tmp_path / "m.db"}"\n', encoding="utf-8")
     db = open_db(tmp_path / "m.db")
-    db.execute("create table if not exists beats (pid integer, at real)")
+    db.execute("create table if not exists beats (pid integer, at double precision)")
     db.conn.commit()
     db.conn.close()
     return loads_config(path.read_text(), path)

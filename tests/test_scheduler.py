@@ -16,6 +16,7 @@ from monitor.demo.review_site import start_review_site
 from monitor.scheduler import build_scheduler, describe_schedule, digest_job, process_job
 from monitor.store import open_db
 
+from .conftest import distinct_values
 from .helpers import add_classified
 
 CONFIG = """
@@ -104,7 +105,7 @@ def test_the_scheduler_crawls_on_time_and_survives_a_failing_source(tmp_path, ti
         scheduler.shutdown(wait=True)
         server.shutdown()
     db = open_db(config.storage_path)
-    statuses = dict(db.execute("select source, group_concat(distinct status) from crawl_runs group by source"))
+    statuses = distinct_values(db, "crawl_runs", "status")
     assert runs >= 2, statuses  # crawled again on its interval
     assert statuses["reviews"] == "ok" and "hourly" in statuses and statuses["hourly"] != "ok"
     assert db["classifications"].count == db["mentions"].count > 0  # processed after the crawl

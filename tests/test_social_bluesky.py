@@ -12,6 +12,7 @@ from monitor.config import SourceConfig
 from monitor.store import get_source_state, open_db
 from spiders.bluesky import BlueskySpider, post_to_mention
 from tests import social_apis
+from tests.conftest import dump_store
 from tests.social_apis import BSKY_HANDLE, BSKY_JWT, BSKY_PASSWORD, SocialApis, crawl, crawl_logs, write_config
 
 HANDLE_ENV, PASSWORD_ENV = "TEST_BSKY_HANDLE", "TEST_BSKY_PASSWORD"
@@ -136,7 +137,7 @@ def test_wrong_password_and_secrets_stay_out_of_logs(tmp_path: Path) -> None:
         logs = crawl_logs(path, "sky", env=LOGIN)
         assert "searchPosts" in logs
         assert BSKY_PASSWORD not in logs and BSKY_JWT not in logs
-        dump = "\n".join(open_db(tmp_path / "monitor.db").conn.iterdump())
+        dump = dump_store(open_db(tmp_path / "monitor.db"))
         assert "Acme Coffee got my order wrong" in dump
         assert BSKY_PASSWORD not in dump and BSKY_JWT not in dump and wrong not in dump
 

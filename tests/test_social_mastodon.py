@@ -12,6 +12,7 @@ from monitor.config import SourceConfig
 from monitor.store import open_db
 from spiders.mastodon import MastodonSpider, next_link, status_to_mention
 from tests import social_apis
+from tests.conftest import dump_store
 from tests.social_apis import MASTODON_TOKEN, SocialApis, crawl, crawl_logs, write_config
 
 TOKEN_ENV = "TEST_MASTODON_TOKEN"
@@ -148,7 +149,7 @@ def test_the_token_never_reaches_logs_messages_or_the_database(tmp_path: Path) -
         logs = crawl_logs(path, "masto", env={TOKEN_ENV: MASTODON_TOKEN})
         assert "malformed JSON" in logs and MASTODON_TOKEN not in logs
         db = open_db(tmp_path / "monitor.db")
-        dump = "\n".join(db.conn.iterdump())
+        dump = dump_store(db)
         assert "acmecoffee" in dump and MASTODON_TOKEN not in dump
 
 

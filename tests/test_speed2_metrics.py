@@ -231,6 +231,7 @@ def test_metrics_by_day_equal_the_python_summary(store, timezone, weekly):
     assert [(day, asdict(m)) for day, m in new] == [(day, asdict(m)) for day, m in old]
 
 
+@pytest.mark.sqlite_only(reason="SQLite's date arithmetic (PostgreSQL's: tests/test_pg_rollups.py)")
 def test_local_day_sql_switches_offset_where_the_zone_does(store):
     zone = ZoneInfo("America/New_York")
     since, until = datetime(2026, 10, 30, tzinfo=UTC), datetime(2026, 11, 4, tzinfo=UTC)

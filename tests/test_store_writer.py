@@ -8,6 +8,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from monitor.store import open_db
 from spiders.store_writer import HEADER, WriterProcess, read_frame, serve, write_frame
 
@@ -53,6 +55,7 @@ def test_a_frame_cut_short_ends_the_input_and_the_complete_ones_are_stored(tmp_p
     assert open_db(db_path).execute("select count(*) from mentions").fetchone()[0] == 1
 
 
+@pytest.mark.sqlite_only(reason="counts through the FTS5 table")
 def test_writer_process_round_trip(tmp_path: Path) -> None:
     db_path = tmp_path / "m.db"
     db = open_db(db_path)

@@ -25,6 +25,7 @@ from monitor.config import load_config
 from monitor.store import open_db, record_mentions
 from tests.mockserver import MockServer
 
+from .conftest import store_exists
 from .redis_server import redis_server, redis_url  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
@@ -141,7 +142,7 @@ def test_monitor_run_enqueues_and_two_workers_crawl_once_and_classify_once(proce
         db = tmp_path / "m.db"
 
         def done() -> bool:
-            return (db.exists() and count(db, "select count(*) from crawl_runs where status != 'running'") == 1
+            return (store_exists(db) and count(db, "select count(*) from crawl_runs where status != 'running'") == 1
                     and count(db, "select count(*) from mentions") > 0
                     and count(db, "select count(*) from mentions m left join classifications c on c.mention_id = m.id "
                                   "where c.mention_id is null") == 0)  # fmt: skip

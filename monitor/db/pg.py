@@ -212,6 +212,22 @@ class PgTable:
         self.last_pk = record[keys[0]] if len(keys) == 1 else tuple(record[k] for k in keys)
         return self
 
+    def update(self, pk_value: Any, updates: Mapping[str, Any]) -> PgTable:
+        """Set ``updates`` on the row whose primary key is ``pk_value`` (a tuple for a compound key)."""
+        keys = self.pks
+        values = list(pk_value) if isinstance(pk_value, tuple | list) else [pk_value]
+        if len(values) != len(keys):
+            raise ValueError(f"{self.name}: the primary key has {len(keys)} column(s), got {len(values)} value(s)")
+        if updates:
+            columns = list(updates)
+            self.db.execute(
+                f"update {self.quoted} set {', '.join(f'{quote_ident(c)} = ?' for c in columns)} "
+                f"where {' and '.join(f'{quote_ident(k)} = ?' for k in keys)}",
+                [*(updates[c] for c in columns), *values],
+            )
+        self.last_pk = pk_value
+        return self
+
     def upsert_all(self, records: Iterable[Mapping[str, Any]], pk: str | Sequence[str]) -> PgTable:
         with self.db.atomic():
             for record in records:

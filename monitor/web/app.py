@@ -61,7 +61,6 @@ from monitor.queue.templates import (
     suggest_reply,
 )
 from monitor.shifts.stage import mention_shift
-from monitor.store import open_db
 from monitor.web.auth import (
     LoginThrottle,
     check_bind_address,
@@ -75,6 +74,7 @@ from monitor.web.auth import (
     safe_redirect_target,
     session_generation,
 )
+from monitor.web.connections import StoreConnections
 from monitor.web.dashboards import blueprint as dashboards_blueprint
 from monitor.web.inbox_view import day, flag_name, platform, reply_limit, tabs, time_filter, topic_name, words
 
@@ -154,9 +154,12 @@ def create_app(config: Config, users: dict[str, str] | None = None) -> Flask:
     app.jinja_env.globals["platform_of"] = lambda source: platform(config.queue.source_types.get(source or ""))
     app.jinja_env.globals["sla_clock"] = sla_clock
 
+    connections = StoreConnections(config.storage_target, max_size=WAITRESS_OPTIONS["threads"])
+    app.extensions["monitor_connections"] = connections
+
     def db():
         if "db" not in g:
-            g.db = open_db(config.storage_target, migrate=False)
+            g.db = connections.get()
         return g.db
 
     def actor() -> str:
@@ -164,9 +167,9 @@ def create_app(config: Config, users: dict[str, str] | None = None) -> Flask:
 
     @app.teardown_appcontext
     def close_db(_exc: BaseException | None) -> None:
-        conn = g.pop("db", None)
-        if conn is not None:
-            conn.conn.close()
+        store = g.pop("db", None)
+        if store is not None:
+            connections.put(store)
 
     @app.before_request
     def require_login():

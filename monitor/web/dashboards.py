@@ -20,7 +20,6 @@ from markupsafe import Markup
 from monitor.config import Config
 from monitor.shifts.incidents import list_incidents
 from monitor.shifts.report import complaint_heatmap, shift_report
-from monitor.store import open_db
 from monitor.trends.export import write_trends_csv, write_trends_png
 from monitor.trends.report import trends_report
 from monitor.trends.series import period_of
@@ -48,8 +47,8 @@ def _config() -> Config:
 
 
 def _db():
-    if "db" not in g:  # the app's teardown closes it
-        g.db = open_db(_config().storage_target, migrate=False)
+    if "db" not in g:  # the app's teardown gives it back
+        g.db = current_app.extensions["monitor_connections"].get()
     return g.db
 
 
