@@ -291,6 +291,21 @@ def test_search_combines_with_filters(both):
         assert counts[0] == counts[1], filters
 
 
+@pytest.mark.parametrize("queue_set_max", [0, 10_000])  # 0: always the GIN index; else: item by item
+def test_both_postgres_search_plans_find_what_sqlite_finds(both, monkeypatch, queue_set_max):
+    """PostgreSQL matches a small queue set item by item (``ts_match_vq``) and a large one through the GIN index
+    (``@@``): the same items, pages and counts either way, and the same as SQLite's."""
+    monkeypatch.setattr(queue_items, "PG_QUEUE_SET_MAX", queue_set_max)
+    monkeypatch.setattr(queue_items, "COUNT_BUDGET", 30.0)  # the numbers, not the speed: no "—" on a busy machine
+    for search in SEARCHES:
+        for filters in (InboxFilter(search=search), InboxFilter(search=search, states=ALL_STATES),
+                        InboxFilter(search=search, label="complaint")):  # fmt: skip
+            lists = [list_items(db, filters=filters, now=NOW) for db in both]
+            assert lists[0] == lists[1], (queue_set_max, filters)
+            counts = [inbox_counts(db, filters, NOW) for db in both]
+            assert counts[0] == counts[1], (queue_set_max, filters)
+
+
 @pytest.mark.parametrize("group_by", [None, "assignee", "source", "location"])
 def test_response_metrics_are_the_same(both, group_by):
     since, until = NOW - timedelta(days=30), NOW

@@ -57,6 +57,7 @@ class StoreConnections:
             if self._pool is None:
                 from psycopg_pool import ConnectionPool
 
+                from monitor.db.pg import CONNECT_OPTIONS
                 from monitor.db.url import check_url
 
                 check_url(str(self.target))
@@ -64,7 +65,7 @@ class StoreConnections:
                     str(self.target),
                     min_size=1,
                     max_size=self.max_size,
-                    kwargs={"autocommit": True, "application_name": APPLICATION_NAME, "connect_timeout": 10},
+                    kwargs={**CONNECT_OPTIONS, "application_name": APPLICATION_NAME},
                     check=ConnectionPool.check_connection,
                     name="inbox",
                     open=True,
