@@ -295,6 +295,7 @@ def test_search_combines_with_filters(both):
 def test_both_postgres_search_plans_find_what_sqlite_finds(both, monkeypatch, queue_set_max):
     """PostgreSQL matches a small queue set item by item (``ts_match_vq``) and a large one through the GIN index
     (``@@``): the same items, pages and counts either way, and the same as SQLite's."""
+    sqlite, pg = both
     monkeypatch.setattr(queue_items, "PG_QUEUE_SET_MAX", queue_set_max)
     monkeypatch.setattr(queue_items, "COUNT_BUDGET", 30.0)  # the numbers, not the speed: no "—" on a busy machine
     for search in SEARCHES:
@@ -304,6 +305,12 @@ def test_both_postgres_search_plans_find_what_sqlite_finds(both, monkeypatch, qu
             assert lists[0] == lists[1], (queue_set_max, filters)
             counts = [inbox_counts(db, filters, NOW) for db in both]
             assert counts[0] == counts[1], (queue_set_max, filters)
+            # The inbox page finds the open matches once for its list and counts (None on SQLite: not used).
+            matched = queue_items.open_matches(pg, filters)
+            assert matched is None if queue_set_max == 0 else matched is not None
+            assert list_items(pg, filters=filters, now=NOW, matched=matched) == lists[0], filters
+            assert inbox_counts(pg, filters, NOW, matched) == counts[0], filters
+            assert queue_items.open_matches(sqlite, filters) is None
 
 
 @pytest.mark.parametrize("group_by", [None, "assignee", "source", "location"])

@@ -39,6 +39,7 @@ from monitor.queue.items import (
     item_detail,
     list_items,
     mark_replied,
+    open_matches,
     sla_clock,
     transition,
 )
@@ -282,8 +283,10 @@ def create_app(config: Config, users: dict[str, str] | None = None) -> Flask:
         page_arg = request.args.get("page", "1")
         page = min(max(int(page_arg), 1), 100_000) if page_arg.isascii() and page_arg.isdigit() else 1
         now = datetime.now(UTC)
-        items = list_items(db(), filters=filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, now=now)
-        state_tabs, sla_tabs = tabs(inbox_counts(db(), filters, now), state, filters.sla,
+        matched = open_matches(db(), filters)  # PostgreSQL: the search over the open items, once for both
+        items = list_items(db(), filters=filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE, now=now,
+                           matched=matched)  # fmt: skip
+        state_tabs, sla_tabs = tabs(inbox_counts(db(), filters, now, matched), state, filters.sla,
                                     lambda **args: url_for("inbox", **args), active)  # fmt: skip
         return render_template(
             "inbox.html", items=items, state=state, filters=active, page=page, page_size=PAGE_SIZE,
