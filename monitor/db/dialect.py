@@ -27,14 +27,18 @@ class Dialect:
         return self.name == "postgresql"
 
     # ------------------------------------------------------------ full text
-    def fts_match(self, alias: str = "m") -> str:
+    def fts_match(self, alias: str = "m", per_item: bool = False) -> str:
         """A condition true when mention ``alias`` matches the search terms in the next ``?``.
 
         SQLite: FTS5 on ``mentions_fts`` (the parameter is an FTS5 query: quote terms first, see
         :func:`fts_terms`). PostgreSQL: the mention's tsvector against ``plainto_tsquery`` (plain text,
-        nothing to quote: every word must appear, as with SQLite's quoted terms)."""
+        nothing to quote: every word must appear, as with SQLite's quoted terms); with ``per_item`` the same test
+        in the ``@@`` operator's function form, ``ts_match_vq``, which no index serves, so the planner drives from
+        the other tables (the inbox's small queue set) instead of reading every match from the GIN index."""
         if self.postgres:
             doc = PG_FTS_DOCUMENT.format(m=f"{alias}.")
+            if per_item:
+                return f"ts_match_vq({doc}, plainto_tsquery('simple', ?))"
             return f"{doc} @@ plainto_tsquery('simple', ?)"
         return f"{alias}.id in (select rowid from mentions_fts where mentions_fts match ?)"
 

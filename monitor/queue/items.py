@@ -468,7 +468,7 @@ class InboxFilter:
             elif dialect.postgres:
                 # "queue_set": each queued item's document is matched on its own (the operator's function form,
                 # which no index serves), so the planner drives from the queue; "matches": the GIN index.
-                clauses.append(_pg_match(dialect, per_item=search_plan == "queue_set"))
+                clauses.append(dialect.fts_match("m", per_item=search_plan == "queue_set"))
                 params.append(_search_text(self.search))
             else:
                 clauses.append(SEARCH_CONDITIONS[search_plan])
@@ -546,15 +546,6 @@ def list_items(
 PG_QUEUE_SET_MAX = 20_000
 
 
-def _pg_match(dialect: Dialect, per_item: bool) -> str:
-    """The PostgreSQL search condition: the ``@@`` operator, which the GIN index serves, or per item its function
-    form ``ts_match_vq``, the same test that no index serves, so the planner drives from the queue."""
-    match = dialect.fts_match("m")
-    if not per_item:
-        return match
-    return "ts_match_vq(" + match.replace(" @@ plainto_tsquery(", ", plainto_tsquery(") + ")"
-
-
 def open_matches(db: sqlite_utils.Database, filters: InboxFilter) -> list[int] | None:
     """PostgreSQL, a search over a small open queue: the ids of the open items whose mention matches ``filters``'
     search, found once for a page's list and its tab counts, which would otherwise each match every open item
@@ -567,7 +558,7 @@ def open_matches(db: sqlite_utils.Database, filters: InboxFilter) -> list[int] |
         return None
     states = ", ".join(repr(s) for s in OPEN_STATES)
     sql = (f"select q.id from queue_items q join mentions m on m.id = q.mention_id "
-           f"where q.state in ({states}) and {_pg_match(dialect, per_item=True)}")  # fmt: skip
+           f"where q.state in ({states}) and {dialect.fts_match('m', per_item=True)}")  # fmt: skip
     return [row[0] for row in db.execute(sql, [_search_text(filters.search)])]
 
 
@@ -782,7 +773,7 @@ def inbox_counts(
         # No id range: the open items are few by design (the inbox's work list), matched item by item as in
         # list_items, unless a neglected queue has grown past PG_QUEUE_SET_MAX.
         per_item = _small_queue_set(db, base)
-        where, params = f"{where} and {_pg_match(dialect, per_item)}", [*params, _search_text(filters.search)]
+        where, params = f"{where} and {dialect.fts_match('m', per_item)}", [*params, _search_text(filters.search)]
     elif filters.search:
         # The id range is over the open items that pass the filters on the queue row alone (cheap to read).
         queue_only = InboxFilter(states=OPEN_STATES, assignee=filters.assignee).where(now)
