@@ -429,6 +429,6 @@ def _run_holding_lease(scheduler: BaseScheduler, lease: Any, stop_event: threadi
         scheduler.pause()
         if not lease.wait_until_held(stop_event):
             return
+        log.info("took the scheduler lease back; scheduling again")  # logged first: jobs start right after
         _LEASE_UNTIL = lease.until
         scheduler.resume()
-        log.info("took the scheduler lease back; scheduling again")

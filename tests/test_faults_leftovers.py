@@ -143,7 +143,7 @@ def test_a_time_changed_while_the_stage_was_estimating_is_not_overwritten(shifts
 def test_an_old_database_without_backfill_takes_new_and_changed_mentions(tmp_path, monkeypatch):
     import monitor.store as store
 
-    monkeypatch.setattr(store, "SCHEMA_VERSION", 6)  # before mentions.backfill
+    monkeypatch.setattr(store.migrations, "SCHEMA_VERSION", 6)  # before mentions.backfill
     db = store.open_db(tmp_path / "old.db")
     assert "backfill" not in db["mentions"].columns_dict
     undated = {"external_id": "1", "text": "a", "posted_at": None, "backfill": True}

@@ -383,8 +383,8 @@ def test_a_conflict_rolled_back_by_the_server_runs_the_transaction_again(any_db,
     class Deadlock(Exception):
         pass
 
-    monkeypatch.setattr(store.db_errors, "RETRY_ERRORS", (Deadlock,), raising=False)
-    monkeypatch.setattr(store.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(store.transactions.db_errors, "RETRY_ERRORS", (Deadlock,), raising=False)
+    monkeypatch.setattr(store.transactions.time, "sleep", lambda seconds: None)
     calls = []
 
     def flaky() -> str:

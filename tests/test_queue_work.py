@@ -224,7 +224,7 @@ def test_response_metrics(fresh_db):
 def test_a_v4_database_migrates_with_reply_times_backfilled(tmp_path, monkeypatch):
     import monitor.store as store
 
-    monkeypatch.setattr(store, "SCHEMA_VERSION", 4)
+    monkeypatch.setattr(store.migrations, "SCHEMA_VERSION", 4)
     db = store.open_db(tmp_path / "old.db")
     add_classified(db, "reviews", "1", "bad", "complaint", rating=1)
     db["queue_items"].insert({"mention_id": 1, "state": "replied", "priority": 1.0, "reason": "complaint",
@@ -233,7 +233,7 @@ def test_a_v4_database_migrates_with_reply_times_backfilled(tmp_path, monkeypatc
     db["replies"].insert({"queue_item_id": 1, "text": "Sorry", "replied_by": "dana", "channel": "manual",
                           "replied_at": "2026-11-01T02:00:00+00:00"})  # fmt: skip
     db.conn.close()
-    monkeypatch.setattr(store, "SCHEMA_VERSION", len(store.MIGRATIONS))
+    monkeypatch.setattr(store.migrations, "SCHEMA_VERSION", len(store.MIGRATIONS))
 
     db = store.open_db(tmp_path / "old.db")
 

@@ -193,7 +193,7 @@ def test_a_scheduler_that_loses_its_lease_starts_no_new_jobs(tmp_path, monkeypat
         with db.atomic():
             db.execute("delete from leases")  # the other one stopped cleanly
         assert wait_for(lambda: len(ran) > count, 10)  # this one took it back and schedules again
-        assert "took the scheduler lease back" in caplog.text
+        assert wait_for(lambda: "took the scheduler lease back" in caplog.text, 5)
     finally:
         stop.set()
         daemon.join(timeout=30)

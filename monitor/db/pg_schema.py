@@ -1,5 +1,5 @@
 """The PostgreSQL schema: the same tables, columns, keys, indexes and rollup triggers as the SQLite
-migrations in monitor/store.py (``_m001`` …), one entry per SQLite migration so a schema version means
+migrations in monitor/store/migrations.py (``_m001`` …), one entry per SQLite migration so a schema version means
 the same on both engines (a test checks the counts match).
 
 Choices, so behaviour matches SQLite's rather than PostgreSQL's habits:

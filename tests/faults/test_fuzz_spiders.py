@@ -40,7 +40,7 @@ from tests.faults.hostile import BAD_BYTES, EDGE_DATES, HOSTILE_TEXT, hostile_js
 # Known product bugs in files owned elsewhere (issue 11's campaign); drop a reason once its fix lands.
 # Fixed since (kept as the record of what the campaign found):
 STORE_BUG = (
-    "monitor/store.py _clean passes lone surrogates ('\\ud800' from a JSON escape) and lists/dicts (e.g. a "
+    "monitor/store/mentions.py _clean passes lone surrogates ('\\ud800' from a JSON escape) and lists/dicts (e.g. a "
     "Bluesky author.handle that is a list) to SQLite, which refuses the item"
 )
 SCHEMA_ORG_BUG = "spiders/schema_org.py _type_names iterates a non-string, non-list @type (true, 1): TypeError"

@@ -1,0 +1,76 @@
+"""The store layer: every SQL statement the stages need, on SQLite (sqlite-utils, WAL; the default) or PostgreSQL.
+
+Stages call these functions and never write SQL themselves. Values always travel as SQL parameters; mention
+text is never formatted into SQL. ``open_db`` takes a SQLite path or a ``postgresql://`` URL; the PostgreSQL
+side (monitor/db/) offers the same ``execute`` / ``query`` / ``atomic()`` and table helpers, and
+``db.dialect`` says which SQL to write where the engines differ.
+
+| module | what |
+|---|---|
+| ``connection`` | ``open_db``, the SQLite ``Database`` whose ``atomic()`` takes the write lock first |
+| ``transactions`` | ``write_transaction`` (scoped on PostgreSQL), ``retry_conflicts``, ``utcnow`` |
+| ``migrations`` | the schema's forward migrations, rollup SQL fragments |
+| ``mentions`` | ``record_mentions`` (dedup, upsert, revisions), reading and searching mentions |
+| ``crawl_runs`` | a source's saved state and its crawl runs |
+"""
+
+from monitor.store.connection import Database, open_db
+from monitor.store.crawl_runs import (
+    finish_crawl_run,
+    get_source_state,
+    known_external_ids,
+    latest_crawl_runs,
+    set_source_state,
+    start_crawl_run,
+)
+from monitor.store.mentions import (
+    MENTION_FIELDS,
+    REVISED_FIELDS,
+    UpsertCounts,
+    get_mention,
+    mention_revisions,
+    record_mentions,
+    search_mentions,
+)
+from monitor.store.migrations import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    TOPIC_LIST_SQL,
+    TREND_HOUR_SQL,
+    migrate_db,
+    schema_version,
+    take_dirty_marks,
+    topic_items_sql,
+    trend_hour_sql,
+)
+from monitor.store.transactions import retry_conflicts, utcnow, write_transaction
+
+__all__ = [
+    "MENTION_FIELDS",
+    "MIGRATIONS",
+    "REVISED_FIELDS",
+    "SCHEMA_VERSION",
+    "TOPIC_LIST_SQL",
+    "TREND_HOUR_SQL",
+    "Database",
+    "UpsertCounts",
+    "finish_crawl_run",
+    "get_mention",
+    "get_source_state",
+    "known_external_ids",
+    "latest_crawl_runs",
+    "mention_revisions",
+    "migrate_db",
+    "open_db",
+    "record_mentions",
+    "retry_conflicts",
+    "schema_version",
+    "search_mentions",
+    "set_source_state",
+    "start_crawl_run",
+    "take_dirty_marks",
+    "topic_items_sql",
+    "trend_hour_sql",
+    "utcnow",
+    "write_transaction",
+]
