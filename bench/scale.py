@@ -428,9 +428,10 @@ def copy_to_postgres(sqlite_path: Path, url: str) -> float:
     src = sqlite3.connect(f"file:{sqlite_path}?mode=ro", uri=True)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("set maintenance_work_mem = '512MB'")
+        indexed = [*COPIED, "mentions_fts"]
         indexes = conn.execute(
             "select indexname, indexdef from pg_indexes where schemaname = current_schema() and tablename = any(%s) "
-            "and indexname not in (select conname from pg_constraint)", [list(COPIED)]).fetchall()  # fmt: skip
+            "and indexname not in (select conname from pg_constraint)", [indexed]).fetchall()  # fmt: skip
         with conn.transaction():
             for name, _definition in indexes:
                 conn.execute(f'drop index "{name}"')
@@ -450,6 +451,9 @@ def copy_to_postgres(sqlite_path: Path, url: str) -> float:
                         rows += 1
                 conn.execute(f"alter table {table} enable trigger user")
                 print(f"  copied {rows:,} {table} rows ({time.perf_counter() - began:.0f} s)", file=sys.stderr)
+            # The search documents the disabled insert trigger would have stored (migration 14).
+            conn.execute("insert into mentions_fts (mention_id, doc) select id, monitor_fts_document(title, text) "
+                         "from mentions")  # fmt: skip
             for table in ("mentions", "queue_items"):
                 conn.execute(f"select setval(pg_get_serial_sequence('{table}', 'id'), (select max(id) from {table}))")
         print(f"  indexes: recreating {len(indexes)} ({time.perf_counter() - began:.0f} s)", file=sys.stderr)

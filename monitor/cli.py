@@ -90,7 +90,7 @@ def init(ctx: click.Context) -> None:
     try:
         applied = migrate_db(db)
     finally:
-        db.conn.close()
+        db.close()
     # SQLite prints the file as it always did; PostgreSQL says so, with the URL redacted (it never holds a
     # password, config refuses one, but describe() would hide one anyway).
     where = f"PostgreSQL {describe(target)}" if is_postgres_url(target) else describe(target)
@@ -115,7 +115,7 @@ def crawl(ctx: click.Context, sources: tuple[str, ...], fmt: str) -> None:
     from monitor.store import open_db
 
     config = get_config(ctx)
-    open_db(config.storage_target).conn.close()
+    open_db(config.storage_target).close()
     results = crawl_sources(config, list(sources) or None)
     if fmt == "json":
         click.echo(json.dumps(results, indent=2, ensure_ascii=False))
@@ -635,7 +635,7 @@ def serve(ctx, host: str | None, port: int | None) -> None:
 
     config = get_config(ctx)
     check_bind_address(host or config.web.host, load_users(config.web), config.web.users_env)
-    open_db(config.storage_target).conn.close()
+    open_db(config.storage_target).close()
     click.echo(f"inbox on http://{host or config.web.host}:{port or config.web.port}/ (Ctrl-C stops)")
     serve_inbox(config, host, port)
 
@@ -710,7 +710,7 @@ def alerts(ctx, dry_run: bool, fmt: str) -> None:
     try:
         result = run_alerts(config, db, dry_run=dry_run)
     finally:
-        db.conn.close()
+        db.close()
     # Without a channel nothing can go, but a dry run still lists what would: that is how one tries alerts out.
     no_channel = "" if config.alerts.channels else _no_channel_reason(config)
     if fmt == "json":
@@ -842,7 +842,7 @@ def run(ctx, list_only: bool, fmt: str, verbose: bool) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
     for noisy in ("apscheduler", "scrapy", "urllib3", "prawcore", "transformers"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose else logging.WARNING)
-    open_db(config.storage_target).conn.close()  # create / migrate before the first crawl
+    open_db(config.storage_target).close()  # create / migrate before the first crawl
     click.echo(f"scheduler running for {config.path} (Ctrl-C stops)", err=True)
     run_daemon(config)
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from monitor.config import Config, SourceConfig
 from monitor.processes import pid_alive
-from monitor.store import UpsertCounts, finish_crawl_run, open_db, start_crawl_run, utcnow, write_transaction
+from monitor.store import UpsertCounts, crawl_runs, finish_crawl_run, open_db, start_crawl_run
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,8 +44,7 @@ UNCLAIMED_RUN_GRACE_S = DEFAULT_TIMEOUT + 600
 
 def claim_crawl_run(db: Any, run_id: int) -> None:
     """Record this process as the one running ``run_id``, so a later start can tell if it was killed."""
-    with write_transaction(db, scope=f"crawl_run:{run_id}"):  # its own row only
-        db.execute("update crawl_runs set pid = ?, host = ? where id = ?", [os.getpid(), socket.gethostname(), run_id])
+    crawl_runs.claim_run(db, run_id, os.getpid(), socket.gethostname())
 
 
 def close_interrupted_runs(db: Any, now: datetime | None = None) -> int:
@@ -58,9 +57,7 @@ def close_interrupted_runs(db: Any, now: datetime | None = None) -> int:
     cutoff = (now - timedelta(seconds=UNCLAIMED_RUN_GRACE_S)).replace(microsecond=0).isoformat()
     stale = []
     this_host = socket.gethostname()
-    for run_id, pid, host, started_at, messages in db.execute(
-        "select id, pid, host, started_at, messages from crawl_runs where status = 'running'"
-    ).fetchall():
+    for run_id, pid, host, started_at, messages in crawl_runs.running_runs(db):
         # A pid is only meaningful on its own machine; a run from another host (a worker elsewhere), like one not
         # yet claimed, is stale only once it is older than any crawl may run.
         here = pid is not None and (host is None or host == this_host)
@@ -73,13 +70,7 @@ def close_interrupted_runs(db: Any, now: datetime | None = None) -> int:
             earlier = []
         who = f"process {pid}" if pid is not None else "its process"
         note = f"crawl interrupted: {who} ended without finishing the run; the next crawl reads deep again"
-        with write_transaction(db):
-            # Checked again under the write lock: the run may have finished meanwhile.
-            db.execute(
-                "update crawl_runs set status = 'failed', finished_at = ?, errors = coalesce(errors, 0) + 1, "
-                "messages = ? where id = ? and status = 'running'",
-                [utcnow(), json.dumps([*earlier, note][:50], ensure_ascii=False), run_id],
-            )
+        crawl_runs.fail_running_run(db, run_id, [*earlier, note])
     return len(stale)
 
 
@@ -126,9 +117,9 @@ def crawl_scrapy_sources(
     db = open_db(config.storage_target)
     try:
         close_interrupted_runs(db)
-        before = db.execute("select coalesce(max(id), 0) from crawl_runs").fetchone()[0]
+        before = crawl_runs.last_run_id(db)
     finally:
-        db.conn.close()
+        db.close()
 
     env = dict(os.environ)
     # The child must import monitor/ and spiders/ whatever the caller's working directory is.
@@ -178,15 +169,8 @@ def stop_running_crawls() -> int:
 def _collect(config: Config, names: list[str], before: int, failure: str) -> dict[str, dict[str, Any]]:
     db = open_db(config.storage_target)
     try:
-        marks = ", ".join("?" * len(names))
-        rows = db.execute(
-            f"select id, source, status, new, updated, unchanged, errors, messages from crawl_runs "
-            f"where id > ? and source in ({marks}) order by id",
-            [before, *names],
-        ).fetchall()
-        columns = ("id", "source", "status", "new", "updated", "unchanged", "errors", "messages")
         # Rows come oldest first, so the last one per source wins.
-        newest = {row[1]: dict(zip(columns, row, strict=True)) for row in rows}
+        newest = {row["source"]: row for row in crawl_runs.runs_after(db, before, names)}
         results: dict[str, dict[str, Any]] = {}
         for name in names:
             row = newest.get(name)
@@ -207,4 +191,4 @@ def _collect(config: Config, names: list[str], before: int, failure: str) -> dic
             }
         return results
     finally:
-        db.conn.close()
+        db.close()

@@ -68,7 +68,7 @@ def crawl_sources(config: Config, names: list[str] | None = None) -> dict[str, d
             finish_crawl_run(db, run_id, UpsertCounts(), [f"source {source.name!r}: {type(exc).__name__}: {exc}"])
             results[source.name] = _failed(f"source {source.name!r}: {type(exc).__name__}: {exc}")
         finally:
-            db.conn.close()
+            db.close()
     return {s.name: results[s.name] for s in sources if s.name in results}
 
 
@@ -121,7 +121,7 @@ def default_digest_path(config: Config, day) -> Path:
 
 def run_cycle(config: Config, classifier: Classifier | None = None, names: list[str] | None = None) -> CycleReport:
     report = CycleReport()
-    open_db(config.storage_target).conn.close()  # create / migrate before the crawler subprocess writes
+    open_db(config.storage_target).close()  # create / migrate before the crawler subprocess writes
     report.crawl = crawl_sources(config, names)
     db = open_db(config.storage_target)
     try:
@@ -130,5 +130,5 @@ def run_cycle(config: Config, classifier: Classifier | None = None, names: list[
         day = datetime.now(ZoneInfo(config.schedule.timezone)).date()  # the digest's days are local
         report.digest_path = write_digest(db, default_digest_path(config, day), day, config.digest.brand, config)
     finally:
-        db.conn.close()
+        db.close()
     return report

@@ -27,6 +27,7 @@ from typing import Any
 
 from monitor.config import ConfigError, DurationTooLong, parse_duration
 from monitor.db import errors as db_errors
+from monitor.store import leases as leases_store
 from monitor.store import open_db, write_transaction
 
 log = logging.getLogger("monitor.scheduler")
@@ -78,16 +79,10 @@ def acquire(
     now = now or datetime.now(UTC)
     expires = now + duration
     with write_transaction(db, scope=f"lease:{name}"):  # this lease's row only
-        row = db.execute("select holder, expires_at from leases where name = ?", [name]).fetchone()
+        row = leases_store.lease_row(db, name)
         if row is not None and row[0] != holder and _parse(row[1]) > now:
             return LeaseState(False, row[0], _parse(row[1]))
-        db.execute(
-            "insert into leases (name, holder, acquired_at, renewed_at, expires_at) values (?, ?, ?, ?, ?) "
-            "on conflict (name) do update set holder = excluded.holder, renewed_at = excluded.renewed_at, "
-            "expires_at = excluded.expires_at, acquired_at = case when leases.holder = excluded.holder "
-            "then leases.acquired_at else excluded.acquired_at end",
-            [name, holder, _stamp(now), _stamp(now), _stamp(expires)],
-        )
+        leases_store.upsert_lease(db, name, holder, _stamp(now), _stamp(expires))
     return LeaseState(True, holder, expires)
 
 
@@ -101,18 +96,14 @@ def renew(
     now = now or datetime.now(UTC)
     expires = now + duration
     with write_transaction(db, scope=f"lease:{name}"):  # this lease's row only
-        cursor = db.execute(
-            "update leases set renewed_at = ?, expires_at = ? where name = ? and holder = ?",
-            [_stamp(now), _stamp(expires), name, holder],
-        )
-    return expires if cursor.rowcount == 1 else None
+        renewed = leases_store.renew_lease(db, name, holder, _stamp(now), _stamp(expires))
+    return expires if renewed else None
 
 
 def release(db: Any, holder: str, *, name: str = SCHEDULER) -> bool:
     """Give the lease back (a clean stop), so a waiting scheduler takes over at once; False if not ours."""
     with write_transaction(db, scope=f"lease:{name}"):  # this lease's row only
-        cursor = db.execute("delete from leases where name = ? and holder = ?", [name, holder])
-    return cursor.rowcount == 1
+        return leases_store.delete_lease(db, name, holder)
 
 
 def lease_timing(environ: dict[str, str] | None = None) -> tuple[timedelta, timedelta]:
@@ -208,8 +199,8 @@ class LeaseKeeper:
             self._next_renew = time.monotonic() + min(1.0, self.renew_every.total_seconds())
             return True
         if until is None:
-            row = self.db.execute("select holder from leases where name = ?", [self.name]).fetchone()
-            who = describe_holder(row[0]) if row else "nobody"
+            holder = leases_store.lease_holder(self.db, self.name)
+            who = describe_holder(holder) if holder else "nobody"
             log.error("lost the scheduler lease (now held by %s); starting no new jobs", who)
             self.until = None
             return False
@@ -226,4 +217,4 @@ class LeaseKeeper:
             log.warning("scheduler lease: could not give it back (%s); it expires on its own", exc)
         finally:
             self.until = None
-            self.db.conn.close()
+            self.db.close()

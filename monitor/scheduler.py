@@ -101,7 +101,7 @@ def process_new_mentions(config: Config) -> dict[str, Any]:
         try:
             counts = process(db, config, _classifier(config))
         finally:
-            db.conn.close()
+            db.close()
     return {"classified": counts.classified.classified, "queued": counts.queue.created,
             "reopened": counts.queue.reopened, "recoveries": counts.queue.recoveries}  # fmt: skip
 
@@ -158,7 +158,7 @@ def run_alerts_now(config: Config, wait: bool = True) -> dict[str, Any] | None:
         try:
             run = run_alerts(config, db)
         finally:
-            db.conn.close()
+            db.close()
     finally:
         _ALERTS_LOCK.release()
     summary = run.summary()
@@ -192,6 +192,7 @@ def digest_job(config_path: str, day: str | None = None) -> list[str]:
     the written file stays.
     """
     from monitor.store import open_db
+    from monitor.store.meta import get_meta, set_meta
 
     if not _may_start("digest"):
         return []
@@ -202,16 +203,15 @@ def digest_job(config_path: str, day: str | None = None) -> list[str]:
         if day:
             days = [date.fromisoformat(day)]
         else:
-            row = db.execute("select value from meta where key = ?", [DIGEST_MARK]).fetchone()
-            last = date.fromisoformat(row[0]) if row else yesterday - timedelta(days=1)
+            mark = get_meta(db, DIGEST_MARK)
+            last = date.fromisoformat(mark) if mark else yesterday - timedelta(days=1)
             first = max(last + timedelta(days=1), yesterday - timedelta(days=DIGEST_CATCH_UP_DAYS - 1))
             days = [first + timedelta(days=i) for i in range((yesterday - first).days + 1)]
         paths = [_deliver_one(config, db, target) for target in days]
         if days and not day:
-            with db.atomic():
-                db["meta"].upsert({"key": DIGEST_MARK, "value": days[-1].isoformat()}, pk="key")
+            set_meta(db, DIGEST_MARK, days[-1].isoformat())
     finally:
-        db.conn.close()
+        db.close()
     return paths
 
 
@@ -350,7 +350,7 @@ def close_interrupted_crawls(config: Config) -> int:
         try:
             closed = close_interrupted_runs(db)
         finally:
-            db.conn.close()
+            db.close()
     except Exception:
         log.exception("could not close interrupted crawl runs in %s", describe(config.storage_target))
         return 0

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# The full-text document of a mention on PostgreSQL: the expression the GIN index is built on
-# (monitor/db/pg_schema.py). A query must repeat it exactly for the planner to use the index.
-PG_FTS_DOCUMENT = "monitor_fts_document({m}title, {m}text)"
+# A mention's stored search document (mentions_fts, migration 14), read by primary key.
+PG_FTS_DOCUMENT = "(select s.doc from mentions_fts s where s.mention_id = {m}.id)"
 
 
 @dataclass(frozen=True)
@@ -36,17 +35,15 @@ class Dialect:
         in the ``@@`` operator's function form, ``ts_match_vq``, which no index serves, so the planner drives from
         the other tables (the inbox's small queue set) instead of reading every match from the GIN index."""
         if self.postgres:
-            doc = PG_FTS_DOCUMENT.format(m=f"{alias}.")
             if per_item:
-                return f"ts_match_vq({doc}, plainto_tsquery('simple', ?))"
-            return f"{doc} @@ plainto_tsquery('simple', ?)"
+                return f"ts_match_vq({PG_FTS_DOCUMENT.format(m=alias)}, plainto_tsquery('simple', ?))"
+            return f"{alias}.id in (select mention_id from mentions_fts where doc @@ plainto_tsquery('simple', ?))"
         return f"{alias}.id in (select rowid from mentions_fts where mentions_fts match ?)"
 
     def fts_rank(self, alias: str = "m") -> str:
         """An ORDER BY expression, best match first (needs the search terms as the next ``?``)."""
         if self.postgres:
-            doc = PG_FTS_DOCUMENT.format(m=f"{alias}.")
-            return f"ts_rank({doc}, plainto_tsquery('simple', ?)) desc"
+            return f"ts_rank({PG_FTS_DOCUMENT.format(m=alias)}, plainto_tsquery('simple', ?)) desc"
         return f"(select f.rank from mentions_fts f where mentions_fts match ? and f.rowid = {alias}.id)"
 
     def fts_terms(self, text: str) -> str:

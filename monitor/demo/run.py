@@ -8,9 +8,7 @@ API (read by PRAW). Nothing leaves the machine.
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Callable
-from contextlib import closing
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -20,6 +18,7 @@ from monitor.db.url import is_postgres_url
 from monitor.demo.reddit_content import build_demo_things
 from monitor.demo.review_content import SITE_TZ
 from monitor.demo.roster import write_roster
+from monitor.store.meta import sqlite_file_meta
 
 DEMO_CLIENT_ID_ENV = "MONITOR_DEMO_REDDIT_CLIENT_ID"
 DEMO_CLIENT_SECRET_ENV = "MONITOR_DEMO_REDDIT_CLIENT_SECRET"
@@ -179,16 +178,12 @@ def start_fresh_if_stale(db_path: Path | str, content_date: date, echo: Callable
     db_path = Path(db_path)
     if not db_path.exists():
         return False
-    try:
-        with closing(sqlite3.connect(db_path)) as conn:
-            row = conn.execute("select value from meta where key = ?", [CONTENT_DATE_KEY]).fetchone()
-    except sqlite3.Error:
-        row = None
-    if row and row[0] == content_date.isoformat():
+    stored = sqlite_file_meta(db_path, CONTENT_DATE_KEY)
+    if stored == content_date.isoformat():
         return False
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db_path}{suffix}").unlink(missing_ok=True)
-    dated = f"content of {row[0]}" if row else "an older demo's content"
+    dated = f"content of {stored}" if stored else "an older demo's content"
     echo(f"demo database {db_path} held {dated}: starting a fresh one dated {content_date.isoformat()}")
     return True
 
@@ -217,7 +212,7 @@ def _answer_and_recrawl(config, site, classifier, echo: Callable[[str], None]) -
     try:
         item_id = answer_complaint(db)
     finally:
-        db.conn.close()
+        db.close()
     if item_id is None:
         return
     echo(f"{REPLY_AS} answered queue item #{item_id} (as `monitor queue reply {item_id} --text ...` does)")
@@ -227,7 +222,7 @@ def _answer_and_recrawl(config, site, classifier, echo: Callable[[str], None]) -
     try:
         processed = process_new_mentions(db, config, classifier)
     finally:
-        db.conn.close()
+        db.close()
     echo(f"crawled {RECOVERY_SOURCE} again: {result['updated']} review edited since the reply; "
          f"{processed.queue.recoveries} recovery recorded")  # fmt: skip
 
@@ -253,6 +248,7 @@ def run_demo(
     from monitor.demo.story import answered, describe, story_summary
     from monitor.digest.build import write_digest
     from monitor.store import open_db
+    from monitor.store.meta import row_counts, set_meta
 
     anchor = (now or datetime.now(UTC)).astimezone(SITE_TZ)
     review_server, review_url = start_review_site(port=0, now=anchor)
@@ -266,10 +262,10 @@ def run_demo(
         config = load_config(config_path)
         start_fresh_if_stale(config.storage_path, anchor.date(), echo)
         db = open_db(config.storage_path)
-        db["meta"].upsert({"key": CONTENT_DATE_KEY, "value": anchor.date().isoformat()}, pk="key")
+        set_meta(db, CONTENT_DATE_KEY, anchor.date().isoformat())
         if answered(db):  # an earlier run answered the review: its author's edit is already on the site
             site.publish_follow_ups()
-        db.conn.close()
+        db.close()
         echo(f"demo sources: review site {review_url}/reviews · Reddit API {reddit_url}")
         classifier = classifier or classifier_from_config(config)
         report = run_cycle(config, classifier=classifier)
@@ -285,18 +281,19 @@ def run_demo(
             echo(f"digest for {day.isoformat()}: {digests[day]}")
         story = story_summary(db, config)
         describe(story, echo)
+        counts = row_counts(db, "mentions", "classifications", "queue_items")
         summary = {
             "config": str(config_path),
             "db": str(config.storage_path),
-            "mentions": db["mentions"].count,
-            "classified": db["classifications"].count,
-            "queued": db["queue_items"].count,
+            "mentions": counts["mentions"],
+            "classified": counts["classifications"],
+            "queued": counts["queue_items"],
             "digest": str(digests[today - timedelta(days=1)]),
             "digests": {day.isoformat(): str(path) for day, path in digests.items()},
             "crawl": report.crawl,
             "story": story,
         }
-        db.conn.close()
+        db.close()
         echo(f"database: {config.storage_path} (explore it with: datasette {config.storage_path})")
         if serve_inbox:
             from monitor.web.app import serve

@@ -16,6 +16,7 @@ import sqlite_utils
 
 from monitor.config import Config
 from monitor.demo.review_week import RECOVERY_ID, RECOVERY_REPLY
+from monitor.store.demo import queue_item_by_external_id
 
 RECOVERY_SOURCE = "reviews-downtown"
 REPLY_AS = "dana"  # the downtown manager in the demo's team
@@ -24,14 +25,7 @@ DIGEST_DAYS = 7  # the digest judges shifts over the week ending its day
 
 def recovery_item(db: sqlite_utils.Database) -> dict[str, Any] | None:
     """The queue item of the review the demo answers (None before it is crawled and queued)."""
-    rows = list(
-        db.query(
-            "select q.id, q.state, q.first_replied_at from queue_items q join mentions m on m.id = q.mention_id "
-            "where m.source = ? and m.external_id like ? order by q.id limit 1",
-            [RECOVERY_SOURCE, f"%/reviews/{RECOVERY_ID}"],
-        )
-    )
-    return rows[0] if rows else None
+    return queue_item_by_external_id(db, RECOVERY_SOURCE, f"%/reviews/{RECOVERY_ID}")
 
 
 def answered(db: sqlite_utils.Database) -> bool:

@@ -85,3 +85,48 @@ def latest_crawl_runs(db: sqlite_utils.Database) -> list[dict[str, Any]]:
             "select * from crawl_runs where id in (select max(id) from crawl_runs group by source) order by source"
         )
     )
+
+
+def claim_run(db: sqlite_utils.Database, run_id: int, pid: int, host: str) -> None:
+    """Record the process (and its machine) running ``run_id``, so a later start can tell if it was killed."""
+    with write_transaction(db, scope=f"crawl_run:{run_id}"):  # its own row only
+        db.execute("update crawl_runs set pid = ?, host = ? where id = ?", [pid, host, run_id])
+
+
+def running_runs(db: sqlite_utils.Database) -> list[tuple[int, int | None, str | None, str | None, str | None]]:
+    """``(id, pid, host, started_at, messages)`` of every run still marked running."""
+    return [
+        tuple(row)
+        for row in db.execute("select id, pid, host, started_at, messages from crawl_runs where status = 'running'")
+    ]
+
+
+def fail_running_run(db: sqlite_utils.Database, run_id: int, messages: list[str]) -> bool:
+    """Mark run ``run_id`` failed with ``messages`` if it is still running (checked under the write lock: it may
+    have finished meanwhile); whether it was."""
+    with write_transaction(db):
+        cursor = db.execute(
+            "update crawl_runs set status = 'failed', finished_at = ?, errors = coalesce(errors, 0) + 1, "
+            "messages = ? where id = ? and status = 'running'",
+            [utcnow(), json.dumps(messages[:50], ensure_ascii=False), run_id],
+        )
+    return cursor.rowcount == 1
+
+
+def last_run_id(db: sqlite_utils.Database) -> int:
+    """The newest crawl run's id (0 when there is none): runs after it are a later crawl's."""
+    return db.execute("select coalesce(max(id), 0) from crawl_runs").fetchone()[0]
+
+
+def runs_after(db: sqlite_utils.Database, run_id: int, sources: list[str]) -> list[dict[str, Any]]:
+    """The runs of ``sources`` newer than ``run_id``, oldest first."""
+    if not sources:
+        return []
+    marks = ", ".join("?" * len(sources))
+    cursor = db.execute(
+        "select id, source, status, new, updated, unchanged, errors, messages from crawl_runs "
+        f"where id > ? and source in ({marks}) order by id",
+        [run_id, *sources],
+    )
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

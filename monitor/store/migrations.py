@@ -403,6 +403,11 @@ def _m013_statement_marks(db: sqlite_utils.Database) -> None:
     triggers (monitor/db/pg_schema.py, M013): the number keeps both engines' versions in step."""
 
 
+def _m014_stored_search_document(db: sqlite_utils.Database) -> None:
+    """PostgreSQL only (its search document moves into a table of its own, ``mentions_fts`` as here): SQLite's
+    FTS5 table has stored its index since migration 1. Kept so a version means the same schema on both."""
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m001_initial,
     _m002_shifts,
@@ -417,6 +422,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _m011_classify_claims,
     _m012_crawl_run_host,
     _m013_statement_marks,
+    _m014_stored_search_document,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

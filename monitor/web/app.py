@@ -62,6 +62,7 @@ from monitor.queue.templates import (
     suggest_reply,
 )
 from monitor.shifts.stage import mention_shift
+from monitor.store.pool import StoreConnections
 from monitor.web.auth import (
     LoginThrottle,
     check_bind_address,
@@ -75,7 +76,6 @@ from monitor.web.auth import (
     safe_redirect_target,
     session_generation,
 )
-from monitor.web.connections import StoreConnections
 from monitor.web.dashboards import blueprint as dashboards_blueprint
 from monitor.web.inbox_view import day, flag_name, platform, reply_limit, tabs, time_filter, topic_name, words
 

@@ -23,7 +23,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from monitor.config import ConfigError, WebConfig
 from monitor.hosts import is_loopback
-from monitor.store import write_transaction
+from monitor.store.meta import get_meta, get_or_create_meta, set_meta
 
 # A hash checked for unknown names too, so a login's timing does not reveal which names exist.
 _DUMMY_HASH = generate_password_hash("not a real password")
@@ -155,24 +155,15 @@ _GENERATION_KEY = "web.session_generation:"
 def session_generation(db: sqlite_utils.Database, user: str, create: bool = False) -> str | None:
     """The user's current session generation (made on first login when ``create``), or None."""
     key = _GENERATION_KEY + user
-    row = db.execute("select value from meta where key = ?", [key]).fetchone()
-    if row or not create:
-        return row[0] if row else None
-    with write_transaction(db):
-        # Two first logins at once: the first insert wins and both read its value (common form on both engines).
-        db.execute(
-            "insert into meta (key, value) values (?, ?) on conflict do nothing", [key, secrets.token_urlsafe(24)]
-        )
-    return db.execute("select value from meta where key = ?", [key]).fetchone()[0]
+    value = get_meta(db, key)
+    if value or not create:
+        return value
+    return get_or_create_meta(db, key, secrets.token_urlsafe(24))  # two first logins at once: both get one value
 
 
 def end_sessions(db: sqlite_utils.Database, user: str) -> None:
     """Invalidate every session of ``user`` issued so far (logout)."""
-    with write_transaction(db):
-        db.execute(
-            "insert into meta (key, value) values (?, ?) on conflict (key) do update set value = excluded.value",
-            [_GENERATION_KEY + user, secrets.token_urlsafe(24)],
-        )
+    set_meta(db, _GENERATION_KEY + user, secrets.token_urlsafe(24))
 
 
 def is_loopback_host_header(host: str) -> bool:

@@ -106,7 +106,7 @@ def classify(process_after: bool = True) -> int:
     try:
         counts = classify_pending(db, classifier, on_claim=invite_another)
     finally:
-        db.conn.close()
+        db.close()
     if counts.classified:
         log.info("classified %d mention(s): %s", counts.classified, counts.by_label)
     if counts.classified or process_after:
@@ -132,7 +132,7 @@ def process() -> dict[str, Any] | None:
             # Classifies leftovers too (claimed batches, like the classify jobs), then shifts and queue.
             counts = process_new_mentions(db, config, classifier_for(config))
         finally:
-            db.conn.close()
+            db.close()
     summary = {"classified": counts.classified.classified, "queued": counts.queue.created,
                "reopened": counts.queue.reopened, "recoveries": counts.queue.recoveries}  # fmt: skip
     log.info("processed: %s", summary)

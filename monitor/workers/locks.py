@@ -16,6 +16,7 @@ from pathlib import Path
 
 from monitor.db import errors as db_errors
 from monitor.lease import acquire, describe_holder, new_holder_id, release
+from monitor.store import leases as leases_store
 from monitor.store import open_db, write_transaction
 from monitor.workers.holders import holder_gone
 
@@ -31,10 +32,10 @@ def exclusive(target: str | Path, name: str, duration: timedelta) -> Iterator[st
     held = False
     try:
         with write_transaction(db, scope=f"lease:{name}"):
-            row = db.execute("select holder from leases where name = ?", [name]).fetchone()
-            if row is not None and holder_gone(row[0]):
-                log.warning("%s: taking over from %s (its process is gone)", name, describe_holder(row[0]))
-                db.execute("delete from leases where name = ? and holder = ?", [name, row[0]])
+            current = leases_store.lease_holder(db, name)
+            if current is not None and holder_gone(current):
+                log.warning("%s: taking over from %s (its process is gone)", name, describe_holder(current))
+                leases_store.delete_lease(db, name, current)
             state = acquire(db, holder, duration, name=name)
         held = state.held
         yield holder if held else None
@@ -45,4 +46,4 @@ def exclusive(target: str | Path, name: str, duration: timedelta) -> Iterator[st
         except db_errors.DATABASE_ERRORS as exc:
             log.warning("%s: could not give the lock back (%s); it expires on its own", name, exc)
         finally:
-            db.conn.close()
+            db.close()

@@ -38,7 +38,7 @@ def run_worker(
         raise ConfigError("workers.broker", "not set: `monitor worker` runs jobs that `monitor run` enqueues on a "
                           'broker; set it, e.g. broker = "redis://127.0.0.1:6379/0"')  # fmt: skip
     check_broker(config.workers.broker)
-    open_db(config.storage_target).conn.close()  # create / migrate before the first job
+    open_db(config.storage_target).close()  # create / migrate before the first job
     if processes <= 1:
         return _run_one(str(config.path), threads, stop_event)
     return _supervise(str(config.path), processes, threads, stop_event)

@@ -1,4 +1,4 @@
-"""The inbox's store connections: a SQLite file opened per request; a PostgreSQL server through a pool.
+"""Store connections for the inbox: a SQLite file opened per request; a PostgreSQL server through a pool.
 
 Opening a SQLite file costs microseconds, and a connection per request keeps each request's view of the store
 its own. A PostgreSQL connection is a TCP connection plus a SCRAM authentication (a few milliseconds on
