@@ -168,6 +168,7 @@ class SentimentModel:
         from transformers import AutoTokenizer
         from transformers.utils import logging as hf_logging
 
+        from monitor.classify.calibration import offsets_by_index
         from monitor.classify.topic_head import TopicHead
 
         # Progress bars and load reports would pollute `monitor sentiment` output.
@@ -210,6 +211,12 @@ class SentimentModel:
             self.topic_head = TopicHead.load(self.name) if Path(self.name).is_dir() else None
         except (OSError, ValueError, KeyError) as exc:
             raise ModelLoadError(f"model.default: cannot load the topic head in {self.name}: {exc}") from None
+        try:
+            offsets = offsets_by_index(self.name, self.index_labels) if Path(self.name).is_dir() else None
+        except ValueError as exc:
+            raise ModelLoadError(f"model: {exc}") from None
+        # Class offsets chosen on a mix of dev sets (models/calibrate.py); None: the model as trained.
+        self.logit_offsets = torch.tensor(offsets) if offsets else None
         if self.topic_head is not None and self.topic_head.weight.shape[1] != self.model.config.hidden_size:
             raise ModelLoadError(f"model.default: the topic head in {self.name} does not fit this model's hidden size")
 
@@ -269,6 +276,8 @@ class SentimentModel:
         head = self.topic_head
         floors = head.phrase_floor_map if head is not None and head.phrase_floors is not None else None
         for idx, logits, batch_pooled in self._forward(texts, pooled=pooled):
+            if self.logit_offsets is not None:
+                logits = logits.float() + self.logit_offsets
             probs = torch.softmax(logits.float(), dim=-1).tolist()
             topic_scores = head.scores(batch_pooled) if head is not None else [None] * len(idx)
             if embeddings is not None:
