@@ -9,8 +9,8 @@ import pytest
 
 from monitor.config import load_config
 from monitor.store import open_db, record_mentions
-from monitor.web.app import create_app
 from monitor.store.pool import APPLICATION_NAME
+from monitor.web.app import create_app
 
 from .conftest import write_config
 from .pg import PgServer, pg_server, pg_url  # noqa: F401

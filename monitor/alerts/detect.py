@@ -34,6 +34,7 @@ from monitor.config import Config
 from monitor.escaping import safe_url
 from monitor.shifts.localtime import parse_utc
 from monitor.shifts.stage import LocationResolver
+from monitor.store import alerts as alerts_store
 from monitor.trends.report import trends_report
 from monitor.trends.series import NO_BRAND
 
@@ -108,8 +109,7 @@ class _Context:
         if row["location"] or not self.locations:
             return
         self._resolver = self._resolver or LocationResolver(self.config)
-        raw = db.execute("select raw from mentions where id = ?", [row["mention_id"]]).fetchone()
-        row["location"] = self._resolver({**row, "raw": raw[0] if raw else None})
+        row["location"] = self._resolver({**row, "raw": alerts_store.mention_raw(db, row["mention_id"])})
 
     def location_name(self, location_id: str | None) -> str:
         if not location_id:
@@ -156,31 +156,10 @@ class _Context:
         return excerpt(f"{title} — {text}" if title and title not in text else text, self.alerts.excerpt_chars)
 
 
-_ITEM_SQL = """
-select q.id as item_id, q.state, q.priority, q.sla_due_at, q.created_at, q.assignee,
-       m.id as mention_id, m.source, m.kind, m.author, m.author_reach, m.title, m.text, m.rating, m.url,
-       m.posted_at, m.first_seen_at, m.brand, coalesce(m.location, e.location) as location,
-       c.label, c.urgency, c.probs
-from queue_items q join mentions m on m.id = q.mention_id
-left join classifications c on c.mention_id = m.id
-left join incident_estimates e on e.mention_id = m.id
-where q.state in ('new', 'assigned')
-"""
-
-
-def _not_backfill(db: sqlite_utils.Database, alias: str = "m") -> str:
-    """SQL condition leaving out backfill mentions; empty on a database whose ``mentions`` has no
-    ``backfill`` column yet (it arrives with a migration)."""
-    return f" and coalesce({alias}.backfill, 0) = 0" if "backfill" in db["mentions"].columns_dict else ""
-
-
 def urgent_item_alerts(db: sqlite_utils.Database, ctx: _Context) -> list[Alert]:
     """Open items created within max_age whose mention (posted within max_age) carries an alerting flag."""
     out = []
-    rows = db.query(
-        _ITEM_SQL + _not_backfill(db) + " and q.created_at >= ? order by q.priority desc, q.id", [_stamp(ctx.cutoff)]
-    )
-    for row in rows:
+    for row in alerts_store.open_items_created_since(db, _stamp(ctx.cutoff)):
         flags = [f for f in ctx.alerts.flags if f in json.loads(row["urgency"] or "[]")]
         posted = parse_utc(row["posted_at"])
         if posted and posted.time() == datetime.min.time():
@@ -238,29 +217,18 @@ def _item_alert(ctx: _Context, row: dict[str, Any], kind: str, key: str, title: 
 def incident_alerts(db: sqlite_utils.Database, ctx: _Context) -> list[Alert]:
     """Incidents with a complaint we first saw within max_age (whenever the visits were)."""
     out = []
-    not_backfill = _not_backfill(db)
-    for row in db.query("select * from incidents order by window_start, id"):
+    newest_seen = alerts_store.incidents_newest_seen(db)
+    for row in alerts_store.all_incidents(db):
         start, end = parse_utc(row["window_start"]), parse_utc(row["window_end"])
         if start is None or end is None:
             continue
         # New to us is what matters: reviews often arrive days after the visit they describe.
-        newest = db.execute(
-            "select max(coalesce(m.first_seen_at, m.posted_at)) from incident_mentions i "
-            "join mentions m on m.id = i.mention_id where i.incident_id = ?" + not_backfill,
-            [row["id"]],
-        ).fetchone()[0]
+        newest = newest_seen.get(row["id"])
         if newest is None or parse_utc(newest) < ctx.cutoff:
             continue
         location = row["location"]
         name = ctx.location_name(location)
-        mentions = list(
-            db.query(
-                "select m.source, m.title, m.text, m.url, coalesce(m.posted_at, m.first_seen_at) as at "
-                "from incident_mentions i join mentions m on m.id = i.mention_id where i.incident_id = ? "
-                "order by at desc, m.id desc limit ?",
-                [row["id"], MAX_EXCERPTS],
-            )
-        )
+        mentions = alerts_store.incident_latest_mentions(db, row["id"], MAX_EXCERPTS)
         sources = json.loads(row["sources"] or "[]")
         facts = [("Location", _one_line(name)), ("Complaints", str(row["complaints"])),
                  ("Between", f"{ctx.local(start, location)} and {ctx.local(end, location)}")]  # fmt: skip
@@ -311,15 +279,7 @@ def spike_alerts(db: sqlite_utils.Database, ctx: _Context) -> list[Alert]:
     for spike in report.spikes:
         if spike.period != today:
             continue
-        brand_sql = "coalesce(nullif(m.brand, ''), ?) = ?"
-        complaints = list(
-            db.query(
-                "select m.source, m.title, m.text, m.url from mentions m join classifications c on c.mention_id = m.id "
-                f"where c.label = 'complaint' and {brand_sql} and coalesce(m.posted_at, m.first_seen_at) >= ? "
-                "order by coalesce(m.posted_at, m.first_seen_at) desc, m.id desc limit ?",
-                [NO_BRAND, spike.brand, _stamp(start), MAX_EXCERPTS],
-            )
-        )
+        complaints = alerts_store.brand_complaints_since(db, spike.brand, _stamp(start), MAX_EXCERPTS, NO_BRAND)
         facts = [("Brand", _one_line(spike.brand)), ("Day", f"{today.isoformat()} ({trends.timezone})"),
                  ("Complaints today", str(spike.complaints)), ("Normal", f"{spike.baseline:g} a day"),
                  ("Chance on a normal day", f"{spike.p_value:.1g}")]  # fmt: skip
@@ -347,11 +307,7 @@ def sla_alerts(db: sqlite_utils.Database, ctx: _Context) -> list[Alert]:
     out = []
     from monitor.queue.items import priority, severity, sla_for
 
-    rows = db.query(
-        _ITEM_SQL + _not_backfill(db) + " and q.sla_due_at >= ? and q.sla_due_at <= ? order by q.priority desc, q.id",
-        [_stamp(ctx.cutoff), _stamp(ctx.now)],
-    )
-    for row in rows:
+    for row in alerts_store.open_items_due_between(db, _stamp(ctx.cutoff), _stamp(ctx.now)):
         due = parse_utc(row["sla_due_at"])
         if due is None or not ctx.cutoff <= due <= ctx.now:
             continue

@@ -20,16 +20,14 @@ import json
 import os
 import secrets
 import socket
-from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import sqlite_utils
 
 from monitor.alerts.detect import Alert
-from monitor.db import dialect_of
 from monitor.processes import pid_alive
 from monitor.shifts.localtime import parse_utc
+from monitor.store import alerts as alerts_store
 from monitor.store import utcnow, write_transaction
 
 # Longer than any one pass can spend sending (SMTP and webhook deadlines are seconds to minutes).
@@ -37,19 +35,10 @@ CLAIM_TIMEOUT = timedelta(minutes=30)
 _CLAIM = "_claim"  # key of the claim facts inside a claimed row's ``detail``
 
 
-def _executemany(db: sqlite_utils.Database, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-    # sqlite-utils' Database has no executemany (its connection has); the PostgreSQL adapter has its own,
-    # which translates the ``?`` marks (the psycopg connection underneath would not).
-    if dialect_of(db).postgres:
-        db.executemany(sql, rows)
-    else:
-        db.conn.executemany(sql, rows)
-
-
 def _incident_windows(db: sqlite_utils.Database, channel: str) -> dict[str, list[tuple[str, str]]]:
     out: dict[str, list[tuple[str, str]]] = {}
-    for row in db.query("select detail from alerts_sent where kind = 'incident' and channel = ?", [channel]):
-        detail = json.loads(row["detail"] or "{}")
+    for stored in alerts_store.incident_details(db, channel):
+        detail = json.loads(stored or "{}")
         if detail.get("location") and detail.get("window_start") and detail.get("window_end"):
             out.setdefault(detail["location"], []).append((detail["window_start"], detail["window_end"]))
     return out
@@ -65,7 +54,7 @@ def _overlaps(alert: Alert, windows: dict[str, list[tuple[str, str]]]) -> bool:
 
 def pending(db: sqlite_utils.Database, alerts: list[Alert], channel: str) -> list[Alert]:
     """The alerts not yet delivered on ``channel``, in their order."""
-    sent = {(r[0], r[1]) for r in db.execute("select kind, subject_key from alerts_sent where channel = ?", [channel])}
+    sent = alerts_store.ledger_keys(db, channel)
     windows = _incident_windows(db, channel) if any(a.kind == "incident" for a in alerts) else {}
     return [a for a in alerts if (a.kind, a.key) not in sent and not (a.kind == "incident" and _overlaps(a, windows))]
 
@@ -97,26 +86,13 @@ def claim(db: sqlite_utils.Database, alerts: list[Alert], channel: str) -> list[
     facts = {"at": now.isoformat(), "host": socket.gethostname(), "pid": os.getpid(), "id": secrets.token_hex(8)}
     with write_transaction(db):
         stale = [
-            (r[0], r[1])
-            for r in db.execute(
-                "select kind, subject_key, detail from alerts_sent where channel = ? and sent_at is null", [channel]
-            ).fetchall()
-            if _abandoned(r[2], now)
+            (kind, key) for kind, key, detail in alerts_store.unsent_claims(db, channel) if _abandoned(detail, now)
         ]
-        _executemany(
-            db,
-            "delete from alerts_sent where kind = ? and subject_key = ? and channel = ? and sent_at is null",
-            [(kind, key, channel) for kind, key in stale],
-        )
+        alerts_store.delete_unsent(db, stale, channel)
         mine = []
         for alert in pending(db, alerts, channel):  # inside the lock: no one else can claim meanwhile
             detail = json.dumps({**alert.detail, _CLAIM: facts}, ensure_ascii=False, default=str)
-            cursor = db.execute(
-                "insert into alerts_sent (kind, subject_key, channel, sent_at, title, detail) "
-                "values (?, ?, ?, null, ?, ?) on conflict do nothing",
-                [alert.kind, alert.key, channel, alert.title, detail],
-            )
-            if cursor.rowcount == 1:
+            if alerts_store.insert_claim(db, alert.kind, alert.key, channel, alert.title, detail):
                 mine.append(alert)
     return mine
 
@@ -126,11 +102,7 @@ def release(db: sqlite_utils.Database, alerts: list[Alert], channel: str) -> Non
     if not alerts:
         return
     with write_transaction(db):
-        _executemany(
-            db,
-            "delete from alerts_sent where kind = ? and subject_key = ? and channel = ? and sent_at is null",
-            [(a.kind, a.key, channel) for a in alerts],
-        )
+        alerts_store.delete_unsent(db, [(a.kind, a.key) for a in alerts], channel)
 
 
 def mark_sent(db: sqlite_utils.Database, alerts: list[Alert], channel: str) -> None:
@@ -139,19 +111,9 @@ def mark_sent(db: sqlite_utils.Database, alerts: list[Alert], channel: str) -> N
     rows = [(a.kind, a.key, channel, now, a.title, json.dumps(a.detail, ensure_ascii=False, default=str))
             for a in alerts]  # fmt: skip
     with write_transaction(db):
-        _executemany(
-            db,
-            "insert into alerts_sent (kind, subject_key, channel, sent_at, title, detail) values (?, ?, ?, ?, ?, ?) "
-            "on conflict (kind, subject_key, channel) do update set sent_at = excluded.sent_at, "
-            "title = excluded.title, detail = excluded.detail where alerts_sent.sent_at is null",
-            rows,
-        )
+        alerts_store.record_sent(db, rows)
 
 
 def sent_count(db: sqlite_utils.Database, channel: str | None = None) -> int:
     """Alerts delivered (claims still being sent do not count)."""
-    if channel is None:
-        return db.execute("select count(*) from alerts_sent where sent_at is not null").fetchone()[0]
-    return db.execute(
-        "select count(*) from alerts_sent where channel = ? and sent_at is not null", [channel]
-    ).fetchone()[0]
+    return alerts_store.count_sent(db, channel)

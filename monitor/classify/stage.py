@@ -24,8 +24,8 @@ from monitor.classify.model import Prediction, SentimentModel
 from monitor.classify.rating import combine_with_rating
 from monitor.classify.topics import tag_topics, urgency_flags
 from monitor.config import Config, ConfigError, DurationTooLong, ModelConfig, parse_duration
-from monitor.db import dialect_of
 from monitor.lease import new_holder_id
+from monitor.store import classify as classify_store
 from monitor.store import retry_conflicts, utcnow, write_transaction
 
 log = logging.getLogger(__name__)
@@ -117,17 +117,9 @@ def classify_record(text: str, rating: float | None, author_reach: int | None, l
     }
 
 
-# The next batch nobody has classified or claimed. A claim covers an id range, so a mention that commits inside a
-# live range after the claim was taken (PostgreSQL ids are not committed in order) waits for the range's release.
 # The write scope of taking and giving back claims (``monitor.store.write_transaction``): claimers take turns;
 # crawls and the storing of claimed results run beside them.
 CLAIMS_SCOPE = "classify_claims"
-_PENDING_SQL = (
-    "select m.id, m.title, m.text, m.rating, m.author_reach, m.lang from mentions m "
-    "left join classifications c on c.mention_id = m.id where c.mention_id is null "
-    "and not exists (select 1 from classify_claims k where m.id between k.first_id and k.last_id) "
-    "order by m.id limit ?"
-)
 
 
 def claim_duration(environ: Mapping[str, str] | None = None) -> timedelta:
@@ -159,12 +151,12 @@ def _drop_stale_claims(db: sqlite_utils.Database, now: datetime) -> int:
 
     stale = [
         holder
-        for holder, expires_at in db.execute("select holder, expires_at from classify_claims").fetchall()
+        for holder, expires_at in classify_store.claims(db)
         if (expires_at or "") <= _stamp(now) or holder_gone(holder)
     ]
     for holder in stale:
         log.warning("classify: taking over the batch claimed by %s (expired or its process is gone)", holder)
-        db.execute("delete from classify_claims where holder = ?", [holder])
+        classify_store.delete_claim(db, holder)
     return len(stale)
 
 
@@ -179,21 +171,17 @@ def claim_batch(
     now = datetime.now(UTC)
     with write_transaction(db, scope=CLAIMS_SCOPE):
         _drop_stale_claims(db, now)
-        rows = list(db.query(_PENDING_SQL, [limit or CHUNK]))  # CHUNK read now: tests shrink it
+        rows = classify_store.pending_mentions(db, limit or CHUNK)  # CHUNK read now: tests shrink it
         if rows:
             ids = [row["id"] for row in rows]
-            db.execute(
-                "insert into classify_claims (holder, first_id, last_id, claimed_at, expires_at) "
-                "values (?, ?, ?, ?, ?)",
-                [holder, min(ids), max(ids), _stamp(now), _stamp(now + duration)],
-            )
+            classify_store.insert_claim(db, holder, min(ids), max(ids), _stamp(now), _stamp(now + duration))
     return rows
 
 
 def release_claim(db: sqlite_utils.Database, holder: str) -> None:
     """Give a batch back unclassified (the model failed): the next pass picks it up."""
     with write_transaction(db, scope=CLAIMS_SCOPE):
-        db.execute("delete from classify_claims where holder = ?", [holder])
+        classify_store.delete_claim(db, holder)
 
 
 def mention_text(row: dict[str, Any]) -> str:
@@ -259,16 +247,15 @@ def _store_batch(
     writer anyway) keeps this check and a takeover in :func:`claim_batch` apart. A takeover that deleted the claim
     first makes this wait and find nothing; one that comes second waits for this commit, and its look-up of
     pending mentions then sees the results stored here."""
-    for_update = " for update" if dialect_of(db).postgres else ""
     with write_transaction(db, scope=f"classify:{holder}"):
         # Still ours? A claim that outlived its expiry (a stalled process) may have been taken over.
-        if db.execute(f"select 1 from classify_claims where holder = ?{for_update}", [holder]).fetchone() is None:
+        if not classify_store.claim_held(db, holder):
             return False
-        db["classifications"].insert_all(records, replace=True)
+        classify_store.store_classifications(db, records)
         for row, lang in zip(rows, langs, strict=True):
             if not row["lang"]:
-                db.execute("update mentions set lang = ? where id = ?", [lang, row["id"]])
-        db.execute("delete from classify_claims where holder = ?", [holder])
+                classify_store.set_mention_lang(db, row["id"], lang)
+        classify_store.delete_claim(db, holder)
     return True
 
 

@@ -25,8 +25,8 @@ from monitor.config import Config
 from monitor.digest import words
 from monitor.digest.charts import Chart, labelled_bars, sentiment_lines
 from monitor.escaping import safe_url
-from monitor.queue.items import LOCATION_SQL
 from monitor.shifts.summary import DIGEST_DAYS, shifts_for_digest
+from monitor.store import digest as digest_store
 from monitor.store import latest_crawl_runs
 
 OVERDUE_SHOWN = 5  # the rest are one link away: a digest is read, the inbox is worked
@@ -61,14 +61,7 @@ def link_url(url: str) -> str:
 
 
 def _count_labels(db: sqlite_utils.Database, start: str, end: str) -> dict[str, int]:
-    rows = db.query(
-        "select coalesce(c.label, 'unclassified') as label, count(*) as n from mentions m "
-        "left join classifications c on c.mention_id = m.id "
-        "where coalesce(m.posted_at, m.first_seen_at) >= ? and coalesce(m.posted_at, m.first_seen_at) < ? "
-        "group by 1",
-        [start, end],
-    )
-    return {row["label"]: row["n"] for row in rows}
+    return digest_store.label_counts(db, start, end)
 
 
 def _excerpt(text: str | None, limit: int = 280) -> str:
@@ -101,15 +94,7 @@ class _Links:
 
 
 def _mentions(db, label, start, end, limit, names, links, zone) -> list[dict[str, Any]]:
-    rows = db.query(
-        "select m.id, m.source, m.author, m.title, m.text, m.rating, m.url, "
-        f"{LOCATION_SQL} as location, m.posted_at, m.first_seen_at, c.score, c.topics, "
-        "(select q.id from queue_items q where q.mention_id = m.id) as item_id "
-        "from mentions m join classifications c on c.mention_id = m.id "
-        "where c.label = ? and coalesce(m.posted_at, m.first_seen_at) >= ? "
-        "and coalesce(m.posted_at, m.first_seen_at) < ? order by c.score desc, m.id limit ?",
-        [label, start, end, limit],
-    )
+    rows = digest_store.top_mentions(db, label, start, end, limit)
     out = []
     for row in rows:
         url = safe_url(row["url"])
@@ -139,12 +124,8 @@ def _topic_list(value: str | None) -> list[str]:
 
 def _topics(db, start: str, end: str) -> list[dict[str, Any]]:
     counts: dict[str, int] = {}
-    for row in db.query(
-        "select c.topics from mentions m join classifications c on c.mention_id = m.id where c.label = 'complaint' "
-        "and coalesce(m.posted_at, m.first_seen_at) >= ? and coalesce(m.posted_at, m.first_seen_at) < ?",
-        [start, end],
-    ):
-        for topic in _topic_list(row["topics"]):
+    for topics in digest_store.complaint_topics(db, start, end):
+        for topic in _topic_list(topics):
             counts[topic] = counts.get(topic, 0) + 1
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     return [{"topic": t, "name": words.topic_name(t), "count": n} for t, n in ranked]
@@ -152,12 +133,7 @@ def _topics(db, start: str, end: str) -> list[dict[str, Any]]:
 
 def _overdue(db, now: datetime, links: _Links, zone: ZoneInfo) -> tuple[list[dict[str, Any]], int]:
     stamp = now.isoformat()
-    rows = db.query(
-        "select q.id, q.sla_due_at, q.assignee, m.source, m.author, m.title, m.text "
-        "from queue_items q join mentions m on m.id = q.mention_id "
-        "where q.state in ('new', 'assigned') and q.sla_due_at < ? order by q.sla_due_at, q.id limit ?",
-        [stamp, OVERDUE_SHOWN],
-    )
+    rows = digest_store.overdue_items(db, stamp, OVERDUE_SHOWN)
     shown = [
         {"id": row["id"], "due": words.local_time(row["sla_due_at"], zone),
          "late": words.overdue_by(row["sla_due_at"], now), "source": words.one_line(row["source"]),
@@ -166,10 +142,7 @@ def _overdue(db, now: datetime, links: _Links, zone: ZoneInfo) -> tuple[list[dic
          "excerpt": _excerpt(row["text"] or row["title"], 140), "link": links.item(row["id"])}
         for row in rows
     ]  # fmt: skip
-    total = db.execute(
-        "select count(*) from queue_items where state in ('new', 'assigned') and sla_due_at < ?", [stamp]
-    ).fetchone()[0]
-    return shown, total
+    return shown, digest_store.count_overdue(db, stamp)
 
 
 def _sources(db, zone: ZoneInfo) -> list[dict[str, Any]]:
@@ -330,7 +303,7 @@ def gather_digest(
         "overdue": overdue,  # the most overdue, OVERDUE_SHOWN at most
         "overdue_total": overdue_total,
         "overdue_more": overdue_total - len(overdue),
-        "open_items": db.execute("select count(*) from queue_items where state in ('new', 'assigned')").fetchone()[0],
+        "open_items": digest_store.count_open_items(db),
         # The team's last seven days up to the digest's day: the habit a manager steers.
         "responses": _response_metrics(db, end - timedelta(days=7), end, now),
         "sources": _sources(db, zone),

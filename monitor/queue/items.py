@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,13 +18,19 @@ import sqlite_utils
 
 from monitor.config import QueueConfig
 from monitor.db import dialect_of
-from monitor.db import errors as db_errors
 from monitor.db.dialect import SQLITE, Dialect
 from monitor.shifts.localtime import EARLIEST
-from monitor.store import utcnow, write_transaction
+from monitor.store import queue_items as queue_store
+from monitor.store import queue_search, utcnow, write_transaction
+from monitor.store.mentions import mention_revisions
 
-STATES = ("new", "assigned", "replied", "dismissed")
-OPEN_STATES = ("new", "assigned")
+# The states, the SQL fragments for a mention's location and an untimed item, and the time budget live with the
+# queue's SQL (monitor/store/queue_items.py); LOCATION_SQL and untimed_sql are still imported from here.
+from monitor.store.queue_items import BUDGET_STEPS, OPEN_STATES, STATES, Budget
+from monitor.store.queue_items import LOCATION_SQL as LOCATION_SQL
+from monitor.store.queue_items import untimed_sql as untimed_sql
+from monitor.store.queue_search import DUE_SOON
+
 TRANSITIONS = {
     "new": {"assigned", "replied", "dismissed"},
     "assigned": {"assigned", "replied", "dismissed", "new"},
@@ -35,12 +40,6 @@ TRANSITIONS = {
 REVIEW_KINDS = {"review"}
 URGENT_FLAGS = {"safety_health", "legal_threat"}
 URGENCY_WEIGHTS = {"safety_health": 3.0, "legal_threat": 2.5, "churn_threat": 1.0, "high_reach": 1.0, "question": 0.5}
-
-# A mention's location: the configured one, else the one the shifts stage inferred (a Reddit post about the
-# airport store). Everything that filters, groups or fills placeholders by location reads this.
-LOCATION_SQL = (
-    "coalesce(nullif(m.location, ''), (select e.location from incident_estimates e where e.mention_id = m.id))"
-)
 
 
 class QueueError(ValueError):
@@ -85,22 +84,6 @@ def due_at(start: datetime, sla: timedelta) -> datetime:
         return (start + sla).astimezone(UTC)
     except OverflowError:
         return datetime.max.replace(tzinfo=UTC)
-
-
-def untimed_sql(db: sqlite_utils.Database) -> str:
-    """SQL over ``q`` (queue_items) and ``m`` (mentions): 1 for an item with no SLA clock, else 0.
-
-    A mention marked ``backfill`` has no trustworthy time (no date from the platform, or a years-old post
-    found by a source's first crawl): it is queued and shown, but its clock would start at an arbitrary
-    moment and breach as if new. New activity that reopens it is real, so a reopened item has a clock.
-    Works before ``mentions.backfill`` exists (then nothing is untimed).
-    """
-    if "backfill" not in db["mentions"].columns_dict:
-        return "false" if dialect_of(db).postgres else "0"
-    return (
-        "(coalesce(m.backfill, 0) = 1 and not exists (select 1 from queue_events ev "
-        "where ev.queue_item_id = q.id and ev.action = 'new'))"
-    )
 
 
 def sla_for(kind: str | None, config: QueueConfig, source: str | None = None, flags: list[str] = ()) -> timedelta:
@@ -157,17 +140,8 @@ def refresh_queue(db: sqlite_utils.Database, config: QueueConfig, now: datetime 
     """Create items for newly classified complaints/questions and recompute open priorities."""
     now = now or datetime.now(UTC)
     counts = QueueCounts()
-    backfill = "m.backfill" if "backfill" in db["mentions"].columns_dict else "0"
-    rows = db.query(
-        "select m.id, m.source, m.kind, m.rating, m.author_reach, m.posted_at, m.first_seen_at, "
-        f"{backfill} as backfill, c.label, c.probs, c.urgency "
-        "from mentions m join classifications c on c.mention_id = m.id "
-        "left join queue_items q on q.mention_id = m.id where q.id is null"
-        # Items are numbered in mention order: SQLite's join returns that order, PostgreSQL's hash join need not.
-        + (" order by m.id" if dialect_of(db).postgres else "")
-    )
     new_items = []
-    for row in rows:
+    for row in queue_store.unqueued_classified(db):
         probs, flags = _signals(row)
         if not needs_reply(row["label"], probs.get("complaint"), flags, config.complaint_threshold):
             continue
@@ -191,9 +165,9 @@ def refresh_queue(db: sqlite_utils.Database, config: QueueConfig, now: datetime 
     with write_transaction(db):
         for item in new_items:
             # The mention may have been queued by a concurrent refresh since the read above.
-            if db.execute("select 1 from queue_items where mention_id = ?", [item["mention_id"]]).fetchone():
+            if queue_store.is_queued(db, item["mention_id"]):
                 continue
-            item_id = db["queue_items"].insert(item).last_pk
+            item_id = queue_store.insert_item(db, item)
             _log(db, item_id, "system", "created", item["reason"])
             counts.created += 1
     # Late imports: these modules build on this one.
@@ -202,17 +176,12 @@ def refresh_queue(db: sqlite_utils.Database, config: QueueConfig, now: datetime 
 
     # Only what changed since the last refresh can reopen an item or be a recovery: read the newest
     # revision and mention ids first, look at rows above the previous marks, then move the marks.
-    revision_high = db.execute("select coalesce(max(id), 0) from mention_revisions").fetchone()[0]
-    mention_high = db.execute("select coalesce(max(id), 0) from mentions").fetchone()[0]
+    revision_high, mention_high = queue_store.newest_activity_ids(db)
     since_revision, since_mention = _mark(db, "queue.revision_mark"), _mark(db, "queue.mention_mark")
     counts.recoveries = detect_recoveries(db, since_revision)
     counts.reopened = reopen_on_activity(db, config, now, since_revision, since_mention)
     with write_transaction(db):
-        db["meta"].upsert_all(
-            [{"key": "queue.revision_mark", "value": str(revision_high)},
-             {"key": "queue.mention_mark", "value": str(mention_high)}],
-            pk="key",
-        )  # fmt: skip
+        queue_store.save_marks(db, {"queue.revision_mark": revision_high, "queue.mention_mark": mention_high})
     if config.auto_assign and config.team:
         # Every unassigned new item, not only this run's: a run killed before this line left some behind.
         counts.assigned = auto_assign(db, config.team, None, config.source_types)
@@ -223,32 +192,22 @@ def refresh_queue(db: sqlite_utils.Database, config: QueueConfig, now: datetime 
 def recompute_priorities(db: sqlite_utils.Database, config: QueueConfig, now: datetime) -> None:
     """Every open item's priority as of ``now``. An untimed item (``untimed_sql``) loses a clock it was
     given before its mention was marked backfill, so it neither climbs nor shows as overdue."""
-    rows = list(
-        db.query(
-            "select q.id, q.sla_due_at, m.source, m.kind, m.rating, m.author_reach, c.label, c.probs, c.urgency, "
-            f"{untimed_sql(db)} as untimed from queue_items q join mentions m on m.id = q.mention_id "
-            "left join classifications c on c.mention_id = m.id where q.state in ('new', 'assigned')"
-        )
-    )
     updates, unclocked = [], []
-    for row in rows:
+    for row in queue_store.open_item_signals(db):
         probs, flags = _signals(row)
         sev = severity(probs.get("complaint") if row["label"] == "complaint" else 0.0, row["rating"], flags)
         due = None if row["untimed"] else _parse(row["sla_due_at"])  # None: no clock to climb with
         if row["untimed"] and row["sla_due_at"]:
-            unclocked.append((row["id"],))
+            unclocked.append(row["id"])
         sla = sla_for(row["kind"], config, row["source"], flags)
         updates.append((priority(sev, row["author_reach"], due, now, sla), row["id"]))
-    # sqlite-utils has no executemany of its own; PostgreSQL's goes through the adapter (parameter marks).
-    executemany = db.executemany if dialect_of(db).postgres else db.conn.executemany
     with write_transaction(db):
-        executemany("update queue_items set priority = ? where id = ?", updates)
-        executemany("update queue_items set sla_due_at = null where id = ?", unclocked)
+        queue_store.set_priorities(db, updates)
+        queue_store.clear_due_times(db, unclocked)
 
 
 def _mark(db: sqlite_utils.Database, key: str) -> int:
-    row = db.execute("select value from meta where key = ?", [key]).fetchone()
-    return int(row[0]) if row else 0
+    return queue_store.read_mark(db, key)
 
 
 def reopen_on_activity(
@@ -266,26 +225,7 @@ def reopen_on_activity(
     (row ids), are looked at, so a refresh costs what changed, not the size of the store.
     """
     now = now or datetime.now(UTC)
-    rows = list(
-        db.query(
-            "select q.id, q.state, m.kind, m.source, c.urgency from queue_items q "
-            "join mentions m on m.id = q.mention_id left join classifications c on c.mention_id = m.id "
-            "where q.state in ('replied', 'dismissed') and q.mention_id in ("
-            "  select mention_id from mention_revisions where id > :rev "
-            "  union select p.id from mentions c join mentions p on p.source = c.source "
-            "  and p.external_id = c.parent_id where c.id > :men and c.parent_id is not null) and ("
-            "  (m.updated_at > q.updated_at and not exists (select 1 from recoveries r "
-            "   where r.queue_item_id = q.id and r.outcome = 'recovered' and r.detected_at >= m.updated_at))"
-            "  or exists (select 1 from mentions c where c.source = m.source "
-            "  and c.parent_id = m.external_id and c.first_seen_at > q.updated_at "
-            "  and c.external_id not in (select external_id from replies p "
-            "    where p.queue_item_id = q.id and p.external_id is not null)))"
-            # Item order on PostgreSQL, whose plan may return rows in any order (SQLite walks its indexes in mention
-            # order, which is item order): events are logged, and items reopened, in this order.
-            + (" order by q.id" if dialect_of(db).postgres else ""),
-            {"rev": since_revision, "men": since_mention},
-        )
-    )
+    rows = queue_store.reopen_candidates(db, since_revision, since_mention)
     for row in rows:
         fields = {}
         if config is not None:
@@ -296,15 +236,14 @@ def reopen_on_activity(
 
 
 def _log(db: sqlite_utils.Database, item_id: int, actor: str, action: str, detail: str = "") -> None:
-    db["queue_events"].insert({"queue_item_id": item_id, "at": utcnow(), "actor": actor, "action": action,
-                               "detail": detail})  # fmt: skip
+    queue_store.log_event(db, item_id, actor, action, detail, utcnow())
 
 
 def get_item(db: sqlite_utils.Database, item_id: int) -> dict[str, Any]:
-    rows = list(db.query("select * from queue_items where id = ?", [item_id]))
-    if not rows:
+    row = queue_store.item_row(db, item_id)
+    if row is None:
         raise QueueError(f"no queue item {item_id}")
-    return rows[0]
+    return row
 
 
 def set_state(
@@ -323,19 +262,13 @@ def set_state(
     """
     fields = fields or {}
     now = utcnow()
-    assignments = ", ".join(f"{name} = ?" for name in fields)
     with write_transaction(db):
-        changed = db.execute(
-            f"update queue_items set state = ?, updated_at = ?{', ' if fields else ''}{assignments} "
-            "where id = ? and state = ?",
-            [state, now, *fields.values(), item_id, expected],
-        ).rowcount
-        if not changed:
+        if not queue_store.compare_and_set_state(db, item_id, expected, state, now, fields):
             current = get_item(db, item_id)["state"]
             raise QueueError(f"queue item {item_id} is {current} now (changed by someone else); reload it")
         _log(db, item_id, actor, state, detail)
         if reply is not None:
-            db["replies"].insert({"queue_item_id": item_id, "replied_by": actor, "replied_at": now, **reply})
+            queue_store.insert_reply(db, item_id, actor, now, reply)
 
 
 def transition(db: sqlite_utils.Database, item_id: int, state: str, actor: str, detail: str = "", **fields) -> None:
@@ -390,36 +323,25 @@ def add_note(db: sqlite_utils.Database, item_id: int, text: str, author: str) ->
     if not text.strip():
         raise QueueError(f"queue item {item_id}: the note is empty")
     with write_transaction(db):  # BEGIN IMMEDIATE: wait for a concurrent writer instead of failing
-        db["queue_notes"].insert({"queue_item_id": item_id, "author": author, "text": text.strip(), "at": utcnow()})
+        queue_store.insert_note(db, item_id, author, text.strip(), utcnow())
         _log(db, item_id, author, "note", "")
 
 
-LIST_SQL = f"""
-select q.id, q.state, q.priority, q.reason, q.sla_due_at, q.assignee, q.created_at, q.first_replied_at,
-       m.id as mention_id, m.source, m.external_id, m.kind, m.author, m.author_reach, m.title, m.text, m.rating,
-       m.url, m.posted_at, m.brand, {LOCATION_SQL} as location, coalesce(c.lang, m.lang) as lang, m.parent_id,
-       c.label, c.score, c.topics, c.urgency
-from queue_items q join mentions m on m.id = q.mention_id
-left join classifications c on c.mention_id = m.id
-"""
 SLA_STATUSES = ("overdue", "due_soon", "on_time")
 SLA_BUCKETS = (*SLA_STATUSES, "no_clock")  # what the inbox counts: the statuses, and items with no clock
-DUE_SOON = timedelta(hours=1)
+
+
+def _check_states(states: tuple[str, ...]) -> None:
+    bad = queue_search.unknown_state(states)
+    if bad is not None:
+        raise QueueError(f"unknown queue state {bad}")
 
 
 @dataclass
-class InboxFilter:
-    """What the inbox (or ``monitor queue list``) shows; every field narrows the list."""
-
-    states: tuple[str, ...] = OPEN_STATES
-    source: str | None = None
-    location: str | None = None
-    brand: str | None = None
-    label: str | None = None
-    topic: str | None = None
-    assignee: str | None = None
-    sla: str | None = None  # one of SLA_BUCKETS
-    search: str | None = None
+class InboxFilter(queue_search.QueueFilter):
+    """What the inbox (or ``monitor queue list``) shows; every field narrows the list. The fields are
+    ``QueueFilter``'s: ``states``, ``source``, ``location``, ``brand``, ``label``, ``topic``, ``assignee``, ``sla``
+    (one of SLA_BUCKETS) and ``search``."""
 
     def where(
         self, now: datetime, search_plan: str = "matches", dialect: Dialect = SQLITE, matched: list[int] | None = None
@@ -427,64 +349,8 @@ class InboxFilter:
         """SQL conditions and parameters. ``search_plan`` says how the full-text condition is written (SQLite: see
         ``choose_search_plan``; PostgreSQL: ``matches`` or ``queue_set``). ``matched``: the open items matching the
         search, from :func:`open_matches`, stand in for the search when only open states are asked for."""
-        unknown = set(self.states) - set(STATES)
-        if unknown or not self.states:
-            raise QueueError(f"unknown queue state {sorted(unknown)[0] if unknown else '(none)'}")
-        # States are inlined (checked above): the open-items partial index only matches a literal IN.
-        clauses = [f"q.state in ({', '.join(repr(s) for s in self.states)})"]
-        params: list[Any] = []
-        for column, value in (
-            ("m.source", self.source),
-            (LOCATION_SQL, self.location),
-            ("m.brand", self.brand),
-            ("c.label", self.label),
-            ("q.assignee", self.assignee),
-        ):
-            if value:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if self.topic:
-            if dialect.postgres:
-                # The helper reads a malformed list as empty, where SQLite's json_each raises.
-                clauses.append(f"exists (select 1 from {dialect.json_array_values('c.topics')} j where j.value = ?)")
-            else:
-                clauses.append("exists (select 1 from json_each(c.topics) where value = ?)")
-            params.append(self.topic)
-        if self.sla == "overdue":
-            clauses.append("q.sla_due_at < ?")
-            params.append(now.isoformat())
-        elif self.sla == "due_soon":
-            clauses.append("q.sla_due_at >= ? and q.sla_due_at < ?")
-            params += [now.isoformat(), (now + DUE_SOON).isoformat()]
-        elif self.sla == "on_time":
-            clauses.append("q.sla_due_at >= ?")
-            params.append((now + DUE_SOON).isoformat())
-        elif self.sla == "no_clock":
-            clauses.append("q.sla_due_at is null")
-        if self.search:
-            if matched is not None and set(self.states) <= set(OPEN_STATES):
-                clauses.append("q.id = any(cast(? as bigint[]))")
-                params.append(matched)
-            elif dialect.postgres:
-                # "queue_set": each queued item's document is matched on its own (the operator's function form,
-                # which no index serves), so the planner drives from the queue; "matches": the GIN index.
-                clauses.append(dialect.fts_match("m", per_item=search_plan == "queue_set"))
-                params.append(_search_text(self.search))
-            else:
-                clauses.append(SEARCH_CONDITIONS[search_plan])
-                params.append(_fts_query(self.search))
-        return " and ".join(clauses), params
-
-
-# How the full-text condition is joined with the queue, by how many mentions match (see choose_search_plan):
-SEARCH_CONDITIONS = {
-    # read every match, join the queue, sort: cheap while matches are few
-    "matches": "m.id in (select rowid from mentions_fts where mentions_fts match ?)",
-    # walk the queue by priority against the match set built once ('+' keeps SQLite from driving by it)
-    "queue_set": "+q.mention_id in (select rowid from mentions_fts where mentions_fts match ?)",
-    # walk the queue by priority, asking the index about each row: best when most rows match
-    "queue_probe": "exists (select 1 from mentions_fts f where f.rowid = q.mention_id and mentions_fts match ?)",
-}
+        _check_states(self.states)
+        return queue_search.filter_where(self, now, search_plan, dialect, matched)
 
 
 # Thresholds on the number of mentions a search matches, measured with bench/inbox.py on 1M mentions:
@@ -496,11 +362,9 @@ MANY_MATCHES = 300_000
 
 def choose_search_plan(db: sqlite_utils.Database, search: str) -> str:
     """Pick how a search meets the queue from a capped count of its matches (a few ms at most)."""
-    query = _fts_query(search)
-    count_sql = "select count(*) from (select 1 from mentions_fts where mentions_fts match ? limit ?)"
-    if db.execute(count_sql, [query, FEW_MATCHES]).fetchone()[0] < FEW_MATCHES:
+    if queue_search.count_matches(db, search, FEW_MATCHES) < FEW_MATCHES:
         return "matches"
-    if db.execute(count_sql, [query, MANY_MATCHES]).fetchone()[0] < MANY_MATCHES:
+    if queue_search.count_matches(db, search, MANY_MATCHES) < MANY_MATCHES:
         return "queue_set"
     return "queue_probe"
 
@@ -521,25 +385,19 @@ def list_items(
     """Queue items, most urgent first. Pass ``filters`` for the full set of narrowing options, and ``matched`` from
     :func:`open_matches` when the page's counts use the same search."""
     filters = filters or InboxFilter(states=states, source=source, label=label, assignee=assignee, search=search)
-    dialect = dialect_of(db)
+    postgres = dialect_of(db).postgres
     # The plans exist because FTS5 cannot be combined with other indexes. PostgreSQL's planner combines the GIN
     # index with the queue's own, but it guesses a search of several words from each word's frequency alone and,
     # for words that go together ("rude kid": 55,916 matches guessed as 3,077 on 1,000,000 mentions), reads every
     # match (160 ms) rather than the few thousand open items (30 ms): a small queue set is matched item by item.
-    if filters.search and dialect.postgres:
+    if filters.search and postgres:
         plan = "queue_set" if matched is not None or _small_queue_set(db, filters) else "matches"
     else:
         plan = choose_search_plan(db, filters.search) if filters.search else "matches"
-    where, params = filters.where(now or datetime.now(UTC), plan, dialect, matched if dialect.postgres else None)
-    sql = LIST_SQL
-    if plan != "matches" and not dialect.postgres:
-        # CROSS JOIN makes the queue the outer loop, read in priority order.
-        sql = sql.replace("from queue_items q join mentions m", "from queue_items q cross join mentions m")
-    # q.id last: ties keep one order whichever plan runs, so pages neither repeat nor skip items. An item with no
-    # clock sorts before a clocked one of equal priority, as SQLite sorts NULL first (PostgreSQL: last).
-    due = "q.sla_due_at nulls first" if dialect.postgres else "q.sla_due_at"
-    sql += " where " + where + f" order by q.priority desc, {due}, q.id limit ? offset ?"
-    return list(db.query(sql, [*params, limit, offset]))
+    _check_states(filters.states)
+    return queue_search.list_page(
+        db, filters, now or datetime.now(UTC), plan, matched if postgres else None, limit, offset
+    )
 
 
 # PostgreSQL: up to this many queued items in the filtered states are matched one by one (~6 µs an item).
@@ -550,58 +408,37 @@ def open_matches(db: sqlite_utils.Database, filters: InboxFilter) -> list[int] |
     """PostgreSQL, a search over a small open queue: the ids of the open items whose mention matches ``filters``'
     search, found once for a page's list and its tab counts, which would otherwise each match every open item
     again (~6 µs an item). None where that does not apply (SQLite, no search, a queue past PG_QUEUE_SET_MAX)."""
-    dialect = dialect_of(db)
-    if not (filters.search and dialect.postgres):
+    if not (filters.search and dialect_of(db).postgres):
         return None
-    every_open = InboxFilter(states=OPEN_STATES)
-    if not _small_queue_set(db, every_open):
+    if not _small_queue_set(db, InboxFilter(states=OPEN_STATES)):
         return None
-    states = ", ".join(repr(s) for s in OPEN_STATES)
-    sql = (f"select q.id from queue_items q join mentions m on m.id = q.mention_id "
-           f"where q.state in ({states}) and {dialect.fts_match('m', per_item=True)}")  # fmt: skip
-    return [row[0] for row in db.execute(sql, [_search_text(filters.search)])]
+    return queue_search.open_matching_ids(db, filters.search)
 
 
 def _small_queue_set(db: sqlite_utils.Database, filters: InboxFilter) -> bool:
     """Whether the items in ``filters``' states number at most PG_QUEUE_SET_MAX (an index-only count, stopped there)."""
-    marks = ", ".join("?" * len(filters.states))
-    sql = f"select count(*) from (select 1 from queue_items where state in ({marks}) limit ?) as capped"
-    return db.execute(sql, [*filters.states, PG_QUEUE_SET_MAX + 1]).fetchone()[0] <= PG_QUEUE_SET_MAX
-
-
-def _without_controls(text: str) -> str:
-    # Control characters (Cc) and lone surrogates become spaces: FTS5 reads a NUL as the end of the query
-    # ("unterminated string"), PostgreSQL text cannot hold one, a surrogate cannot be encoded, and the tokenizers
-    # split on the rest anyway.
-    return "".join(" " if ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or 0xD800 <= ord(c) < 0xE000 else c for c in text)
+    return queue_search.count_in_states(db, filters.states, PG_QUEUE_SET_MAX + 1) <= PG_QUEUE_SET_MAX
 
 
 def _search_text(text: str) -> str:
-    """The PostgreSQL search parameter (``Dialect.fts_match``): plainto_tsquery reads it as plain words, every one
-    required, so quotes, ``*``, ``NEAR`` or ``OR`` are no syntax and need no quoting (SQLite: ``_fts_query``)."""
-    return _without_controls(text)
+    """The PostgreSQL search parameter (``Dialect.fts_match``): plain words, nothing quoted (SQLite: ``_fts_query``)."""
+    return queue_search.search_text(text)
 
 
 def _fts_query(text: str) -> str:
-    text = _without_controls(text)
-    # Quote each term so user input cannot use FTS syntax.
-    terms = [t.replace('"', '""') for t in text.split()]
-    return " ".join(f'"{t}"' for t in terms) or '""'
+    """The SQLite FTS5 query for what a person typed: each term quoted, so user input cannot use FTS syntax."""
+    return queue_search.fts_query(text)
 
 
 def item_detail(db: sqlite_utils.Database, item_id: int) -> dict[str, Any]:
-    rows = list(db.query(LIST_SQL + " where q.id = ?", [item_id]))
-    if not rows:
+    item = queue_search.listed_item(db, item_id)
+    if item is None:
         raise QueueError(f"no queue item {item_id}")
-    item = rows[0]
-    item["events"] = list(db.query("select * from queue_events where queue_item_id = ? order by id", [item_id]))
-    item["replies"] = list(db.query("select * from replies where queue_item_id = ? order by id", [item_id]))
-    item["revisions"] = list(
-        db.query("select * from mention_revisions where mention_id = ? order by id", [item["mention_id"]])
-    )
-    item["notes"] = list(db.query("select * from queue_notes where queue_item_id = ? order by id", [item_id]))
-    recovery = list(db.query("select * from recoveries where queue_item_id = ?", [item_id]))
-    item["recovery"] = recovery[0] if recovery else None
+    item["events"] = queue_store.item_events(db, item_id)
+    item["replies"] = queue_store.item_replies(db, item_id)
+    item["revisions"] = mention_revisions(db, item["mention_id"])
+    item["notes"] = queue_store.item_notes(db, item_id)
+    item["recovery"] = queue_store.item_recovery(db, item_id)
     item["thread"] = thread_context(db, item["source"], item["external_id"], item["parent_id"])
     return item
 
@@ -610,24 +447,8 @@ def thread_context(
     db: sqlite_utils.Database, source: str, external_id: str, parent_id: str | None, limit: int = 20
 ) -> dict[str, Any]:
     """The post a comment answers, and the replies under this mention, as stored."""
-    parent = None
-    if parent_id:
-        rows = list(
-            db.query(
-                "select id, author, title, text, posted_at, url from mentions where source = ? and external_id = ?",
-                [source, parent_id],
-            )
-        )
-        parent = rows[0] if rows else None
-    # PostgreSQL sorts NULL last where SQLite sorts it first; the id gives equal times one order.
-    order = "posted_at nulls first, id" if dialect_of(db).postgres else "posted_at"
-    children = list(
-        db.query(
-            "select id, author, text, posted_at from mentions where source = ? and parent_id = ? "
-            f"order by {order} limit ?",
-            [source, external_id, limit],
-        )
-    )
+    parent = queue_store.thread_parent(db, source, parent_id) if parent_id else None
+    children = queue_store.thread_children(db, source, external_id, limit)
     return {"parent": parent, "children": children}
 
 
@@ -649,43 +470,6 @@ def sla_clock(item: dict[str, Any], now: datetime) -> tuple[str, str]:
     if minutes < 0:
         return "overdue", f"{human_minutes(-minutes)} overdue"
     return ("due_soon" if minutes < DUE_SOON.total_seconds() / 60 else "on_time"), f"due in {human_minutes(minutes)}"
-
-
-BUDGET_STEPS = 2_000  # SQLite VM steps between looks at the clock (microseconds apart)
-
-
-class Budget:
-    """Stop a query that runs past ``seconds`` (SQLite's progress handler; PostgreSQL: each query gets a
-    statement_timeout of the time left): a count or a look-up that a large store without the right index would
-    make slow costs the page one number, not its response time. The seconds are for all the block's queries."""
-
-    def __init__(self, db: sqlite_utils.Database, seconds: float) -> None:
-        self.db, self.conn, self.deadline = db, db.conn, time.monotonic() + seconds
-        self.postgres = dialect_of(db).postgres
-
-    def __enter__(self) -> Budget:
-        if not self.postgres:
-            self.conn.set_progress_handler(lambda: time.monotonic() > self.deadline, BUDGET_STEPS)
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        if not self.postgres:
-            self.conn.set_progress_handler(None, 0)
-
-    def run(self, sql: str, params: list[Any]) -> list[tuple] | None:
-        """The query's rows, or None when it ran out of time."""
-        try:
-            if not self.postgres:
-                return self.conn.execute(sql, params).fetchall()
-            left = self.deadline - time.monotonic()
-            if left <= 0:  # statement_timeout cannot be zero (that is "no limit")
-                return None
-            with self.db.statement_timeout(left):
-                return self.db.execute(sql, params).fetchall()
-        except db_errors.INTERRUPTED_ERRORS as exc:
-            if not db_errors.is_interrupted(exc):
-                raise
-            return None
 
 
 COUNT_CAP = 1000  # handled items are counted up to this ("1000+"): a store keeps years of them
@@ -710,84 +494,22 @@ class InboxCounts:
 PROBE_RATIO = 100
 
 
-def _open_search(db: sqlite_utils.Database, where: str, params: list[Any], search: str) -> tuple[str, list[Any]]:
-    """The open items' search condition: the matches within the open items' mention ids (open items are the
-    newest few, so a common word's 400,000 matches shrink to a few thousand) read once into a set, or, when even
-    those are many per open item, the full-text index probed per open item."""
-    query = _fts_query(search)
-    low, high, count = db.execute(
-        f"select min(q.mention_id), max(q.mention_id), count(*) from queue_items q where {where}", params
-    ).fetchone()
-    if not count:
-        return "0", []
-    cap = PROBE_RATIO * count
-    matches = db.execute(
-        "select count(*) from (select 1 from mentions_fts where mentions_fts match ? and rowid between ? and ? "
-        "limit ?)",
-        [query, low, high, cap],
-    ).fetchone()[0]
-    if matches < cap:
-        return (
-            "+q.mention_id in (select rowid from mentions_fts where mentions_fts match ? and rowid between ? and ?)",
-            [query, low, high],
-        )
-    return SEARCH_CONDITIONS["queue_probe"], [query]
-
-
-def _count_from(filters: InboxFilter, postgres: bool = False) -> str:
-    """The FROM clause the counts need: the queue alone unless a filter reads the mention or its classification
-    (on the first page that saves two look-ups per open item, about 18 ms of 23 on 1M mentions; a search reads the
-    full-text index by the item's mention id on SQLite, the mention's document on PostgreSQL). Every item has its
-    mention (the queue is made from mentions, which are never deleted), so leaving the join out drops nothing."""
-    sql = "from queue_items q"
-    searched = postgres and bool(filters.search)
-    if filters.source or filters.location or filters.brand or filters.label or filters.topic or searched:
-        sql += " join mentions m on m.id = q.mention_id"
-        if filters.label or filters.topic:
-            sql += " left join classifications c on c.mention_id = m.id"
-    return sql
-
-
 def inbox_counts(
     db: sqlite_utils.Database, filters: InboxFilter, now: datetime | None = None, matched: list[int] | None = None
 ) -> InboxCounts:
     """Counts per state and per SLA status for the inbox's tabs, under ``filters``' other conditions.
 
     The open items (a few thousand) are counted in one GROUP BY over state and SLA status; with a search, against
-    the matches in their id range (``_open_search``). A handled state is counted up to COUNT_CAP within
+    the matches in their id range (SQLite; PROBE_RATIO). A handled state is counted up to COUNT_CAP within
     COUNT_BUDGET; with a search, by reading the matches in index order and stopping at the cap, which a common
     word reaches after a few thousand matches (driving from the queue would probe the index per handled item)."""
     now = now or datetime.now(UTC)
-    dialect = dialect_of(db)
-    soon = (now + DUE_SOON).isoformat()
-    base = InboxFilter(**{**filters.__dict__, "states": OPEN_STATES, "sla": None, "search": None})
-    where, params = base.where(now, dialect=dialect)
-    bucket = (
-        "case when q.sla_due_at is null then 'no_clock' when q.sla_due_at < ? then 'overdue' "
-        "when q.sla_due_at < ? then 'due_soon' else 'on_time' end"
-    )
-    join = _count_from(filters, dialect.postgres)
-    if filters.search and dialect.postgres and matched is not None:
-        where, params = f"{where} and q.id = any(cast(? as bigint[]))", [*params, matched]  # from open_matches
-    elif filters.search and dialect.postgres:
+    per_item = False
+    if filters.search and dialect_of(db).postgres and matched is None:
         # No id range: the open items are few by design (the inbox's work list), matched item by item as in
         # list_items, unless a neglected queue has grown past PG_QUEUE_SET_MAX.
-        per_item = _small_queue_set(db, base)
-        where, params = f"{where} and {dialect.fts_match('m', per_item)}", [*params, _search_text(filters.search)]
-    elif filters.search:
-        # The id range is over the open items that pass the filters on the queue row alone (cheap to read).
-        queue_only = InboxFilter(states=OPEN_STATES, assignee=filters.assignee).where(now)
-        condition, extra = _open_search(db, *queue_only, filters.search)
-        where, params = f"{where} and {condition}", [*params, *extra]
-    grid: dict[tuple[str, str], int] = {}
-    # CROSS JOIN: the open items (a few thousand) drive; SQLite would otherwise start from, say, every mention
-    # of a source (~125,000 on the bench store) when a source filter is set. (PostgreSQL has no such hint.)
-    open_from = join
-    if not dialect.postgres:
-        open_from = join.replace("from queue_items q join mentions m", "from queue_items q cross join mentions m")
-    sql = f"select q.state, {bucket} as sla, count(*) {open_from} where {where} group by 1, 2"
-    for state, sla, n in db.execute(sql, [now.isoformat(), soon, *params]).fetchall():
-        grid[(state, sla)] = n
+        per_item = _small_queue_set(db, InboxFilter(states=OPEN_STATES))
+    grid = queue_search.open_sla_grid(db, filters, now, matched, per_item, PROBE_RATIO)
     shown = set(filters.states) & set(OPEN_STATES) or set(OPEN_STATES)
     sla_counts = {s: sum(n for (st, b), n in grid.items() if b == s and st in shown) for s in SLA_BUCKETS}
     states: dict[str, int | None] = {
@@ -795,24 +517,11 @@ def inbox_counts(
         for s in OPEN_STATES
     }
     capped: set[str] = set()
-    if filters.search and not dialect.postgres:
-        # Driven by the full-text index (CROSS JOIN fixes the order): each match is looked up in the queue once.
-        fts = "from mentions_fts f cross join queue_items q on q.mention_id = f.rowid"
-        join = join.replace("from queue_items q", fts)
-    with Budget(db, COUNT_BUDGET) as budget:
+    with Budget(db, COUNT_BUDGET, BUDGET_STEPS) as budget:
         for state in STATES:
             if state in OPEN_STATES:
                 continue
-            closed = InboxFilter(**{**filters.__dict__, "states": (state,), "sla": None, "search": None})
-            where, params = closed.where(now, dialect=dialect)
-            if filters.search and dialect.postgres:
-                where, params = f"{where} and {dialect.fts_match('m')}", [*params, _search_text(filters.search)]
-            elif filters.search:
-                where, params = f"{where} and mentions_fts match ?", [*params, _fts_query(filters.search)]
-            # PostgreSQL requires a name for a subquery in FROM.
-            capped_sql = f"select count(*) from (select 1 {join} where {where} limit ?)"
-            rows = budget.run(capped_sql + (" as capped" if dialect.postgres else ""), [*params, COUNT_CAP])
-            states[state] = rows[0][0] if rows else None
+            states[state] = queue_search.handled_count(budget, filters, state, now, COUNT_CAP)
             if states[state] == COUNT_CAP:
                 capped.add(state)
     return InboxCounts(states=states, sla=sla_counts, capped=capped)
@@ -860,7 +569,7 @@ def bulk_change(
     result = BulkResult(done=[], skipped={})
     with write_transaction(db):
         for item_id in dict.fromkeys(item_ids):  # each once, in the order given
-            row = db.execute("select state, assignee from queue_items where id = ?", [item_id]).fetchone()
+            row = queue_store.state_and_assignee(db, item_id)
             if row is None:
                 why = "not found"
             elif target not in TRANSITIONS[row[0]]:
@@ -892,19 +601,5 @@ def author_mentions(
     their queue item if any. None when the look-up ran out of time (a large store without an author index)."""
     if (author or "").strip().lower() in ANONYMOUS_AUTHORS or not sources:
         return []
-    marks = ", ".join("?" * len(sources))
-    sql = (
-        "select m.id as mention_id, m.source, m.title, m.text, m.url, m.rating, m.posted_at, m.first_seen_at, "
-        f"{LOCATION_SQL} as location, q.id as item_id, q.state, c.label "
-        "from mentions m left join queue_items q on q.mention_id = m.id "
-        "left join classifications c on c.mention_id = m.id "
-        f"where m.author = ? and m.source in ({marks}) and m.id != ? "
-        "order by coalesce(m.posted_at, m.first_seen_at) desc, m.id desc limit ?"
-    )
-    if dialect_of(db).postgres:  # undated last, as SQLite sorts NULL in a descending order
-        sql = sql.replace(" desc, m.id desc", " desc nulls last, m.id desc")
-    columns = ["mention_id", "source", "title", "text", "url", "rating", "posted_at", "first_seen_at", "location",
-               "item_id", "state", "label"]  # fmt: skip
-    with Budget(db, AUTHOR_LOOKUP_BUDGET) as budget:
-        rows = budget.run(sql, [author, *sources, exclude_mention_id, limit])
-    return None if rows is None else [dict(zip(columns, row, strict=True)) for row in rows]
+    with Budget(db, AUTHOR_LOOKUP_BUDGET, BUDGET_STEPS) as budget:
+        return queue_store.author_other_mentions(budget, sources, author, exclude_mention_id, limit)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import sqlite_utils
 
-from monitor.db import dialect_of
+from monitor.store import replies as replies_store
 from monitor.store import utcnow
+from monitor.store.queue_items import log_event
 
 
 def recovery_outcome(rating_before: float | None, rating_after: float | None, text_changed: bool) -> str:
@@ -31,29 +32,10 @@ def detect_recoveries(db: sqlite_utils.Database, since_revision: int = 0) -> int
     Only mentions with a revision above ``since_revision`` (a row id) are looked at. Returns how many
     recoveries were recorded or changed in this call.
     """
-    rows = list(
-        db.query(
-            "select q.id as item_id, q.mention_id, q.first_replied_at, m.rating as rating_now "
-            "from queue_items q join mentions m on m.id = q.mention_id "
-            "left join recoveries r on r.queue_item_id = q.id "
-            "where q.mention_id in (select mention_id from mention_revisions where id > ?) "
-            "and q.first_replied_at is not null and exists (select 1 from mention_revisions v "
-            "  where v.mention_id = q.mention_id and v.seen_at >= q.first_replied_at "
-            "  and (r.revision_id is null or v.id > r.revision_id))"
-            # Item order on PostgreSQL, whose plan may return rows in any order (SQLite walks its indexes in mention
-            # order, which is item order): recoveries and their events are recorded in this order.
-            + (" order by q.id" if dialect_of(db).postgres else ""),
-            [since_revision],
-        )
-    )
+    rows = replies_store.recovery_candidates(db, since_revision)
     changed = 0
     for row in rows:
-        revisions = list(
-            db.query(
-                "select * from mention_revisions where mention_id = ? and seen_at >= ? order by id",
-                [row["mention_id"], row["first_replied_at"]],
-            )
-        )
+        revisions = replies_store.revisions_seen_since(db, row["mention_id"], row["first_replied_at"])
         if not revisions:
             continue
         before = revisions[0]["rating_before"]
@@ -65,7 +47,8 @@ def detect_recoveries(db: sqlite_utils.Database, since_revision: int = 0) -> int
         outcome = recovery_outcome(before, after, text_changed)
         now = max(utcnow(), revisions[-1]["seen_at"])
         with db.atomic():
-            db["recoveries"].upsert(
+            replies_store.upsert_recovery(
+                db,
                 {
                     "queue_item_id": row["item_id"],
                     "mention_id": row["mention_id"],
@@ -77,13 +60,10 @@ def detect_recoveries(db: sqlite_utils.Database, since_revision: int = 0) -> int
                     "outcome": outcome,
                     "revision_id": revisions[-1]["id"],
                 },
-                pk="queue_item_id",
             )
             stars = f"rating {_stars(before)} → {_stars(after)}" if before is not None or after is not None else ""
             detail = ", ".join(p for p in (stars, "text edited" if text_changed else "") if p)
-            db["queue_events"].insert(
-                {"queue_item_id": row["item_id"], "at": now, "actor": "system", "action": outcome, "detail": detail}
-            )
+            log_event(db, row["item_id"], "system", outcome, detail, now)
         changed += 1
     return changed
 

@@ -29,7 +29,10 @@ from monitor.queue.channels import (
     platform_name,
 )
 from monitor.queue.items import OPEN_STATES, QueueError, get_item, mark_replied, set_state
-from monitor.store import utcnow, write_transaction
+from monitor.store import get_mention, set_source_state, utcnow, write_transaction
+from monitor.store import replies as replies_store
+from monitor.store.queue_items import log_event
+from monitor.store.replies import DELETED_SUFFIX
 
 # Where a business answers a review when the review's own page is not the place.
 OWNER_CONSOLES = {
@@ -59,9 +62,8 @@ def platform_label(source_type: str | None) -> str:
 
 def platform_of_item(db: sqlite_utils.Database, config: Config, item_id: int) -> str:
     """What to call the platform a queue item's mention is on ("Reddit", "Google Play")."""
-    rows = list(db.query("select m.source from queue_items q join mentions m on m.id = q.mention_id where q.id = ?",
-                         [item_id]))  # fmt: skip
-    return platform_label(source_type_of(config, rows[0]["source"]) if rows else None)
+    source = replies_store.item_mention_source(db, item_id)
+    return platform_label(source_type_of(config, source) if source is not None else None)
 
 
 def can_post_directly(source_type: str | None) -> bool:
@@ -80,8 +82,6 @@ def reply_page_url(source_type: str | None, item: dict[str, Any]) -> str:
     return safe_url(item.get("url"))
 
 
-# Deleted replies keep their row (the audit of what was said) under this channel suffix.
-DELETED_SUFFIX = " (deleted)"
 # Owner replies seen by a crawl before the queue has an item for the review (classification runs after the
 # crawl) wait in source_state under this key prefix; ``apply_pending_platform_replies`` records them later.
 PENDING_KEY = "platform_reply:"
@@ -90,10 +90,9 @@ PLATFORM_ACTOR = "platform"
 
 def _mention(db: sqlite_utils.Database, mention_id: int) -> dict[str, Any]:
     """The ``mentions`` row with ``raw`` decoded (a channel reads platform ids from it)."""
-    rows = list(db.query("select * from mentions where id = ?", [mention_id]))
-    if not rows:
+    mention = get_mention(db, mention_id)
+    if mention is None:
         raise QueueError(f"mention {mention_id} is gone")
-    mention = rows[0]
     try:
         raw = json.loads(mention.get("raw") or "null")
     except ValueError:
@@ -129,8 +128,7 @@ def scrub(source: SourceConfig, message: str) -> str:
 
 
 def _event(db: sqlite_utils.Database, item_id: int, actor: str, action: str, detail: str) -> None:
-    db["queue_events"].insert({"queue_item_id": item_id, "at": utcnow(), "actor": actor, "action": action,
-                               "detail": detail})  # fmt: skip
+    log_event(db, item_id, actor, action, detail, utcnow())
 
 
 def _utc(value: str | None) -> str | None:
@@ -149,7 +147,7 @@ def _utc(value: str | None) -> str | None:
 
 def reply_key(db: sqlite_utils.Database, item_id: int) -> str:
     """The idempotency key of the item's next reply: stable across retries until a reply is recorded."""
-    done = db.execute("select count(*) from replies where queue_item_id = ?", [item_id]).fetchone()[0]
+    done = replies_store.reply_count(db, item_id)
     return f"monitor-{item_id}-{done + 1}"
 
 
@@ -212,10 +210,9 @@ def _record_answer(db: sqlite_utils.Database, item_id: int, actor: str, platform
 def _reply_target(
     db: sqlite_utils.Database, config: Config, reply_id: int
 ) -> tuple[dict[str, Any], dict[str, Any], SourceConfig, ReplyChannel]:
-    rows = list(db.query("select * from replies where id = ?", [reply_id]))
-    if not rows:
+    reply = replies_store.get_reply(db, reply_id)
+    if reply is None:
         raise QueueError(f"no reply {reply_id}")
-    reply = rows[0]
     _item, mention, source, channel = _target(db, config, reply["queue_item_id"])
     if reply["channel"] != channel.name or not reply["external_id"]:
         raise QueueError(f"reply {reply_id} was not posted from here; change it on the platform")
@@ -244,8 +241,7 @@ def edit_reply(db: sqlite_utils.Database, config: Config, reply_id: int, text: s
     except (ChannelError, ConfigError) as exc:
         raise ReplyFailed(scrub(source, str(exc))) from None
     with write_transaction(db):
-        db.execute("update replies set text = ?, external_id = ? where id = ?",
-                   [text, posted.external_id or reply["external_id"], reply_id])  # fmt: skip
+        replies_store.update_reply_text(db, reply_id, text, posted.external_id or reply["external_id"])
         _event(db, reply["queue_item_id"], actor, "reply_edited",
                f"{platform_name(channel)} reply {reply['external_id']} edited; it said: {reply['text']}")  # fmt: skip
     return posted.external_id or reply["external_id"]
@@ -262,11 +258,9 @@ def delete_reply(db: sqlite_utils.Database, config: Config, reply_id: int, actor
         raise ReplyFailed(scrub(source, str(exc))) from None
     item_id = reply["queue_item_id"]
     with write_transaction(db):
-        db.execute("update replies set channel = ? where id = ?", [channel.name + DELETED_SUFFIX, reply_id])
+        replies_store.set_reply_channel(db, reply_id, channel.name + DELETED_SUFFIX)
         _event(db, item_id, actor, "reply_deleted", f"{platform_name(channel)} reply {reply['external_id']} deleted")
-        live = db.execute(
-            "select count(*) from replies where queue_item_id = ? and channel not like ?", [item_id, "% (deleted)"]
-        ).fetchone()[0]
+        live = replies_store.live_reply_count(db, item_id)
         state = get_item(db, item_id)["state"]
         if not live and state == "replied":
             # The customer sees no answer any more: the item is work again.
@@ -292,24 +286,15 @@ def record_platform_reply(
     text = (reply_text or "").strip()
     if not text:
         return "ignored"
-    rows = list(
-        db.query(
-            "select m.id as mention_id, q.id as item_id, q.state, "
-            "exists (select 1 from classifications c where c.mention_id = m.id) as classified "
-            "from mentions m left join queue_items q on q.mention_id = m.id where m.source = ? and m.external_id = ?",
-            [source, external_id],
-        )
-    )
-    if not rows or rows[0]["item_id"] is None:
-        if rows and rows[0]["classified"]:
+    target = replies_store.platform_reply_target(db, source, external_id)
+    if target is None or target["item_id"] is None:
+        if target is not None and target["classified"]:
             return "ignored"  # classified and not queued: it needs no reply
-        from monitor.store import set_source_state
-
         payload = {"text": text, "reply_id": reply_id, "replied_at": replied_at}
         set_source_state(db, source, PENDING_KEY + external_id, json.dumps(payload, ensure_ascii=False))
         return "pending"
-    item_id, state = rows[0]["item_id"], rows[0]["state"]
-    ours = list(db.query("select external_id, text from replies where queue_item_id = ?", [item_id]))
+    item_id, state = target["item_id"], target["state"]
+    ours = replies_store.reply_ids_and_texts(db, item_id)
     if any((reply_id and r["external_id"] == reply_id) or (r["text"] or "").strip() == text for r in ours):
         return "ours"
     if state not in OPEN_STATES:
@@ -323,15 +308,7 @@ def record_platform_reply(
     if when:
         # Response times count from when the reply was made, not from when a crawl noticed it.
         with write_transaction(db):
-            db.execute(
-                "update replies set replied_at = ? where id = (select max(id) from replies where queue_item_id = ?)",
-                [when, item_id],
-            )
-            db.execute(
-                "update queue_items set first_replied_at = "
-                "(select min(replied_at) from replies where queue_item_id = ?) where id = ?",
-                [item_id, item_id],
-            )
+            replies_store.backdate_latest_reply(db, item_id, when)
     return "recorded"
 
 
@@ -341,13 +318,8 @@ def apply_pending_platform_replies(db: sqlite_utils.Database, source: str | None
     Runs when a crawler closes (and may run after the queue refresh); an entry stays until its review
     is queued, and goes once the review turns out to need no reply.
     """
-    sql = "select source, key, value from source_state where key like ?"
-    params: list[Any] = [PENDING_KEY + "%"]
-    if source is not None:
-        sql += " and source = ?"
-        params.append(source)
     recorded = 0
-    for row in list(db.query(sql, params)):
+    for row in replies_store.source_state_with_prefix(db, PENDING_KEY, source):
         try:
             payload = json.loads(row["value"])
         except ValueError:
@@ -359,5 +331,5 @@ def apply_pending_platform_replies(db: sqlite_utils.Database, source: str | None
         recorded += outcome == "recorded"
         if outcome != "pending":
             with write_transaction(db):
-                db.execute("delete from source_state where source = ? and key = ?", [row["source"], row["key"]])
+                replies_store.delete_source_state(db, row["source"], row["key"])
     return recorded

@@ -7,6 +7,7 @@ from typing import Any
 import sqlite_utils
 
 from monitor.config import TeamMember
+from monitor.store import team as team_store
 
 
 def covers(member: TeamMember, item: dict[str, Any], source_type: str | None = None) -> bool:
@@ -24,12 +25,8 @@ def specificity(member: TeamMember) -> int:
 
 
 def open_load(db: sqlite_utils.Database) -> dict[str, int]:
-    return {
-        row["assignee"]: row["n"]
-        for row in db.query(
-            "select assignee, count(*) as n from queue_items where state = 'assigned' group by assignee"
-        )
-    }
+    """Member name → how many items are assigned to them and still open."""
+    return team_store.assigned_counts(db)
 
 
 def auto_assign(
@@ -69,18 +66,4 @@ def auto_assign(
 
 def _unassigned(db: sqlite_utils.Database, item_ids: list[int] | None) -> list[dict[str, Any]]:
     """New items without an assignee (of ``item_ids`` when given), oldest first, with what ``covers`` needs."""
-    # A post without a location may have been placed by the shift stage (keywords, business ids).
-    sql = (
-        "select q.id, m.source, coalesce(nullif(m.location, ''), e.location) as location, "
-        "coalesce(c.lang, m.lang) as lang from queue_items q "
-        "join mentions m on m.id = q.mention_id left join classifications c on c.mention_id = m.id "
-        "left join incident_estimates e on e.mention_id = m.id "
-        "where q.state = 'new' and (q.assignee is null or q.assignee = '')"
-    )
-    if item_ids is None:
-        return list(db.query(sql + " order by q.id"))
-    rows: list[dict[str, Any]] = []
-    for start in range(0, len(item_ids), 500):
-        chunk = item_ids[start : start + 500]
-        rows += db.query(sql + f" and q.id in ({', '.join('?' * len(chunk))}) order by q.id", chunk)
-    return rows
+    return team_store.unassigned_new_items(db, item_ids)

@@ -19,6 +19,7 @@ from typing import Any
 import sqlite_utils
 
 from monitor.config import ConfigError
+from monitor.store import team as team_store
 
 PLACEHOLDERS = ("author", "location", "business", "contact", "source")
 MISSING_CONTACT = "[contact]"
@@ -159,14 +160,7 @@ def candidates(templates: list[ReplyTemplate], item: dict[str, Any]) -> list[Rep
 
 def last_used(db: sqlite_utils.Database, template_ids: list[str]) -> dict[str, int]:
     """Template id → the id of the latest reply sent from it (reply ids grow; timestamps can tie)."""
-    if not template_ids:
-        return {}
-    marks = ", ".join("?" * len(template_ids))
-    rows = db.query(
-        f"select template, max(id) as last from replies where template in ({marks}) group by template",
-        template_ids,
-    )
-    return {row["template"]: row["last"] for row in rows}
+    return team_store.template_last_used(db, template_ids)
 
 
 def choose_template(templates: list[ReplyTemplate], item: dict[str, Any], used: dict[str, int]) -> ReplyTemplate | None:

@@ -20,6 +20,7 @@ import sqlite_utils
 
 from monitor.config import Config
 from monitor.shifts.localtime import epoch, from_epoch, parse_utc
+from monitor.store import shifts as shifts_store
 from monitor.store import utcnow, write_transaction
 
 
@@ -39,14 +40,7 @@ def find_runs(times: np.ndarray, k: int, window_seconds: int) -> list[tuple[int,
 
 
 def _complaints(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-    return list(
-        db.query(
-            "select e.mention_id, e.location, e.window_start, e.window_end, m.source, c.topics "
-            "from incident_estimates e join classifications c on c.mention_id = e.mention_id "
-            "join mentions m on m.id = e.mention_id "
-            "where c.label = 'complaint' and e.location is not null and e.window_start is not null"
-        )
-    )
+    return shifts_store.complaint_estimates(db)
 
 
 def detect_incidents(db: sqlite_utils.Database, config: Config) -> int:
@@ -58,10 +52,7 @@ def detect_incidents(db: sqlite_utils.Database, config: Config) -> int:
         start, end = parse_utc(row["window_start"]), parse_utc(row["window_end"])
         by_location[row["location"]].append(((epoch(start) + epoch(end)) // 2, row))
     weights: dict[int, list[tuple[str, str, float]]] = defaultdict(list)
-    for row in db.query(
-        "select a.mention_id, a.shift, a.shift_date, a.weight from shift_attributions a "
-        "join classifications c on c.mention_id = a.mention_id where c.label = 'complaint'"
-    ):
+    for row in shifts_store.complaint_attributions(db):
         weights[row["mention_id"]].append((row["shift"], row["shift_date"], row["weight"]))
 
     incidents = []
@@ -96,17 +87,14 @@ def detect_incidents(db: sqlite_utils.Database, config: Config) -> int:
                 }
             )
     # An incident that is still there keeps its id (links to it stay valid) and its first detection time.
-    known = {(r["location"], r["window_start"]): r for r in db.query("select id, location, window_start, detected_at "
-                                                                       "from incidents")}  # fmt: skip
+    known = {(r["location"], r["window_start"]): r for r in shifts_store.incident_keys(db)}
     with write_transaction(db):
-        db.execute("delete from incident_mentions")
-        db.execute("delete from incidents")
+        shifts_store.clear_incidents(db)
         for incident in incidents:
             mention_ids = incident.pop("mention_ids")
             if previous := known.get((incident["location"], incident["window_start"])):
                 incident.update(id=previous["id"], detected_at=previous["detected_at"])
-            incident_id = db["incidents"].insert(incident).last_pk
-            db["incident_mentions"].insert_all({"incident_id": incident_id, "mention_id": m} for m in mention_ids)
+            shifts_store.insert_incident(db, incident, mention_ids)
     return len(incidents)
 
 
@@ -114,19 +102,13 @@ def list_incidents(
     db: sqlite_utils.Database, start: datetime, end: datetime, location: str | None = None
 ) -> list[dict[str, Any]]:
     """Incidents whose window starts in ``[start, end)`` (aware), newest first, with their mention ids."""
-    sql = "select * from incidents where window_start >= ? and window_start < ?"
-    params: list[Any] = [start.astimezone(UTC).isoformat(), end.astimezone(UTC).isoformat()]
-    if location:
-        sql += " and location = ?"
-        params.append(location)
-    out = []
-    for row in db.query(sql + " order by window_start desc", params):
+    rows = shifts_store.incidents_between(
+        db, start.astimezone(UTC).isoformat(), end.astimezone(UTC).isoformat(), location
+    )
+    for row in rows:
         row["sources"] = json.loads(row["sources"] or "[]")
-        row["mention_ids"] = [
-            r[0] for r in db.execute("select mention_id from incident_mentions where incident_id = ?", [row["id"]])
-        ]
-        out.append(row)
-    return out
+        row["mention_ids"] = shifts_store.incident_mention_ids(db, row["id"])
+    return rows
 
 
 def incidents_for_day(db: sqlite_utils.Database, config: Config, day: date) -> list[dict[str, Any]]:

@@ -18,13 +18,13 @@ from typing import Any
 import sqlite_utils
 
 from monitor.config import Config
-from monitor.db import dialect_of
 from monitor.db import errors as db_errors
 from monitor.shifts.attribute import OFF_SHIFT
 from monitor.shifts.localtime import zone
 from monitor.shifts.roster import load_roster, staff_on
 from monitor.shifts.stats import flag_shifts, wilson_interval
-from monitor.store import take_dirty_marks, topic_items_sql, write_transaction
+from monitor.store import shifts as shifts_store
+from monitor.store import write_transaction
 
 DEFAULT_DAYS = 30
 CSV_COLUMNS = ("location", "shift", "hours", "mentions", "complaints", "rate", "ci_low", "ci_high", "p_value",
@@ -47,21 +47,13 @@ def shift_counts(
     store has them, recounting the dates a change marked dirty first; else from every attribution row."""
     if not refresh_shift_rollups(db):
         return counts_from_rows(db, since, until, location)
-    where = "shift_date >= ? and shift_date <= ?" + (" and location = ?" if location else "")
-    params: list[Any] = [since.isoformat(), until.isoformat(), *([location] if location else [])]
     out = _buckets()
-    for loc, shift, shift_date, mentions, complaints in db.execute(
-        f"select location, shift, shift_date, mentions, complaints from shift_day_counts where {where} "
-        "order by shift_date",
-        params,
-    ):
+    for loc, shift, shift_date, mentions, complaints in shifts_store.shift_day_counts(db, since, until, location):
         bucket = out[(loc, shift)]
         bucket["mentions"] += mentions or 0.0
         bucket["complaints"] += complaints or 0.0
         bucket["days"].add(shift_date)
-    for loc, shift, topic, weight in db.execute(
-        f"select location, shift, topic, weight from shift_day_topics where {where} order by shift_date", params
-    ):
+    for loc, shift, topic, weight in shifts_store.shift_day_topics(db, since, until, location):
         out[(loc, shift)]["topics"][topic] += weight or 0.0
     return out
 
@@ -70,45 +62,15 @@ def _buckets() -> dict[tuple[str, str], dict[str, Any]]:
     return defaultdict(lambda: {"mentions": 0.0, "complaints": 0.0, "topics": defaultdict(float), "days": set()})
 
 
-_RATED = "c.label in ('complaint', 'neutral', 'praise') and a.location is not null and a.shift is not null"
-
-
 def refresh_shift_rollups(db: sqlite_utils.Database) -> bool:
     """Recount the shift dates a change marked dirty (store migration 8); False when the store has no rollups."""
-    pg = dialect_of(db).postgres
-    if not (
-        db["shift_dirty"].exists()
-        if pg
-        else db.execute("select 1 from sqlite_master where type = 'table' and name = 'shift_dirty'").fetchone()
-    ):
+    if not shifts_store.has_shift_rollups(db):
         return False
-    if not db.execute("select 1 from shift_dirty limit 1").fetchone():
+    if not shifts_store.has_dirty_shift_dates(db):
         return True
-    topics, topic, is_topic = topic_items_sql(db)
     try:
         with write_transaction(db):  # the write lock: nothing can mark a date between the recount and the clearing
-            params, dirty = take_dirty_marks(db, "shift_dirty", "shift_date")
-            db.execute(f"delete from shift_day_counts where shift_date {dirty}", params)
-            db.execute(f"delete from shift_day_topics where shift_date {dirty}", params)
-            db.execute(
-                "insert into shift_day_counts (location, shift, shift_date, mentions, complaints) "
-                "select a.location, a.shift, a.shift_date, sum(a.weight), "
-                "sum(case when c.label = 'complaint' then a.weight else 0.0 end) from shift_attributions a "
-                f"join classifications c on c.mention_id = a.mention_id where a.shift_date {dirty} and {_RATED} "
-                "group by 1, 2, 3",
-                params,
-            )
-            # Topics as the classifier writes them, a JSON list of names; anything else names no topic.
-            db.execute(
-                "insert into shift_day_topics (location, shift, shift_date, topic, weight) "
-                f"select a.location, a.shift, a.shift_date, {topic}, sum(a.weight) from shift_attributions a "
-                f"join classifications c on c.mention_id = a.mention_id, {topics} "
-                f"where a.shift_date {dirty} and {_RATED} and c.label = 'complaint' and {is_topic} "
-                "group by 1, 2, 3, 4",
-                params,
-            )
-            if not pg:
-                db.execute("delete from shift_dirty")
+            shifts_store.recount_dirty_shift_dates(db)
     except db_errors.BUSY_ERRORS:  # a read-only store, or a writer holding the lock past busy_timeout
         return False  # the rows still answer, only slower
     return True
@@ -118,17 +80,8 @@ def counts_from_rows(
     db: sqlite_utils.Database, since: date, until: date, location: str | None = None
 ) -> dict[tuple[str, str], dict[str, Any]]:
     """:func:`shift_counts` from every attribution row in the range (a store without the rollups)."""
-    sql = (
-        "select a.location, a.shift, a.shift_date, a.weight, c.label, c.topics from shift_attributions a "
-        "join classifications c on c.mention_id = a.mention_id "
-        "where c.label in ('complaint', 'neutral', 'praise') and a.shift_date >= ? and a.shift_date <= ?"
-    )
-    params: list[Any] = [since.isoformat(), until.isoformat()]
-    if location:
-        sql += " and a.location = ?"
-        params.append(location)
     out = _buckets()
-    for row in db.query(sql, params):
+    for row in shifts_store.rated_attributions(db, since, until, location):
         bucket = out[(row["location"], row["shift"])]
         bucket["mentions"] += row["weight"] or 0.0
         bucket["days"].add(row["shift_date"])
@@ -220,19 +173,6 @@ def complaint_heatmap(
     in between, and each quarter hour that has any is then placed in its location's local weekday and hour.
     """
     since, until = date_range(since, until)
-    seconds = "(strftime('%s', {t}) + strftime('%f', {t}) - cast(strftime('%S', {t}) as integer))"
-    if dialect_of(db).postgres:  # to the microsecond; SQLite's %f stops at the millisecond
-        seconds = dialect_of(db).epoch_seconds("{t}")
-    sql = (
-        f"select e.location, {seconds.format(t='e.window_start')}, {seconds.format(t='e.window_end')} "
-        "from incident_estimates e join classifications c on c.mention_id = e.mention_id "
-        "where c.label = 'complaint' and e.mention_id in "
-        "(select mention_id from shift_attributions where shift_date >= ? and shift_date <= ?)"
-    )
-    params: list[Any] = [since.isoformat(), until.isoformat()]
-    if location:
-        sql += " and e.location = ?"
-        params.append(location)
     grids: dict[str, list[list[float]]] = {}
     timezones = {loc.id: zone(loc.timezone) for loc in config.locations}
     for loc in config.locations:
@@ -240,7 +180,7 @@ def complaint_heatmap(
             grids[loc.id] = [[0.0] * 24 for _ in range(7)]
     quarters: dict[str, dict[int, float]] = {loc: defaultdict(float) for loc in grids}
     runs: dict[str, dict[int, float]] = {loc: defaultdict(float) for loc in grids}  # steps of a running sum
-    for loc, start, end in db.execute(sql, params):
+    for loc, start, end in shifts_store.complaint_windows(db, since, until, location):
         if loc not in grids or start is None or end is None:
             continue
         first, last = int(start // QUARTER), int(end // QUARTER)

@@ -24,13 +24,16 @@ import numpy as np
 import sqlite_utils
 
 from monitor.config import Config, Location
-from monitor.db import dialect_of
-from monitor.db.dialect import upsert_sql
 from monitor.shifts.attribute import Occurrences, attribute, occurrences
 from monitor.shifts.estimate import Estimate, estimate_incident
 from monitor.shifts.incidents import detect_incidents
 from monitor.shifts.localtime import epoch, parse_utc, plausible, utc_to_local, zone
+from monitor.store import shifts as shifts_store
 from monitor.store import utcnow, write_transaction
+from monitor.store.meta import get_meta
+from monitor.store.shifts import TIME_AND_PLACE as _TIME_AND_PLACE
+from monitor.store.shifts import UPSERT_ROWS as _UPSERT_ROWS  # noqa: F401  (tests import it from here)
+from monitor.store.shifts import replace_rows as _replace_rows  # noqa: F401  (tests import it from here)
 
 log = logging.getLogger(__name__)
 
@@ -99,23 +102,11 @@ def config_fingerprint(config: Config) -> str:
 
 def _reset_if_config_changed(db: sqlite_utils.Database, config: Config) -> None:
     fingerprint = config_fingerprint(config)
-    row = db.execute("select value from meta where key = ?", [_FINGERPRINT_KEY]).fetchone()
-    if row and row[0] == fingerprint:
+    if get_meta(db, _FINGERPRINT_KEY) == fingerprint:
         return
     with write_transaction(db):
-        db.execute("delete from shift_attributions")
-        db.execute("delete from incident_estimates")
-        db["meta"].upsert({"key": _FINGERPRINT_KEY, "value": fingerprint}, pk="key")
-
-
-_MENTION_COLUMNS = (
-    "m.id, m.source, m.url, m.raw, m.title, m.text, m.posted_at, m.first_seen_at, m.experienced_at, m.location"
-)
-
-
-def _columns(db: sqlite_utils.Database) -> str:
-    # mentions.backfill (no trustworthy time) arrived with a later schema; before it nothing is backfill.
-    return _MENTION_COLUMNS + (", m.backfill" if "backfill" in db["mentions"].columns_dict else ", 0 as backfill")
+        shifts_store.clear_estimates(db)
+        shifts_store.put_meta(db, _FINGERPRINT_KEY, fingerprint)
 
 
 def _unestimated(db: sqlite_utils.Database, after: int) -> list[dict[str, Any]]:
@@ -123,13 +114,7 @@ def _unestimated(db: sqlite_utils.Database, after: int) -> list[dict[str, Any]]:
 
     Walking by id (never back) ends after one pass over the table, whatever happens to the rows.
     """
-    return list(
-        db.query(
-            f"select {_columns(db)} from mentions m where m.id > ? and not exists "
-            "(select 1 from incident_estimates e where e.mention_id = m.id) order by m.id limit ?",
-            [after, CHUNK],
-        )
-    )
+    return shifts_store.unestimated_mentions(db, after, CHUNK)
 
 
 def _revised(db: sqlite_utils.Database, mark: int) -> tuple[list[dict[str, Any]], int]:
@@ -139,19 +124,16 @@ def _revised(db: sqlite_utils.Database, mark: int) -> tuple[list[dict[str, Any]]
     strings are not ordered when the clock steps back or a writer's clock is ahead, and a mention whose
     ``updated_at`` lay in the future was re-estimated on every pass, for ever.
     """
-    revisions = db.execute(
-        "select id, mention_id from mention_revisions where id > ? order by id limit ?", [mark, CHUNK]
-    ).fetchall()
+    revisions = shifts_store.revisions_after(db, mark, CHUNK)
     if not revisions:
         return [], mark
     ids = sorted({mention_id for _, mention_id in revisions})
-    rows = list(db.query(f"select {_columns(db)} from mentions m where m.id in ({', '.join('?' * len(ids))})", ids))
-    return rows, revisions[-1][0]
+    return shifts_store.mentions_to_estimate(db, ids), revisions[-1][0]
 
 
 def _mark(db: sqlite_utils.Database) -> int:
-    row = db.execute("select value from meta where key = ?", [_REVISION_MARK]).fetchone()
-    return int(row[0]) if row else 0
+    value = get_meta(db, _REVISION_MARK)
+    return int(value) if value is not None else 0
 
 
 def occurrences_for(location: Location, starts: np.ndarray, ends: np.ndarray) -> Occurrences:
@@ -313,38 +295,13 @@ def _estimate_chunk(
         if moved:
             estimate_rows = [r for r in estimate_rows if r["mention_id"] not in moved]
             attributions = [r for r in attributions if r["mention_id"] not in moved]
-            marks = ", ".join("?" * len(moved))
-            db.execute(f"delete from incident_estimates where mention_id in ({marks})", sorted(moved))
+            shifts_store.delete_estimates(db, sorted(moved))
         if ids:
-            db.execute(f"delete from shift_attributions where mention_id in ({', '.join('?' * len(ids))})", ids)
-            _replace_rows(db, "incident_estimates", ("mention_id",), estimate_rows)
-            _replace_rows(db, "shift_attributions", ("mention_id", "shift", "shift_date"), attributions)
+            shifts_store.delete_attributions(db, ids)
+            shifts_store.replace_estimates(db, estimate_rows)
+            shifts_store.replace_attributions(db, attributions)
         if revision_mark is not None:
-            db.execute(
-                "insert into meta (key, value) values (?, ?) on conflict (key) do update set value = excluded.value",
-                [_REVISION_MARK, str(revision_mark)],
-            )
-
-
-# Rows per multi-row upsert on PostgreSQL: well under its 65,535 parameters a statement at 7 columns.
-_UPSERT_ROWS = 1000
-
-
-def _replace_rows(db: sqlite_utils.Database, table: str, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
-    """``insert_all(replace=True)``: sqlite-utils' own on SQLite (as before); on PostgreSQL, whose adapter
-    inserts row by row, a few multi-row ``on conflict (keys) do update`` statements."""
-    if not dialect_of(db).postgres:
-        db[table].insert_all(rows, replace=True)
-        return
-    # A key twice in one statement is an error on PostgreSQL; replace semantics keep the last row.
-    unique = list({tuple(row[k] for k in keys): row for row in rows}.values())
-    columns = list(dict.fromkeys(c for row in unique for c in row))
-    for start in range(0, len(unique), _UPSERT_ROWS):
-        batch = unique[start : start + _UPSERT_ROWS]
-        db.execute(upsert_sql(table, columns, keys, len(batch)), [row.get(c) for row in batch for c in columns])
-
-
-_TIME_AND_PLACE = ("posted_at", "first_seen_at", "experienced_at", "location", "url")
+            shifts_store.put_meta(db, _REVISION_MARK, str(revision_mark))
 
 
 def _moved(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> set[int]:
@@ -354,35 +311,15 @@ def _moved(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> set[int]:
     """
     if not rows:
         return set()
-    ids = [r["id"] for r in rows]
-    columns = ", ".join(f"m.{c}" for c in _TIME_AND_PLACE)
-    backfill = "m.backfill" if "backfill" in db["mentions"].columns_dict else "0"
-    stored = {
-        row[0]: tuple(row[1:])
-        for row in db.execute(
-            f"select m.id, {columns}, {backfill} from mentions m where m.id in ({', '.join('?' * len(ids))})", ids
-        )
-    }
+    stored = shifts_store.stored_time_and_place(db, [r["id"] for r in rows])
     return {r["id"] for r in rows if stored.get(r["id"]) != (*(r[c] for c in _TIME_AND_PLACE), r["backfill"])}
 
 
 def mention_shift(db: sqlite_utils.Database, mention_id: int) -> dict[str, Any] | None:
     """For the inbox: the mention's estimate (window, basis, phrase), shifts with weights, and incident."""
-    rows = list(db.query("select * from incident_estimates where mention_id = ?", [mention_id]))
-    if not rows:
+    estimate = shifts_store.mention_estimate(db, mention_id)
+    if estimate is None:
         return None
-    estimate = rows[0]
-    estimate["shifts"] = list(
-        db.query(
-            "select shift, shift_date, weight from shift_attributions where mention_id = ? order by weight desc",
-            [mention_id],
-        )
-    )
-    incident = list(
-        db.query(
-            "select i.* from incidents i join incident_mentions im on im.incident_id = i.id where im.mention_id = ?",
-            [mention_id],
-        )
-    )
-    estimate["incident"] = incident[0] if incident else None
+    estimate["shifts"] = shifts_store.mention_attributions(db, mention_id)
+    estimate["incident"] = shifts_store.mention_incident(db, mention_id)
     return estimate

@@ -12,6 +12,16 @@ side (monitor/db/) offers the same ``execute`` / ``query`` / ``atomic()`` and ta
 | ``migrations`` | the schema's forward migrations, rollup SQL fragments |
 | ``mentions`` | ``record_mentions`` (dedup, upsert, revisions), reading and searching mentions |
 | ``crawl_runs`` | a source's saved state and its crawl runs |
+| ``meta``, ``leases`` | settings and marks in ``meta``; the scheduler lease and workers' locks |
+| ``classify`` | classifications and the batch claims of classifier workers |
+| ``shifts`` | incident-time estimates, shift attributions, incidents, per-shift-date rollups |
+| ``queue_items``, ``queue_search`` | reply-queue items and their history; the inbox's filters, search, pages, counts |
+| ``replies``, ``team`` | replies once sent and recoveries; team load, assignment, response metrics |
+| ``alerts``, ``digest``, ``trends``, ``dashboards`` | what the alerts, the daily digest and the dashboard pages read |
+| ``pool``, ``demo`` | the inbox's pooled PostgreSQL connections; the demo's own look-up |
+
+The data flows one way: stages import the store, the store never imports a stage (``tests/test_store_layer.py``
+fails on SQL anywhere under ``monitor/`` outside this package and ``monitor/db/``).
 """
 
 from monitor.store.connection import Database, open_db

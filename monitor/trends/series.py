@@ -12,7 +12,6 @@ cannot make a spike on the day it was crawled, and :func:`undated_counts` counts
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -21,13 +20,17 @@ from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from monitor.db import dialect_of
 from monitor.db import errors as db_errors
-from monitor.store import TREND_HOUR_SQL, take_dirty_marks, topic_items_sql, trend_hour_sql, write_transaction
+from monitor.store import trends as trends_store
+from monitor.store import write_transaction
 
-NO_BRAND = "(no brand)"
-# A mention with a day: dated, or (stored before backfill existed, or by hand) first seen on it.
-HAS_DAY = "not (m.backfill = 1 and m.posted_at is null)"
+# Kept here under their old names (redundant aliases): other stages and the tests import them from this module.
+from monitor.store.trends import HAS_DAY as HAS_DAY
+from monitor.store.trends import NO_BRAND as NO_BRAND
+from monitor.store.trends import RUNS_SQL as RUNS_SQL
+from monitor.store.trends import json_list_param as json_list_param
+from monitor.store.trends import runs_sql as runs_sql
+
 _TICK = timedelta(microseconds=1)
 
 
@@ -84,12 +87,8 @@ def sentiment_series(
         return series_from_rows(db, since, until, by, timezone, brands)
     runs, split = hour_runs(since, until, zone, by)
     counts: list[tuple[str, date, str | None, int]] = [
-        (brand, date.fromisoformat(period), label, int(n))  # PostgreSQL's sum(bigint) is a Decimal
-        for period, brand, label, n in db.execute(
-            "select r.period, coalesce(nullif(t.brand, ''), ?), t.label, sum(t.mentions) "
-            f"from ({runs_sql(db)}) r join trend_hours t on t.hour >= r.start and t.hour < r.stop group by 1, 2, 3",
-            [NO_BRAND, json.dumps(runs)],
-        )
+        (brand, date.fromisoformat(period), label, n)
+        for period, brand, label, n in trends_store.trend_hour_counts(db, runs)
     ]
     for row in rows_in_hours(db, split, since, until):
         counts.append((row[0], period_of(row[1], zone, by), row[2], 1))
@@ -106,15 +105,8 @@ def series_from_rows(
 ) -> list[TrendPoint]:
     """:func:`sentiment_series` from every mention row in the range (a store without the rollups)."""
     zone = ZoneInfo(timezone)
-    rows = db.query(
-        "select coalesce(nullif(m.brand, ''), ?) as brand, coalesce(m.posted_at, m.first_seen_at) as at, c.label "
-        "from mentions m left join classifications c on c.mention_id = m.id "
-        "where coalesce(m.posted_at, m.first_seen_at) >= ? and coalesce(m.posted_at, m.first_seen_at) < ? "
-        f"and {HAS_DAY}",
-        # Stored times are UTC text: compare with UTC text, whatever zone the bounds were made in.
-        [NO_BRAND, since.astimezone(UTC).isoformat(), until.astimezone(UTC).isoformat()],
-    )
-    counts = [(row["brand"], period_of(_aware(row["at"]), zone, by), row["label"], 1) for row in rows]
+    rows = trends_store.labelled_mentions_between(db, since, until)
+    counts = [(brand, period_of(_aware(at), zone, by), label, 1) for brand, at, label in rows]
     return _points(counts, since, until, zone, by, brands)
 
 
@@ -156,64 +148,16 @@ def _points(
 
 # ---------------------------------------------------------------- hourly rollups
 
-# (start hour, stop hour, period) runs passed as one JSON parameter: no limit on how many.
-RUNS_SQL = ("select json_extract(value, '$[0]') as start, json_extract(value, '$[1]') as stop, "
-            "json_extract(value, '$[2]') as period from json_each(?)")  # fmt: skip
-_HOUR = TREND_HOUR_SQL.format(m="m.")  # SQLite's; trend_hour_sql(db, "m.") for either engine
-
-
-def runs_sql(db: Any) -> str:
-    """:data:`RUNS_SQL` for the engine of ``db`` (PostgreSQL reads the JSON parameter as jsonb)."""
-    dialect = dialect_of(db)
-    if not dialect.postgres:
-        return RUNS_SQL
-    items = ", ".join(
-        f"{dialect.json_item('r.value', i)} as {name}" for i, name in enumerate(("start", "stop", "period"))
-    )
-    return f"select {items} from jsonb_array_elements(cast(? as jsonb)) r"
-
-
-def json_list_param(db: Any) -> str:
-    """A subquery of the text values of a JSON list passed as the next ``?`` (``x in (...)``)."""
-    if dialect_of(db).postgres:
-        return "select value from jsonb_array_elements_text(cast(? as jsonb))"
-    return "select value from json_each(?)"
-
 
 def refresh_rollups(db: sqlite_utils.Database) -> bool:
     """Recount the hours a change marked dirty (store migration 8); False when the store has no rollups."""
-    pg = dialect_of(db).postgres
-    if not (
-        db["trend_dirty"].exists()
-        if pg
-        else db.execute("select 1 from sqlite_master where type = 'table' and name = 'trend_dirty'").fetchone()
-    ):
+    if not trends_store.has_trend_rollups(db):
         return False
-    if not db.execute("select 1 from trend_dirty limit 1").fetchone():
+    if not trends_store.has_dirty_trend_hours(db):
         return True
-    hour, (topics, topic, is_topic) = trend_hour_sql(db, "m."), topic_items_sql(db)
     try:
         with write_transaction(db):  # the write lock: no crawl can mark an hour between the recount and the clearing
-            params, dirty = take_dirty_marks(db, "trend_dirty", "hour")
-            db.execute(f"delete from trend_hours where hour {dirty}", params)
-            db.execute(f"delete from trend_topic_hours where hour {dirty}", params)
-            db.execute(
-                f"insert into trend_hours (hour, brand, label, mentions) select {hour}, coalesce(m.brand, ''), "
-                "coalesce(c.label, ''), count(*) from mentions m left join classifications c on c.mention_id = m.id "
-                f"where {hour} {dirty} and {HAS_DAY} group by 1, 2, 3",
-                params,
-            )
-            # Topics as the classifier writes them, a JSON list of names; anything else names no topic.
-            db.execute(
-                "insert into trend_topic_hours (hour, brand, topic, complaints) "
-                f"select {hour}, coalesce(m.brand, ''), {topic}, count(*) "
-                "from mentions m join classifications c on c.mention_id = m.id, "
-                f"{topics} "
-                f"where {hour} {dirty} and {HAS_DAY} and c.label = 'complaint' and {is_topic} group by 1, 2, 3",
-                params,
-            )
-            if not pg:
-                db.execute("delete from trend_dirty")
+            trends_store.recount_dirty_trend_hours(db)
     except db_errors.BUSY_ERRORS:  # a read-only store, or a writer holding the lock past busy_timeout
         return False  # the rows still answer, only slower
     return True
@@ -257,16 +201,8 @@ def rows_in_hours(
     db: sqlite_utils.Database, hours: list[str], since: datetime, until: datetime, complaints: bool = False
 ) -> list[tuple[str, datetime, str | None, str | None]]:
     """(brand, moment, label, topics) of the dated mentions in these UTC hours that fall in [since, until)."""
-    if not hours:
-        return []
     out = []
-    for brand, at, label, topics in db.execute(
-        "select coalesce(nullif(m.brand, ''), ?), coalesce(m.posted_at, m.first_seen_at), c.label, c.topics "
-        f"from mentions m {'join' if complaints else 'left join'} classifications c on c.mention_id = m.id "
-        f"where {trend_hour_sql(db, 'm.')} in ({json_list_param(db)}) and {HAS_DAY}"
-        + (" and c.label = 'complaint'" if complaints else ""),
-        [NO_BRAND, json.dumps(hours)],
-    ):
+    for brand, at, label, topics in trends_store.mentions_in_hours(db, hours, complaints):
         try:
             moment = _aware(at)
         except ValueError:
@@ -286,9 +222,5 @@ def undated_counts(
 ) -> dict[str, int]:
     """Backfill mentions without a date, per brand, first seen in [since, until): stored and counted, never
     placed on a day (the crawl's day is not when they were written)."""
-    rows = db.execute(
-        "select coalesce(nullif(brand, ''), ?), count(*) from mentions "
-        "where backfill = 1 and posted_at is null and first_seen_at >= ? and first_seen_at < ? group by 1",
-        [NO_BRAND, since.astimezone(UTC).isoformat(), until.astimezone(UTC).isoformat()],
-    ).fetchall()
+    rows = trends_store.undated_mentions_by_brand(db, since, until)
     return {brand: count for brand, count in rows if not brands or brand in brands}

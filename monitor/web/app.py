@@ -63,6 +63,7 @@ from monitor.queue.templates import (
 )
 from monitor.shifts.stage import mention_shift
 from monitor.store.pool import StoreConnections
+from monitor.store.replies import get_reply
 from monitor.web.auth import (
     LoginThrottle,
     check_bind_address,
@@ -425,8 +426,8 @@ def create_app(config: Config, users: dict[str, str] | None = None) -> Flask:
 
     def _change_reply(item_id: int, reply_id: int, action, done: str) -> Any:
         """Edit or delete a posted reply; the reply must belong to the item in the URL."""
-        row = db().execute("select queue_item_id from replies where id = ?", [reply_id]).fetchone()
-        if row is None or row[0] != item_id:
+        reply = get_reply(db(), reply_id)
+        if reply is None or reply["queue_item_id"] != item_id:
             abort(404)
         try:
             action()

@@ -13,27 +13,19 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Hashable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import sqlite_utils
 
-from monitor.db import SQLITE, Dialect, dialect_of
-from monitor.db.dialect import local_day
+from monitor.db import dialect_of
 from monitor.queue.metrics import ResponseMetrics, grouped_metrics
 from monitor.shifts.report import topic_names
-from monitor.trends.series import (
-    HAS_DAY,
-    NO_BRAND,
-    hour_runs,
-    json_list_param,
-    period_of,
-    periods,
-    refresh_rollups,
-    rows_in_hours,
-    runs_sql,
-)
+from monitor.store import dashboards as dashboards_store
+from monitor.store import trends as trends_store
+from monitor.store.dashboards import local_day_sql
+from monitor.trends.series import hour_runs, period_of, periods, refresh_rollups, rows_in_hours
 
 T = TypeVar("T")
 
@@ -140,15 +132,8 @@ def topic_series(
     if not refresh_rollups(db):
         return _topics_from_rows(db, since, until, by, zone, brands)
     runs, split = hour_runs(since, until, zone, by)
-    wanted = json.dumps(brands) if brands else None
-    unwanted = "cast(? as text) is null" if dialect_of(db).postgres else "? is null"  # PostgreSQL: a typed NULL
-    for topic, period, n in db.execute(
-        f"select t.topic, r.period, sum(t.complaints) from ({runs_sql(db)}) r join trend_topic_hours t "
-        f"on t.hour >= r.start and t.hour < r.stop where {unwanted} or coalesce(nullif(t.brand, ''), ?) in "
-        f"({json_list_param(db)}) group by 1, 2",
-        [json.dumps(runs), wanted, NO_BRAND, wanted or "[]"],
-    ):
-        out[topic][date.fromisoformat(period)] += int(n)  # PostgreSQL's sum(bigint) is a Decimal
+    for topic, period, n in trends_store.topic_hour_counts(db, runs, brands):
+        out[topic][date.fromisoformat(period)] += n
     for brand, moment, _label, topics in rows_in_hours(db, split, since, until, complaints=True):
         if not brands or brand in brands:
             for topic in topic_names(topics):
@@ -159,13 +144,7 @@ def topic_series(
 def _topics_from_rows(
     db: sqlite_utils.Database, since: datetime, until: datetime, by: str, zone: ZoneInfo, brands: list[str] | None
 ) -> dict[str, dict[date, int]]:
-    rows = db.execute(
-        "select coalesce(nullif(m.brand, ''), ?), coalesce(m.posted_at, m.first_seen_at), c.topics "
-        "from mentions m join classifications c on c.mention_id = m.id "
-        "where c.label = 'complaint' and coalesce(m.posted_at, m.first_seen_at) >= ? "
-        f"and coalesce(m.posted_at, m.first_seen_at) < ? and {HAS_DAY}",
-        [NO_BRAND, since.astimezone(UTC).isoformat(), until.astimezone(UTC).isoformat()],
-    )
+    rows = trends_store.complaint_topics_between(db, since, until)
     out: dict[str, dict[date, int]] = defaultdict(lambda: defaultdict(int))
     for brand, at, topics in rows:
         if brands and brand not in brands:
@@ -184,18 +163,12 @@ def source_health(db: sqlite_utils.Database, since: datetime, timezone: str) -> 
     zone = ZoneInfo(timezone)
     out: dict[str, dict[str, Any]] = defaultdict(lambda: {"last": None, "last_success": None, "failed": 0,
                                                           "per_day": defaultdict(int)})  # fmt: skip
-    for row in db.query(
-        "select * from crawl_runs where id in (select max(id) from crawl_runs group by source)"
-    ):  # the latest run of each source (store.latest_crawl_runs, without its ordering)
+    for row in dashboards_store.latest_run_of_each_source(db):
         row["messages"] = _messages(row["messages"])
         out[row["source"]]["last"] = row
-    for source, finished in db.execute(
-        "select source, max(finished_at) from crawl_runs where status = 'ok' group by source"
-    ):
+    for source, finished in dashboards_store.last_success_of_each_source(db):
         out[source]["last_success"] = finished
-    for source, started, status, new in db.execute(
-        "select source, started_at, status, new from crawl_runs where started_at >= ?", [since.isoformat()]
-    ):
+    for source, started, status, new in dashboards_store.runs_started_since(db, since):
         out[source]["failed"] += status == "failed"
         out[source]["per_day"][datetime.fromisoformat(started).astimezone(zone).date()] += new or 0
     return dict(out)
@@ -232,62 +205,6 @@ def metrics_by_day(
     return [(day, groups.get(day) or ResponseMetrics()) for day in periods(first, last, by)]
 
 
-def local_day_sql(
-    column: str, since: datetime, until: datetime, zone: ZoneInfo, dialect: Dialect = SQLITE
-) -> tuple[str, dict[str, Any]]:
-    """SQL for the local date (``YYYY-MM-DD``) in ``zone`` of a stored time ``column``, exact over [since, until):
-    ``date(column, '+N minutes')`` with the UTC offset in force, switching where the zone changes offset (DST).
-    Named parameters ``day_cut<i>`` (a julian day on SQLite, epoch seconds on PostgreSQL) and ``day_shift<i>``."""
-    offsets = _offsets(since.astimezone(UTC), until.astimezone(UTC), zone)
-    params = {f"day_shift{i}": f"{minutes:+d} minutes" for i, (_start, minutes) in enumerate(offsets)}
-    if dialect.postgres:
-        branches = []
-        for i, (start, _minutes) in enumerate(offsets[1:]):
-            params[f"day_cut{i}"] = start.timestamp()
-            day = local_day(dialect, column, f":day_shift{i}")
-            branches.append(f"when {dialect.epoch_seconds(column)} < :day_cut{i} then {day}")
-        last = local_day(dialect, column, f":day_shift{len(offsets) - 1}")
-        return (f"case {' '.join(branches)} else {last} end" if branches else last), params
-    if len(offsets) == 1:
-        return f"date({column}, :day_shift0)", params
-    branches = []
-    for i, (start, _minutes) in enumerate(offsets[1:]):
-        params[f"day_cut{i}"] = start.timestamp() / 86400 + 2440587.5  # the julian day of that instant
-        branches.append(f"when julianday({column}) < :day_cut{i} then date({column}, :day_shift{i})")
-    return f"case {' '.join(branches)} else date({column}, :day_shift{len(offsets) - 1}) end", params
-
-
-def _offsets(since: datetime, until: datetime, zone: ZoneInfo) -> list[tuple[datetime, int]]:
-    """(from when, UTC offset in minutes) for each offset ``zone`` keeps within [since, until), found a day at a
-    time and then to the minute (zones change offset at most a few times a year, on a whole minute)."""
-
-    def offset(moment: datetime) -> int:
-        return int(moment.astimezone(zone).utcoffset().total_seconds() // 60)
-
-    out = [(since, offset(since))]
-    cursor = since
-    while cursor < until:
-        following = min(cursor + timedelta(days=1), until)
-        if offset(following) != out[-1][1]:
-            low, high = cursor, following  # offset(low) is the old one, offset(high) the new
-            while high - low > timedelta(minutes=1):
-                middle = low + (high - low) / 2
-                low, high = (middle, high) if offset(middle) == out[-1][1] else (low, middle)
-            out.append((high.replace(second=0, microsecond=0), offset(high)))
-        cursor = following
-    return out
-
-
 def mentions_by_id(db: sqlite_utils.Database, mention_ids: list[int]) -> dict[int, dict[str, Any]]:
     """Mentions with their queue item id (the inbox link), for incident lists."""
-    out: dict[int, dict[str, Any]] = {}
-    for start in range(0, len(mention_ids), 500):
-        chunk = mention_ids[start : start + 500]
-        marks = ", ".join("?" * len(chunk))
-        for row in db.query(
-            "select m.id, m.source, m.author, m.title, m.text, m.posted_at, q.id as item_id from mentions m "
-            f"left join queue_items q on q.mention_id = m.id where m.id in ({marks})",
-            chunk,
-        ):
-            out[row["id"]] = row
-    return out
+    return dashboards_store.mentions_with_item_ids(db, mention_ids)
