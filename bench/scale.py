@@ -565,12 +565,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inbox-only", action="store_true", help="only the inbox part")
     parser.add_argument("--store-mentions", type=int, default=1_000_000, help="inbox store size (default 1,000,000)")
     parser.add_argument("--requests", type=int, default=200, help="inbox requests per row (default 200)")
+    parser.add_argument("--durable", action="store_true",
+                        help="PostgreSQL with fsync and synchronous commit on, as deployed (default: off)")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.durable:
+        from tests.pg import DURABLE_ENV
+
+        os.environ[DURABLE_ENV] = "1"
     args.workers = [int(v) for v in args.workers.split(",")]
     THREADS = args.threads
     began = time.perf_counter()
     lines = [f"bench/scale.py {' '.join(argv if argv is not None else sys.argv[1:])}  "
-             f"({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)", ""]  # fmt: skip
+             f"({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)",
+             "PostgreSQL " + ("durable: fsync, synchronous commit, full-page writes on" if args.durable
+                              else "as in the tests: fsync, synchronous commit, full-page writes off"), ""]  # fmt: skip
     failed = False
     with tempfile.TemporaryDirectory(prefix="scale-") as tmp, servers() as (server, broker):
         if not args.inbox_only:

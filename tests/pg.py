@@ -32,6 +32,10 @@ URL_ENV = "MONITOR_TEST_PG_URL"
 RUN_AS = "postgres"
 
 
+# Set (to anything) for a server that flushes every commit to disk, as a deployed one does (bench/scale.py --durable).
+DURABLE_ENV = "MONITOR_BENCH_PG_DURABLE"
+
+
 @dataclass
 class PgServer:
     admin_url: str  # a database to run CREATE DATABASE from
@@ -94,8 +98,9 @@ def throwaway_server() -> Iterator[PgServer]:
     try:
         _run([initdb, "-D", str(data), "-U", "monitor", "--pwfile", str(folder / "pw"), "-A", "scram-sha-256",
               "-E", "UTF8", "--locale=C.UTF-8"], user)  # fmt: skip
-        options = (f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")  # fmt: skip
+        # Throwaway data: no fsync. bench/scale.py --durable measures a server as deployed (the defaults: on).
+        speed = "" if os.environ.get(DURABLE_ENV) else "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+        options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 {speed}-c max_connections=200"
         _run([pg_ctl, "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start"], user)
     except subprocess.CalledProcessError as exc:
         log = (folder / "log").read_text() if (folder / "log").exists() else ""
