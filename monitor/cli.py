@@ -771,7 +771,7 @@ def schedule_listing(config: Config, scheduler, now: datetime) -> list[dict[str,
     from apscheduler.triggers.interval import IntervalTrigger
 
     tz = config.schedule.timezone
-    crons = {f"crawl:{s.name}": s.cron for s in config.sources if s.cron}
+    crons = {s.name: s.cron for s in config.sources if s.cron}
     digest_at = "{:02d}:{:02d}".format(*divmod(config.schedule.digest_at, 60))
     rows = []
     for job in scheduler.get_jobs():
@@ -782,7 +782,8 @@ def schedule_listing(config: Config, scheduler, now: datetime) -> list[dict[str,
         elif job.id == "digest":
             schedule = f"daily at {digest_at} {tz}"
         else:
-            schedule = f"cron {crons.get(job.id, str(job.trigger))} (UTC)"
+            first = job.args[1][0] if job.id.startswith("crawl:") else None  # a crawl job's (first) source
+            schedule = f"cron {crons.get(first, str(job.trigger))} (UTC)"
         note = ""
         if next_run and natural and next_run < natural:
             if job.id == "digest":

@@ -481,6 +481,11 @@ SECTIONS: dict[str, dict[str, tuple[Any, Any, str]]] = {
             "how often `monitor run` classifies, places on shifts and refreshes queue priorities",
         ),
         "digest_at": (_clock, 8 * 60, 'local time the daily digest (for the day before) is written, "HH:MM"'),
+        "crawl_group": (
+            _count_at_least(1),
+            1,
+            "sources on the same every / cron crawled by one job in one process (each crawl's start-up paid once)",
+        ),
         "timezone": (_timezone, "UTC", "IANA time zone of digest_at and of the digest's day"),
     },
     "alerts": {
@@ -787,6 +792,7 @@ class ScheduleConfig:
     process_every: timedelta = timedelta(minutes=5)
     digest_at: int = 8 * 60  # minutes after local midnight
     timezone: str = "UTC"
+    crawl_group: int = 1
 
 
 @dataclass

@@ -240,7 +240,7 @@ def enqueue_crawl_job(config_path: str, source_names: list[str]) -> int:
     names = [n for n in source_names if n in configured and configured[n].enabled]
     for name in sorted(set(source_names) - set(names)):
         log.warning("source %s is disabled or no longer configured; not crawled (restart to drop its job)", name)
-    sent = enqueue_crawl(config, names) if names else 0
+    sent = enqueue_crawl(config, names, together=True) if names else 0  # a group stays one crawl process
     log.debug("enqueued %d crawl(s): %s", sent, ", ".join(names))
     return sent
 
@@ -273,6 +273,18 @@ def source_trigger(source: SourceConfig, default_every: timedelta):
     return IntervalTrigger(seconds=every, timezone=UTC, jitter=min(every / 10, 60) if every >= 60 else None)
 
 
+def crawl_groups(sources: list[SourceConfig], size: int) -> list[list[SourceConfig]]:
+    """The crawl jobs: sources on the same ``cron`` / ``every`` in groups of at most ``size`` (config order), each
+    crawled by one job in one crawl process; ``size`` 1 gives every source its own job."""
+    by_schedule: dict[tuple[str | None, float | None], list[SourceConfig]] = {}
+    for source in sources:
+        key = (source.cron, None if source.cron else (source.every.total_seconds() if source.every else None))
+        by_schedule.setdefault(key, []).append(source)
+    groups = [members[i : i + size] for members in by_schedule.values() for i in range(0, len(members), size)]
+    position = {id(source): i for i, source in enumerate(sources)}
+    return sorted(groups, key=lambda group: position[id(group[0])])
+
+
 def build_scheduler(config: Config, scheduler: BaseScheduler | None = None) -> BaseScheduler:
     """Add every job for ``config`` to ``scheduler`` (a BackgroundScheduler by default); does not start it."""
     scheduler = scheduler or BackgroundScheduler(timezone=UTC)
@@ -287,11 +299,11 @@ def build_scheduler(config: Config, scheduler: BaseScheduler | None = None) -> B
     brokered = bool(config.workers.broker)
     crawl_fn, process_fn, alerts_fn = ((enqueue_crawl_job, enqueue_process_job, enqueue_alerts_job) if brokered
                                        else (crawl_job, process_job, alerts_job))  # fmt: skip
-    enabled = [s for s in config.sources if s.enabled]
-    for i, source in enumerate(enabled):
+    for i, group in enumerate(crawl_groups([s for s in config.sources if s.enabled], plan.crawl_group)):
+        names = [s.name for s in group]
         scheduler.add_job(
-            crawl_fn, source_trigger(source, plan.default_every), args=[path, [source.name]],
-            id=f"crawl:{source.name}", name=f"crawl {source.name}", executor="crawl",
+            crawl_fn, source_trigger(group[0], plan.default_every), args=[path, names],
+            id=f"crawl:{','.join(names)}", name=f"crawl {', '.join(names)}", executor="crawl",
             next_run_time=now + timedelta(seconds=2 * i), **common,  # staggered first crawls
         )  # fmt: skip
     scheduler.add_job(

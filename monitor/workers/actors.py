@@ -3,6 +3,9 @@
 * ``crawl_source(name)`` — crawl one source now, exactly as `monitor crawl NAME` does (a Scrapy crawl in a child
   process of the worker; Reddit through PRAW in the worker). One crawl per source at a time (a lock); when it
   brought something new or updated, ``classify`` is enqueued.
+* ``crawl_sources(names)`` — the same for several sources in one Scrapy child process (``[schedule] crawl_group``:
+  a crawl's process start-up, ~0.7 CPU-seconds, paid once for the group). Each source keeps its own lock; one
+  crawling elsewhere right now is skipped and the rest crawled.
 * ``classify(process_after)`` — classify what is new, batch by batch, each batch claimed first
   (monitor/classify/stage.py), so any number of workers classify at once without doing a mention twice. The
   first batch enqueues one more ``classify``, so idle workers join a large backlog. Then ``process``.
@@ -32,7 +35,8 @@ QUEUE = "monitor"
 CRAWL_LOCK = timedelta(hours=1, minutes=15)
 PROCESS_LOCK = timedelta(minutes=30)
 PROCESS_RETRY_MS = 5_000
-_MS = {"crawl_source": 80 * 60_000, "classify": 120 * 60_000, "process": 60 * 60_000, "alerts": 15 * 60_000}
+_MS = {"crawl_source": 80 * 60_000, "crawl_sources": 80 * 60_000, "classify": 120 * 60_000,
+       "process": 60 * 60_000, "alerts": 15 * 60_000}  # fmt: skip
 
 # Set by the worker process (monitor/workers/run.py) to its --config.
 CONFIG_PATH: str | None = None
@@ -61,20 +65,37 @@ def classifier_for(config: Config) -> Any:
 
 def crawl_source(name: str) -> dict[str, Any]:
     """Crawl one source (skipped when disabled, gone, or crawling elsewhere right now)."""
-    from monitor.cycle import crawl_sources
+    return _crawl(_config(), [name])
+
+
+def crawl_sources(names: list[str]) -> dict[str, Any]:
+    """Crawl several sources in one crawl process; each is skipped on its own when disabled, gone, or crawling
+    elsewhere right now."""
+    return _crawl(_config(), list(names))
+
+
+def _crawl(config: Config, names: list[str]) -> dict[str, Any]:
+    from contextlib import ExitStack
+
+    from monitor.cycle import crawl_sources as crawl_now
     from monitor.workers.enqueue import enqueue_classify
     from monitor.workers.locks import exclusive
 
-    config = _config()
-    source = next((s for s in config.sources if s.name == name), None)
-    if source is None or not source.enabled:
-        log.warning("source %s is disabled or no longer configured; not crawled", name)
-        return {}
-    with exclusive(config.storage_target, f"crawl:{name}", CRAWL_LOCK) as held:
-        if held is None:
-            log.info("source %s is being crawled by another worker; this crawl is skipped", name)
-            return {}
-        results = crawl_sources(config, [name])
+    configured = {s.name: s for s in config.sources}
+    wanted = []
+    for name in dict.fromkeys(names):
+        if name not in configured or not configured[name].enabled:
+            log.warning("source %s is disabled or no longer configured; not crawled", name)
+        else:
+            wanted.append(name)
+    with ExitStack() as locks:
+        held = []
+        for name in wanted:
+            if locks.enter_context(exclusive(config.storage_target, f"crawl:{name}", CRAWL_LOCK)) is None:
+                log.info("source %s is being crawled by another worker; this crawl is skipped", name)
+            else:
+                held.append(name)
+        results = crawl_now(config, held) if held else {}
     for crawled, result in results.items():
         log.info("crawled %s: %s new, %s updated, %s errors", crawled, result["new"], result["updated"],
                  result["errors"])  # fmt: skip
@@ -153,7 +174,7 @@ def declare_actors(broker: Any) -> dict[str, Any]:
     import dramatiq
 
     actors = {}
-    for fn in (crawl_source, classify, process, alerts):
+    for fn in (crawl_source, crawl_sources, classify, process, alerts):
         actors[fn.__name__] = dramatiq.Actor(
             fn, broker=broker, actor_name=fn.__name__, queue_name=QUEUE, priority=0,
             options={"max_retries": 0, "time_limit": _MS[fn.__name__]},

@@ -16,8 +16,12 @@ def _actor(config: Config, name: str):
     return get_broker(config.workers.broker).get_actor(name)
 
 
-def enqueue_crawl(config: Config, names: Sequence[str]) -> int:
-    """One ``crawl_source`` message per source name; returns how many were sent."""
+def enqueue_crawl(config: Config, names: Sequence[str], *, together: bool = False) -> int:
+    """One ``crawl_source`` message per source name, or (``together``, several names) one ``crawl_sources``
+    message for them all: one crawl process instead of one each. Returns how many crawl messages were sent."""
+    if together and len(names) > 1:
+        _actor(config, "crawl_sources").send(list(names))
+        return 1
     actor = _actor(config, "crawl_source")
     for name in names:
         actor.send(name)
