@@ -9,6 +9,7 @@ import pytest
 from monitor.config import ConfigError, loads_config
 from monitor.db.params import adapt, translate
 from monitor.db.url import StorageURLError, check_url, is_postgres_url, redact
+from monitor.store import open_db
 
 from .pg import pg_server, pg_url  # noqa: F401
 
@@ -100,3 +101,27 @@ def test_table_helpers_on_postgres(pg_url):
     db.executemany("update source_state set value = ? where key = ?", [["x", "a"], ["y", "b"]])
     assert [r["value"] for r in db.query("select value from source_state order by key")] == ["x", "y"]
     assert list(db.query("select :v::text as v", {"v": "50%"})) == [{"v": "50%"}]
+
+
+def test_insert_all_and_upsert_all_in_chunks_end_as_row_by_row(pg_url: str, tmp_path, monkeypatch) -> None:
+    """Multi-row statements (several chunks here), mixed column sets and repeated keys end as SQLite's row by row."""
+    from monitor.db import pg as pg_module
+
+    monkeypatch.setattr(pg_module, "ROWS_PER_STATEMENT", 7)
+    records = [{"source": "s", "key": f"k{i % 23}", "value": str(i)} for i in range(60)]  # keys repeat
+    records[30] = {"source": "s", "key": "k5"}  # another column set in the middle: value keeps or is null
+    results = []
+    for target in (tmp_path / "s.db", pg_url):
+        db = open_db(target)
+        db["source_state"].insert_all(records[:20])
+        db["source_state"].insert_all(records[20:], replace=True)
+        meta = db["meta"]
+        meta.upsert_all([{"key": f"m{i % 4}", "value": str(i)} for i in range(10)], pk="key")
+        state = sorted(tuple(r.values()) for r in db.query("select source, key, value from source_state"))
+        marks = sorted(tuple(r.values()) for r in db.query("select key, value from meta where key like 'm%'"))
+        results.append((state, marks))
+        if isinstance(target, str):
+            assert meta.last_pk == "m1"  # the last record's key, as upsert leaves it
+        db.close()
+    assert results[0] == results[1]
+    assert len(results[0][0]) == 23 and results[0][1] == [("m0", "8"), ("m1", "9"), ("m2", "6"), ("m3", "7")]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -33,6 +33,9 @@ WRITE_LOCK = 0x6D6F6E69746F72  # "monitor"
 # WRITE_LOCK's bigint key; the scope's hashtext() is the other int (a collision only serialises two scopes).
 SCOPE_LOCKS = 0x6D6F6E69
 
+# Rows per multi-row insert (PgTable.insert_all / upsert_all), and the wire protocol's parameter limit.
+ROWS_PER_STATEMENT = 500
+MAX_PARAMETERS = 65535
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PY_TYPES = {"bigint": int, "integer": int, "smallint": int, "double precision": float, "real": float,
              "numeric": float, "text": str, "boolean": bool}  # fmt: skip
@@ -195,9 +198,9 @@ class PgTable:
         return self
 
     def insert_all(self, records: Iterable[Mapping[str, Any]], replace: bool = False) -> PgTable:
-        with self.db.atomic():
-            for record in records:
-                self.insert(record, replace=replace)
+        """Insert rows (``replace``: overwrite rows with the same primary key), many per statement."""
+        pks = self.pks
+        self._insert_chunks(records, pks, (lambda columns: self._on_conflict(pks, columns)) if replace else None, pks)
         return self
 
     def upsert(self, record: Mapping[str, Any], pk: str | Sequence[str]) -> PgTable:
@@ -229,10 +232,65 @@ class PgTable:
         return self
 
     def upsert_all(self, records: Iterable[Mapping[str, Any]], pk: str | Sequence[str]) -> PgTable:
-        with self.db.atomic():
-            for record in records:
-                self.upsert(record, pk)
+        """Insert, or update the given columns of the rows with these keys, many per statement."""
+        keys = [pk] if isinstance(pk, str) else list(pk)
+        last = self._insert_chunks(records, keys, lambda columns: self._on_conflict(keys, columns), [])
+        if last is not None:
+            self.last_pk = last[keys[0]] if len(keys) == 1 else tuple(last[k] for k in keys)
         return self
+
+    def _insert_chunks(
+        self,
+        records: Iterable[Mapping[str, Any]],
+        keys: list[str],
+        on_conflict: Callable[[list[str]], str] | None,
+        returning: list[str],
+    ) -> Mapping[str, Any] | None:
+        """Write ``records`` as multi-row inserts: one round trip, and one call of the statement-level rollup
+        triggers, per chunk rather than per row. Rows travel in order; a chunk ends where the columns change, at
+        ROWS_PER_STATEMENT or the protocol's parameter limit, and before a key it already holds (one statement
+        may not update a row twice), so a repeated key still ends as its last record, as row by row. Returns the
+        last record."""
+        last = None
+        with self.db.atomic():
+            chunk: list[Mapping[str, Any]] = []
+            columns: list[str] = []
+            held: set[tuple[Any, ...]] = set()
+            for record in records:
+                names = list(record)
+                key = tuple(record.get(k) for k in keys) if keys and all(k in record for k in keys) else None
+                limit = min(ROWS_PER_STATEMENT, MAX_PARAMETERS // max(1, len(names)))
+                if chunk and (names != columns or len(chunk) >= limit or (key is not None and key in held)):
+                    self._insert_rows(chunk, columns, on_conflict, returning)
+                    chunk, held = [], set()
+                columns = names
+                chunk.append(record)
+                if key is not None:
+                    held.add(key)
+                last = record
+            if chunk:
+                self._insert_rows(chunk, columns, on_conflict, returning)
+        return last
+
+    def _insert_rows(
+        self,
+        rows: list[Mapping[str, Any]],
+        columns: list[str],
+        on_conflict: Callable[[list[str]], str] | None,
+        returning: list[str],
+    ) -> None:
+        row_marks = "(" + ", ".join("?" * len(columns)) + ")"
+        sql = (
+            f"insert into {self.quoted} ({', '.join(quote_ident(c) for c in columns)}) values "
+            + ", ".join([row_marks] * len(rows))
+            + (on_conflict(columns) if on_conflict else "")
+            + (f" returning {', '.join(quote_ident(k) for k in returning)}" if returning else "")
+        )
+        cursor = self.db.execute(sql, [row[c] for row in rows for c in columns])
+        if returning:
+            written = cursor.fetchall()
+            if written:
+                self.last_pk = written[-1][0] if len(returning) == 1 else tuple(written[-1])
 
     @staticmethod
     def _on_conflict(keys: list[str], columns: list[str]) -> str:
