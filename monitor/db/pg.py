@@ -185,16 +185,9 @@ class PgTable:
     def insert(self, record: Mapping[str, Any], replace: bool = False) -> PgTable:
         """Insert one row (``replace``: overwrite the row with the same primary key); ``last_pk`` is its key."""
         pks = self.pks
-        columns = list(record)
-        sql = (
-            f"insert into {self.quoted} ({', '.join(quote_ident(c) for c in columns)}) "
-            f"values ({', '.join('?' * len(columns))})"
-            + (self._on_conflict(pks, columns) if replace else "")
-            + (f" returning {', '.join(quote_ident(k) for k in pks)}" if pks else "")
-        )
-        cursor = self.db.execute(sql, [record[c] for c in columns])
-        row = cursor.fetchone() if pks else None
-        self.last_pk = None if row is None else (row[0] if len(row) == 1 else tuple(row))
+        self.last_pk = None  # stays None when nothing was written (or the table has no key)
+        on_conflict = (lambda columns: self._on_conflict(pks, columns)) if replace else None
+        self._insert_rows([record], list(record), on_conflict, pks)
         return self
 
     def insert_all(self, records: Iterable[Mapping[str, Any]], replace: bool = False) -> PgTable:
@@ -206,12 +199,7 @@ class PgTable:
     def upsert(self, record: Mapping[str, Any], pk: str | Sequence[str]) -> PgTable:
         """Insert, or update the given columns of the row with this key (other columns are kept)."""
         keys = [pk] if isinstance(pk, str) else list(pk)
-        columns = list(record)
-        sql = (
-            f"insert into {self.quoted} ({', '.join(quote_ident(c) for c in columns)}) "
-            f"values ({', '.join('?' * len(columns))})" + self._on_conflict(keys, columns)
-        )
-        self.db.execute(sql, [record[c] for c in columns])
+        self._insert_rows([record], list(record), lambda columns: self._on_conflict(keys, columns), [])
         self.last_pk = record[keys[0]] if len(keys) == 1 else tuple(record[k] for k in keys)
         return self
 

@@ -30,7 +30,7 @@ from monitor.shifts.incidents import detect_incidents
 from monitor.shifts.localtime import epoch, parse_utc, plausible, utc_to_local, zone
 from monitor.store import shifts as shifts_store
 from monitor.store import utcnow, write_transaction
-from monitor.store.meta import get_meta
+from monitor.store.meta import get_meta, set_meta
 from monitor.store.shifts import TIME_AND_PLACE as _TIME_AND_PLACE
 from monitor.store.shifts import UPSERT_ROWS as _UPSERT_ROWS  # noqa: F401  (tests import it from here)
 from monitor.store.shifts import replace_rows as _replace_rows  # noqa: F401  (tests import it from here)
@@ -106,7 +106,7 @@ def _reset_if_config_changed(db: sqlite_utils.Database, config: Config) -> None:
         return
     with write_transaction(db):
         shifts_store.clear_estimates(db)
-        shifts_store.put_meta(db, _FINGERPRINT_KEY, fingerprint)
+        set_meta(db, _FINGERPRINT_KEY, fingerprint)
 
 
 def _unestimated(db: sqlite_utils.Database, after: int) -> list[dict[str, Any]]:
@@ -301,7 +301,7 @@ def _estimate_chunk(
             shifts_store.replace_estimates(db, estimate_rows)
             shifts_store.replace_attributions(db, attributions)
         if revision_mark is not None:
-            shifts_store.put_meta(db, _REVISION_MARK, str(revision_mark))
+            set_meta(db, _REVISION_MARK, str(revision_mark))
 
 
 def _moved(db: sqlite_utils.Database, rows: list[dict[str, Any]]) -> set[int]:

@@ -81,14 +81,6 @@ def clear_estimates(db: sqlite_utils.Database) -> None:
     db.execute("delete from incident_estimates")
 
 
-def put_meta(db: sqlite_utils.Database, key: str, value: str) -> None:
-    """Store ``value`` under ``key`` in ``meta``, inside the caller's write transaction."""
-    db.execute(
-        "insert into meta (key, value) values (?, ?) on conflict (key) do update set value = excluded.value",
-        [key, value],
-    )
-
-
 def delete_estimates(db: sqlite_utils.Database, mention_ids: list[int]) -> None:
     """Delete the estimates of ``mention_ids``."""
     if mention_ids:
