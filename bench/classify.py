@@ -1,6 +1,6 @@
 """Classify-stage throughput: ours vs a plain ``transformers.pipeline`` on the same models and mentions.
 
-    python bench/classify.py [--n 5000] [--repeats 3] [--device cpu|cuda]
+    python bench/classify.py [--n 5000] [--repeats 3] [--device cpu|cuda] [--branch-cost]
 
 The corpus mixes languages as a crawl of an international business delivers them, in shuffled order: English
 tweets (SemEval-2017), short sentences (SST-2) and restaurant reviews (whole SemEval-2016 reviews, some joined
@@ -86,6 +86,18 @@ def bench_ours(texts: list[str], config) -> tuple[float, int]:
     return elapsed, counts.classified
 
 
+def bench_ours_without_branch(texts: list[str], config) -> tuple[float, int]:
+    """Ours with the topic branch's layers never run (every text gets phrase-list topics): what the branch costs."""
+    from monitor.classify import model
+
+    saved = model.BRANCH_MIN_COMPLAINT
+    model.BRANCH_MIN_COMPLAINT = float("inf")
+    try:
+        return bench_ours(texts, config)
+    finally:
+        model.BRANCH_MIN_COMPLAINT = saved
+
+
 def routed_groups(texts: list[str], config) -> dict[str, list[str]]:
     """Model directory → the texts our routing sends to it (computed once, untimed)."""
     from monitor.classify.model import resolve_model
@@ -131,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help='"cpu" or "cuda"')
     parser.add_argument("--pipeline-batch", type=int, default=64, help="also time the pipeline with this batch size")
     parser.add_argument("--no-int8", action="store_true", help="skip our int8 run")
+    parser.add_argument(
+        "--branch-cost", action="store_true", help="also time ours with the topic branch off (what it costs)"
+    )
     args = parser.parse_args(argv)
 
     texts = build_corpus(args.n)
@@ -142,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     print("pipeline groups:", {Path(k).name: len(v) for k, v in groups.items()}, flush=True)
     runs = [("ours: classify stage (lang id, routing, models, rules, topics, DB writes)",
              lambda: bench_ours(texts, config))]  # fmt: skip
+    if args.branch_cost:
+        runs.append(("ours, topic branch off", lambda: bench_ours_without_branch(texts, config)))
     if not args.no_int8 and not args.device.startswith("cuda"):
         int8 = model_config(args.threads, args.max_length, args.device, "int8")
         runs.append(("ours, quantize = int8", lambda: bench_ours(texts, int8)))

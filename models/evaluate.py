@@ -10,6 +10,10 @@ reviews, ChnSentiCorp dev and the UMSAB val tweets of seven languages) and class
 sent to no model counts as wrong, and the "unrouted" column says how many there were. ``--model`` instead
 sends every text to one model, which is how the routing choice itself was measured.
 
+``--all`` also scores complaint topics on MAMS-ACSA val (``--aspects``): the English model's topic head and
+the phrase lists, as ``models/train_topics.py`` measures them (every sentence counted as a complaint; the
+"product" figure keeps only the sentences the model calls complaints).
+
 Labels may be negative/neutral/positive or complaint/neutral/praise. A file
 with no neutral examples is scored as a two-class task (complaint vs praise,
 neutral ignored at prediction time), the usual protocol for SST-2.
@@ -113,11 +117,28 @@ def format_report(name: str, model_name: str, report: dict, seconds: float) -> s
     return "\n".join(lines)
 
 
+def topic_report(aspects: Path, model_spec: str, threads: int) -> dict[str, float]:
+    """Micro-F1 of complaint topics on an ABSA file: head alone, head + phrase lists, and gated to complaints."""
+    from models.train_topics import HeldOut, evaluate, load_aspects
+    from monitor.classify.model import SentimentModel
+
+    model = SentimentModel(model_spec, max_length=128, batch_size=64, threads=threads)
+    if model.topic_head is None:
+        return {}
+    sentences = load_aspects(aspects)
+    predictions, x = model.predict_and_embed([s.text for s in sentences])
+    results = evaluate(HeldOut(aspects.name, sentences, x, [p.label for p in predictions]), model.topic_head, True)
+    return {method: r["micro"]["f1"] for method, r in results.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("datasets", nargs="*", type=Path)
     parser.add_argument("--all", action="store_true", help="every dev set under --data")
     parser.add_argument("--data", type=Path, default=Path("../shared/data/sentiment"))
+    parser.add_argument(
+        "--aspects", type=Path, default=Path("../shared/data/aspects/mams_acsa_val.xml"), help="topics dev set"
+    )
     parser.add_argument("--model", default=None, help='one model for every text: "bundled", a directory, a hub id')
     parser.add_argument("--config", type=Path, default=None, help="route by language as this config does")
     parser.add_argument("--quantize", choices=["none", "int8"], default="none")
@@ -174,6 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     umsab = [r["macro_f1"] for name, m, r in summary if name.startswith("umsab_") and m == main_name]
     if umsab:
         print(f"\nUMSAB val mean macro-F1 ({main_name}): {sum(umsab) / len(umsab):.4f} (lowest {min(umsab):.4f})")
+    if args.all and args.aspects.is_file():
+        topics = topic_report(args.aspects, args.model or "bundled", args.threads)
+        results[f"{args.aspects.name}:topics"] = topics
+        figures = ", ".join(f"{method} {f1:.4f}" for method, f1 in topics.items()) or "the model has no topic head"
+        print(f"\n{args.aspects.name} complaint topics micro-F1: {figures}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

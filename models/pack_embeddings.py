@@ -19,16 +19,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from monitor.classify.int8_rows import dequantize_rows, quantize_rows  # noqa: E402
 from monitor.classify.model import INT8_EMBEDDINGS  # noqa: E402
 
 EMBEDDING_SUFFIX = "embeddings.word_embeddings.weight"
-
-
-def quantize_rows(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    weight = weight.float()
-    scales = weight.abs().amax(dim=1).clamp(min=1e-8) / 127.0
-    rows = torch.round(weight / scales[:, None]).clamp(-127, 127).to(torch.int8)
-    return rows, scales.half()
 
 
 def pack(directory: Path) -> dict:
@@ -37,7 +31,7 @@ def pack(directory: Path) -> dict:
     name = next(k for k in state if k.endswith(EMBEDDING_SUFFIX))
     weight = state.pop(name)
     rows, scales = quantize_rows(weight)
-    restored = rows.float() * scales.float()[:, None]
+    restored = dequantize_rows(rows, scales)
     nonzero = weight.float().abs().amax(dim=1) > 0  # the padding row is all zeros: no direction to keep
     cosine = torch.nn.functional.cosine_similarity(restored[nonzero], weight.float()[nonzero], dim=1)
     save_file({"rows": rows, "scales": scales}, str(directory / INT8_EMBEDDINGS), metadata={"format": "pt"})

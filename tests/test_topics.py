@@ -256,6 +256,9 @@ def test_phrase_floor_lets_the_head_veto_a_phrase_match():
     assert "wait_time" in tag_topics("we waited 40 minutes", "complaint", {"wait_time": 0.2}, floors)
     # Topics the head does not score (phrase-only ones) are never vetoed.
     assert "staff_knowledge" in tag_topics("the staff had no idea", "complaint", {"wait_time": 0.0}, floors)
+    # Nor are phrases that name the problem beyond doubt (the head learnt restaurants, not airports).
+    for text in ["the line at the check-in counter is insane", "on hold for 2 hours", "flight delayed again"]:
+        assert "wait_time" in tag_topics(text, "complaint", {"wait_time": 0.0}, floors), text
 
 
 def test_best_phrase_floor_is_chosen_on_out_of_fold_scores():
@@ -269,6 +272,9 @@ def test_best_phrase_floor_is_chosen_on_out_of_fold_scores():
     assert 0.0 < floor <= 0.3 and f1 == 1.0
     # When every phrase match is right, the lowest floor (believe them all) wins the tie.
     assert best_phrase_floor([0.0, 0.9], [True, False], [True, True])[0] == 0.0
+    # A sure match counts whatever the floor: here the false matches are sure ones, so no floor can help.
+    sure = [False, False, True, True, False]
+    assert best_phrase_floor(scores, phrase, gold, sure) == (0.0, pytest.approx(2 * 3 / (2 * 3 + 2)))
 
 
 def test_head_round_trip_keeps_phrase_floors(tmp_path):

@@ -113,12 +113,14 @@ def load_classifier(path: str):
         return AutoModelForSequenceClassification.from_pretrained(path)
     from safetensors.torch import load_file
 
+    from monitor.classify.int8_rows import dequantize_rows
+
     model = AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(path), dtype=torch.float32)
     state = load_file(str(Path(path) / "model.safetensors"))
     packed = load_file(str(int8_file))
     embedding = model.get_input_embeddings()
     name = next(n for n, p in model.named_parameters() if p is embedding.weight)
-    state[name] = packed["rows"].float() * packed["scales"].float()[:, None]
+    state[name] = dequantize_rows(packed["rows"], packed["scales"])
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     return model
 
@@ -127,6 +129,10 @@ def load_classifier(path: str):
 # long reviews in small ones; ``batch_size`` rows of 64 tokens set the budget.
 BUDGET_TOKENS_PER_ROW = 64
 MAX_BATCH_ROWS = 256
+# A topic branch (extra encoder layers) runs only on texts whose complaint probability reaches this: topics are
+# stored for complaints only, and a 1-2 star review the rating rule makes a complaint reads as one (p ≥ 0.05)
+# nearly always; below it the phrase lists still tag topics.
+BRANCH_MIN_COMPLAINT = 0.05
 # A GPU wants far larger batches: on an H100, 32×64-token batches ran 1,073 texts/s, plain batches of 64 rows
 # 5,132/s (docs/benchmarks.md), so the budget there is 8 times larger (up to 256 rows of 64 tokens).
 GPU_BUDGET_SCALE = 8
@@ -186,14 +192,26 @@ class SentimentModel:
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"model: cannot load model {spec!r}: {exc}") from None
         self.model.eval()
+        try:
+            self.topic_head = TopicHead.load(self.name) if Path(self.name).is_dir() else None
+            if self.topic_head is not None:
+                # Before quantisation: the branch copies the encoder's own layers, then keeps its weights.
+                self.topic_head.attach(self.model)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise ModelLoadError(f"model.default: cannot load the topic head in {self.name}: {exc}") from None
         self.quantized = False
+        branch = self.topic_head.layers if self.topic_head is not None else None
         if self.device.type == "cuda":
             # Length-sorted batches in fp16: the GPU's fast path (bench/classify.py).
             self.model.half().to(self.device)
+            if branch is not None:
+                branch.half().to(self.device)
         else:
             if self.model.dtype != torch.float32:
                 # fp16 is only a storage format here: CPU matmuls want fp32.
                 self.model.float()
+            if branch is not None:
+                branch.float()
             if quantize == "int8":
                 import warnings
 
@@ -207,10 +225,6 @@ class SentimentModel:
         self.max_length = min(max_length, getattr(self.tokenizer, "model_max_length", max_length) or max_length)
         self.batch_size = batch_size
         self._specials = self._special_tokens()
-        try:
-            self.topic_head = TopicHead.load(self.name) if Path(self.name).is_dir() else None
-        except (OSError, ValueError, KeyError) as exc:
-            raise ModelLoadError(f"model.default: cannot load the topic head in {self.name}: {exc}") from None
         try:
             offsets = offsets_by_index(self.name, self.index_labels) if Path(self.name).is_dir() else None
         except ValueError as exc:
@@ -235,11 +249,9 @@ class SentimentModel:
         ids = self.tokenizer([normalise_for_model(t) for t in texts], add_special_tokens=False)["input_ids"]
         return [prefix + head_and_tail(seq, body_budget) + suffix for seq in ids]
 
-    def _forward(self, texts: list[str], pooled: bool):
-        """Yield (text indices, logits, pooled embeddings or None) per batch; batches are length-sorted."""
+    def _forward(self, texts: list[str], hidden: bool):
+        """Yield (text indices, logits, hidden states or None, attention mask) per batch; batches are length-sorted."""
         torch = self._torch
-        from monitor.classify.topic_head import mean_pool
-
         encoded = self._encode(texts)
         order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
         pad = self.tokenizer.pad_token_id or 0
@@ -256,32 +268,54 @@ class SentimentModel:
                 if self.device.type != "cpu":
                     input_ids, attention = input_ids.to(self.device), attention.to(self.device)
                 # Hidden states cost memory, so ask for them only when something reads them.
-                out = self.model(input_ids=input_ids, attention_mask=attention, output_hidden_states=pooled)
-                logits = out.logits.float().cpu()
-                hidden = mean_pool(out.hidden_states[-1].float(), attention).cpu() if pooled else None
-                yield idx, logits, hidden
+                out = self.model(input_ids=input_ids, attention_mask=attention, output_hidden_states=hidden)
+                yield idx, out.logits.float().cpu(), (out.hidden_states if hidden else None), attention
 
     def predict(self, texts: list[str]) -> list[Prediction]:
         """Classify texts (and score topics when the model has a topic head)."""
-        return self._run(texts, pooled=self.topic_head is not None)[0]
+        return self._run(texts, embed=False)[0]
 
     def predict_and_embed(self, texts: list[str]):
-        """Predictions plus the pooled embeddings [len(texts), hidden] the topic head reads (for training it)."""
-        return self._run(texts, pooled=True)
+        """Predictions plus, per text, what the topic head's linear part reads [len(texts), hidden] (for training it):
+        the branch's pooled output when the head has a branch, else the mean-pooled last hidden state."""
+        return self._run(texts, embed=True)
 
-    def _run(self, texts: list[str], pooled: bool):
+    def _topic_rows(self, probs, embed: bool) -> list[int]:
+        """Rows of a batch that get topic scores: all of them for a linear head (free) or when embedding; for a
+        branch (extra layers) only those whose text could be a complaint."""
+        head = self.topic_head
+        if head is None:
+            return list(range(len(probs))) if embed else []
+        complaint = [i for i, label in enumerate(self.index_labels) if label == "complaint"]
+        if embed or not head.has_branch or not complaint:
+            return list(range(len(probs)))
+        return [row for row, p in enumerate(probs) if sum(p[i] for i in complaint) >= BRANCH_MIN_COMPLAINT]
+
+    def _run(self, texts: list[str], embed: bool):
+        from monitor.classify.topic_head import mean_pool
+
         torch = self._torch
         results: list[Prediction | None] = [None] * len(texts)
-        embeddings = torch.zeros((len(texts), self.model.config.hidden_size)) if pooled else None
+        embeddings = torch.zeros((len(texts), self.model.config.hidden_size)) if embed else None
         head = self.topic_head
         floors = head.phrase_floor_map if head is not None and head.phrase_floors is not None else None
-        for idx, logits, batch_pooled in self._forward(texts, pooled=pooled):
+        for idx, logits, hidden_states, attention in self._forward(texts, hidden=embed or head is not None):
             if self.logit_offsets is not None:
                 logits = logits.float() + self.logit_offsets
             probs = torch.softmax(logits.float(), dim=-1).tolist()
-            topic_scores = head.scores(batch_pooled) if head is not None else [None] * len(idx)
-            if embeddings is not None:
-                embeddings[idx] = batch_pooled.float()
+            topic_scores: list[dict[str, float] | None] = [None] * len(idx)
+            scored = self._topic_rows(probs, embed)
+            if scored:
+                keep = torch.tensor(scored, device=attention.device)
+                if head is not None:
+                    chosen = tuple(h.index_select(0, keep) for h in hidden_states)
+                    features = head.features(chosen, attention.index_select(0, keep))
+                    for row, score in zip(scored, head.scores(features), strict=True):
+                        topic_scores[row] = score
+                else:  # embedding for a model without a head: the mean-pooled last layer
+                    features = mean_pool(hidden_states[-1].float(), attention).cpu()
+                if embeddings is not None:
+                    embeddings[[idx[row] for row in scored]] = features.float()
             for row, i in enumerate(idx):
                 results[i] = self._to_prediction(probs[row], topic_scores[row])
                 if topic_scores[row] is not None:
