@@ -42,8 +42,22 @@ meta = json.load(open(".train/stage5-model/training_meta.json"))
 meta["topic_sentences"] = soup["topic_sentences"]
 json.dump(meta, open(".train/stage5-model/training_meta.json", "w"), indent=2)
 PY
+# Stage 6 (2026-11-27): two more passes like stage 5 from it, seeds 31 and 32, averaged (a soup of two seeds).
+for SEED in 31 32; do
+    $PY models/train.py --data-dir "$DATA" --init .train/stage5-model --output ".train/stage6-$SEED-model" \
+        --checkpoint-dir ".train/stage6-$SEED-ckpt" --epochs 1 --lr 1.5e-5 --warmup 0.06 --tweet-cap 4000 \
+        --sst2-cap 6000 --sst2-weight 1.0 --reviews-cap 6000 --max-length 128 --seed "$SEED"
+done
+$PY models/average_weights.py .train/stage6-31-model .train/stage6-32-model --alpha 0.5 --output .train/stage6-soup
+$PY - <<'PY'
+import json
+soup = json.load(open(".train/soup-50/training_meta.json"))
+meta = json.load(open(".train/stage6-soup/training_meta.json"))
+meta["topic_sentences"] = soup["topic_sentences"]
+json.dump(meta, open(".train/stage6-soup/training_meta.json", "w"), indent=2)
+PY
 mkdir -p models/sentiment-en
-cp .train/stage5-model/{config.json,model.safetensors,training_meta.json} models/sentiment-en/
+cp .train/stage6-soup/{config.json,model.safetensors,training_meta.json} models/sentiment-en/
 cp .train/soup-50/{tokenizer.json,tokenizer_config.json} models/sentiment-en/
 # The topic branch is trained on the final weights (it records their fingerprint): copies of the top 3 layers,
 # fine-tuned on the aspect sentences the encoder saw; epoch, thresholds and phrase floors chosen on those it never
