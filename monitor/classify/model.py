@@ -306,10 +306,16 @@ class SentimentModel:
             topic_scores: list[dict[str, float] | None] = [None] * len(idx)
             scored = self._topic_rows(probs, embed)
             if scored:
-                keep = torch.tensor(scored, device=attention.device)
                 if head is not None:
-                    chosen = tuple(h.index_select(0, keep) for h in hidden_states)
-                    features = head.features(chosen, attention.index_select(0, keep))
+                    rows_states, rows_mask = hidden_states, attention
+                    if len(scored) < len(idx):
+                        # Only the layer the head reads is cut down to the scored rows.
+                        keep = torch.tensor(scored, device=attention.device)
+                        layer = head.from_layer if head.has_branch else len(hidden_states) - 1
+                        rows_states = tuple(h.index_select(0, keep) if n == layer else h
+                                            for n, h in enumerate(hidden_states))  # fmt: skip
+                        rows_mask = attention.index_select(0, keep)
+                    features = head.features(rows_states, rows_mask)
                     for row, score in zip(scored, head.scores(features), strict=True):
                         topic_scores[row] = score
                 else:  # embedding for a model without a head: the mean-pooled last layer
