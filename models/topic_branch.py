@@ -28,22 +28,13 @@ WARMUP = 0.06
 MAX_POS_WEIGHT = 20.0
 
 
-def cache_hidden(model: SentimentModel, texts: list[str], from_layer: int, batch: int = 64) -> list[torch.Tensor]:
-    """Per text, the encoder's hidden state at ``from_layer`` [tokens, hidden], tokenised as the product does."""
-    encoded = model._encode(texts)
-    pad = model.tokenizer.pad_token_id or 0
-    out: list[torch.Tensor] = []
-    with torch.inference_mode():
-        for start in range(0, len(encoded), batch):
-            chunk = encoded[start : start + batch]
-            width = max(map(len, chunk))
-            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-            mask = torch.zeros_like(ids)
-            for row, seq in enumerate(chunk):
-                ids[row, : len(seq)] = torch.tensor(seq)
-                mask[row, : len(seq)] = 1
-            states = model.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
-            out += [states[from_layer][row, : len(seq)].float().clone() for row, seq in enumerate(chunk)]
+def cache_hidden(model: SentimentModel, texts: list[str], from_layer: int) -> list[torch.Tensor]:
+    """Per text, the encoder's hidden state at ``from_layer`` [tokens, hidden], from the product's own forward pass."""
+    out: list[torch.Tensor | None] = [None] * len(texts)
+    for idx, _logits, states, attention in model._forward(texts, hidden=True):
+        lengths = attention.sum(dim=1).tolist()
+        for row, i in enumerate(idx):
+            out[i] = states[from_layer][row, : lengths[row]].float().cpu().clone()
     return out
 
 

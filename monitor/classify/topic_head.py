@@ -9,7 +9,8 @@ Two shapes, both reading the sentiment model's own forward pass:
   that, recover it for the price of those layers on the texts that need topics.
 
 It lives next to the model it was trained on, as ``topic_head.safetensors`` (``weight`` [n_topics,
-hidden], ``bias`` [n_topics], and for a branch ``layers.<i>.<name>`` in fp16) and
+hidden], ``bias`` [n_topics], and for a branch ``layers.<i>.<name>``: matrices as int8 rows with one scale each,
+vectors in fp16) and
 ``topic_head.json`` (topic names, thresholds, pooling, the branch's shape, training data, held-out
 metrics). Train it with ``models/train_topics.py`` (``--branch-layers`` for a branch).
 """
@@ -201,13 +202,7 @@ class TopicHead:
             raise ValueError(f"{directory / HEAD_META}: phrase_floors does not match the {len(topics)} topics")
         floors = [float(f) for f in floors] if floors is not None else None
         branch = meta.get("branch")
-        state = unpack_branch(tensors)
-        if branch is not None:
-            if not state or int(branch["layers"]) != len({k.split(".", 1)[0] for k in state}):
-                raise ValueError(f"{directory / HEAD_WEIGHTS}: the branch's layers do not match topic_head.json")
-        elif state:
-            raise ValueError(f"{directory / HEAD_META}: branch layers stored but no branch described")
-        return cls(
+        head = cls(
             topics=topics,
             weight=weight,
             bias=bias,
@@ -215,5 +210,10 @@ class TopicHead:
             meta=meta,
             phrase_floors=floors,
             from_layer=int(branch["from_layer"]) if branch is not None else None,
-            branch_state=state or None,
+            branch_state=unpack_branch(tensors) or None,
         )
+        if branch is not None and (not head.branch_state or int(branch["layers"]) != head.branch_size):
+            raise ValueError(f"{directory / HEAD_WEIGHTS}: the branch's layers do not match topic_head.json")
+        if branch is None and head.branch_state:
+            raise ValueError(f"{directory / HEAD_META}: branch layers stored but no branch described")
+        return head
