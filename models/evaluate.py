@@ -117,12 +117,12 @@ def format_report(name: str, model_name: str, report: dict, seconds: float) -> s
     return "\n".join(lines)
 
 
-def topic_report(aspects: Path, model_spec: str, threads: int) -> dict[str, float]:
+def topic_report(aspects: Path, model_spec: str, threads: int, max_length: int) -> dict[str, float]:
     """Micro-F1 of complaint topics on an ABSA file: head alone, head + phrase lists, and gated to complaints."""
     from models.train_topics import HeldOut, evaluate, load_aspects
     from monitor.classify.model import SentimentModel
 
-    model = SentimentModel(model_spec, max_length=128, batch_size=64, threads=threads)
+    model = SentimentModel(model_spec, max_length=max_length, batch_size=64, threads=threads)
     if model.topic_head is None:
         return {}
     sentences = load_aspects(aspects)
@@ -144,26 +144,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quantize", choices=["none", "int8"], default="none")
     parser.add_argument("--no-vader", action="store_true", help="skip the VADER baseline")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--max-length", type=int, default=None, help="tokens per text (default: the product's [model] max_length)"
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     args = parser.parse_args(argv)
 
     import tempfile
 
     from monitor.classify.model import SentimentModel
+    from monitor.config import ModelConfig
 
+    max_length = args.max_length or ModelConfig().max_length
     tmp = Path(tempfile.mkdtemp(prefix="evaluate-"))
     datasets = list(args.datasets) + (dev_sets(args.data, tmp) if args.all else [])
     if not datasets:
         parser.error("give dataset files or --all")
     if args.model:
-        model = SentimentModel(args.model, max_length=128, batch_size=64, threads=args.threads, quantize=args.quantize)
+        model = SentimentModel(
+            args.model, max_length=max_length, batch_size=64, threads=args.threads, quantize=args.quantize
+        )
         predict_main, main_name = (lambda t, tc: predict_ours(model, t, tc)), "ours"
     else:
         from monitor.classify.stage import Classifier
-        from monitor.config import ModelConfig, load_config
+        from monitor.config import load_config
 
         model_config = load_config(args.config).model if args.config else ModelConfig()
-        model_config.max_length, model_config.batch_size, model_config.threads = 128, 64, args.threads
+        model_config.max_length, model_config.batch_size, model_config.threads = max_length, 64, args.threads
         model_config.quantize = args.quantize
         classifier = Classifier(model_config, base_dir=args.config.parent if args.config else None)
         predict_main, main_name = (lambda t, tc: predict_routed(classifier, t, tc)), "ours (routed)"
@@ -196,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     if umsab:
         print(f"\nUMSAB val mean macro-F1 ({main_name}): {sum(umsab) / len(umsab):.4f} (lowest {min(umsab):.4f})")
     if args.all and args.aspects.is_file():
-        topics = topic_report(args.aspects, args.model or "bundled", args.threads)
+        topics = topic_report(args.aspects, args.model or "bundled", args.threads, max_length)
         results[f"{args.aspects.name}:topics"] = topics
         figures = ", ".join(f"{method} {f1:.4f}" for method, f1 in topics.items()) or "the model has no topic head"
         print(f"\n{args.aspects.name} complaint topics micro-F1: {figures}")

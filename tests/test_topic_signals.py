@@ -99,3 +99,48 @@ def test_the_demo_chinese_complaint_is_routed():
     text = "昨晚在机场的Acme Coffee排了四十分钟，店员态度也很差，咖啡还是凉的。不会再去了。"
     assert tag_topics(text, "complaint", None) == ["wait_time", "staff_attitude", "product_quality"]
     assert "churn_threat" in urgency_flags(text)
+
+
+SPANISH = [
+    ("Esperamos casi una hora para que nos trajeran la comida", "wait_time"),
+    ("El pedido tardó 90 minutos en llegar", "wait_time"),
+    ("Una cola enorme y solo una caja abierta", "wait_time"),
+    ("El servicio es lentísimo", "wait_time"),
+    ("El camarero fue muy grosero con nosotros", "staff_attitude"),
+    ("Pésima atención, nos ignoraron toda la noche", "staff_attitude"),
+    ("No sabían responder a ninguna pregunta sobre el menú", "staff_knowledge"),
+    ("Nos trajeron el plato equivocado, se equivocaron dos veces", "staff_knowledge"),
+    ("Llevo dos semanas sin respuesta y nadie me contesta", "not_resolved"),
+    ("Todavía no me han devuelto el dinero", "not_resolved"),
+    ("La hamburguesa estaba fría y quemada", "product_quality"),
+    ("Carísimo para lo que sirven", "price_billing"),
+    ("Me cobraron de más en la cuenta", "price_billing"),
+    ("El baño estaba sucio y olía mal", "cleanliness_ambience"),
+    ("El pedido nunca llegó y el repartidor no contesta", "delivery_logistics"),
+    ("La aplicación se cuelga y no me deja pagar", "app_website"),
+]
+
+
+@pytest.mark.parametrize("text, topic", SPANISH)
+def test_spanish_signals(text, topic):
+    assert topic in phrase_topics(text)
+
+
+@pytest.mark.parametrize(
+    "text, topic",
+    [
+        ("¡Te esperamos pronto!", "wait_time"),  # the business inviting a customer back
+        ("Crudo has the best crudo in town", "product_quality"),  # an English menu word
+        ("I'll give him Gucci Sosa", "product_quality"),
+        ("Estoy esperando la nueva temporada", "wait_time"),
+    ],
+)
+def test_spanish_lists_stay_quiet_on_look_alikes(text, topic):
+    assert topic not in phrase_topics(text)
+
+
+def test_spanish_urgency_and_questions():
+    assert "churn_threat" in urgency_flags("No vuelvo nunca más a este sitio")
+    assert "legal_threat" in urgency_flags("Voy a pedir la hoja de reclamaciones y hablar con mi abogado")
+    assert "safety_health" in urgency_flags("Intoxicación alimentaria después de cenar aquí")
+    assert "question" in urgency_flags("¿Alguien sabe si abren el domingo")

@@ -194,11 +194,74 @@ _SURE_PATTERNS: dict[str, list[str]] = {
     ],
 }
 
+# Spanish: phrases that name the problem, never a bare word an English text also uses ("crudo" is on English menus,
+# "Sosa" is a name). No topic head reads Spanish, so every match counts. Checked against every English corpus we
+# have (no match in TweetEval, SST-2 or the star-rated reviews but "Fria", a place name); tests/test_topic_signals.py.
+_SPANISH_TOPIC_PATTERNS: dict[str, list[str]] = {
+    "wait_time": [
+        r"(?<!te )(?<!los )(?<!les )(?<!las )\b(esperamos|esper[eé]|esperaron|tuvimos que esperar)\b",
+        r"\b(tiempo de espera|horas? de espera|(sigo|seguimos) esperando|llev(o|amos) .{0,20}esperando)\b",
+        r"\btard(aron|[oó]|an|amos|ando|[ií]simo)\b|\bdemor(a|[oó]|aron|an|ado)\b|\bretras(o|ad[oa])s?\b",
+        r"\blent(o|a|os|as|[ií]sim[oa])\b",
+        r"\b(larga|enorme|eterna) (cola|fila)\b|\b(cola|fila) (larga|enorme|eterna|de \d+)",
+        r"\b(hacer|haciendo|hicimos|hice) (la )?(cola|fila)\b",
+        r"\b(\d+|una|media|dos|tres) (horas?|minutos)\b.{0,40}\b(esper|cola|fila|tard|retras|demor)",
+    ],
+    "staff_attitude": [
+        r"\b(groser[oa]s?|maleducad[oa]s?|mal educad[oa]s?|antip[aá]tic[oa]s?|prepotentes?)\b",
+        r"\b(mala|p[eé]sima|fatal) atenci[oó]n\b|\batenci[oó]n (fue |es )?(mala|p[eé]sima|fatal|nula)\b",
+        r"\b(mal|p[eé]simo) servicio\b|\bservicio (fue |es )?(malo|p[eé]simo|fatal)\b",
+        r"\b(camarer[oa]|meser[oa]|emplead[oa]|dependient[ea]|el personal|encargad[oa]|recepcionista|cajer[oa])s?\b"
+        r".{0,40}\b(groser|maleducad|antip[aá]tic|desagradable|p[eé]sim)",
+        r"\b(nos|me) (ignoraron|trataron (mal|fatal)|gritó|gritaron|colg[oó] el tel[eé]fono)\b",
+    ],
+    "staff_knowledge": [
+        r"\bno (sab[ií]an?|sabe|saben) (nada|responder|contestar|explicar)\b|\bno ten[ií]an? ni idea\b",
+        r"\b(pedido|plato|orden) equivocad[oa]\b|\bse equivocaron\b",
+        r"\bincompetentes?\b|\bpoco profesional(es)?\b",
+    ],
+    "not_resolved": [
+        r"\bno (me |nos )?(lo )?(han )?(resuelto|solucionado|resolvieron|solucionaron|reembolsado)\b",
+        r"\bnadie (me |nos )?(responde|contesta|contest[oó]|respondi[oó]|llam[oó]|atiende|hace caso)\b",
+        r"\bsin (respuesta|soluci[oó]n)\b|\bsigo (esperando|sin (respuesta|soluci[oó]n|mi))\b",
+        r"\btodav[ií]a no (me |nos )?(han|ha) (devuelto|respondido|contestado|llegado|solucionado|resuelto)\b",
+        r"\b(segunda|tercera|cuarta) vez\b",
+    ],
+    "product_quality": [
+        r"\b(fr[ií][oa]s?|quemad[oa]s?|ins[ií]pid[oa]s?|ranci[oa]s?|podrid[oa]s?|grasient[oa]s?)\b",
+        r"\b(asqueros[oa]s?|incomible|mala calidad|defectuos[oa]s?)\b|\bsin sabor\b|\bsab[ií]a (mal|raro|fatal)\b",
+        r"\b(comida|plato|platos|producto|pizza|hamburguesa) (estaba|estaban|era|eran|lleg[oó]) "
+        r"(mal[oa]?|malísim[oa]|fatal)",
+    ],
+    "price_billing": [
+        r"\b(car[ií]sim[oa]s?|demasiado car[oa]s?|muy car[oa]s?)\b",
+        r"\bprecios? (abusivos?|excesivos?|desorbitad[oa]s?)\b",
+        r"\bcobr(aron|[oó]|an) (de m[aá]s|doble|dos veces|extra)\b|\bcobro (indebido|doble)\b|\breembolso\b",
+    ],
+    "cleanliness_ambience": [
+        r"\b(suci[oa]s?|suciedad|mugr(e|ient[oa])|cucarachas?|ratas|ruidos[oa]|apestaba|ol[ií]a (mal|fatal))\b",
+        r"\b(demasiado|mucho) ruido\b",
+    ],
+    "delivery_logistics": [
+        r"\b(repartidor|mensajero|entrega|env[ií]o|paqueter[ií]a)\b",
+        r"\b(pedido|paquete|comida)\b.{0,20}"
+        r"\b(nunca lleg[oó]|no (ha )?lleg(ó|o|ado)|lleg[oó] (tarde|fr[ií][oa]|rot[oa]|da[ñn]ad[oa]))",
+        r"\b(maleta|equipaje) (perdid|extraviad|da[ñn]ad)|\b(perdieron|extraviaron) (mi|nuestra|la) (maleta|equipaje)",
+    ],
+    "app_website": [
+        r"\b(aplicaci[oó]n|p[aá]gina web|sitio web|la web|contrase[ñn]a|iniciar sesi[oó]n)\b",
+        r"\bse (cuelga|colg[oó]|cierra sola|cerr[oó] sola|bloquea)\b",
+        r"\b(no (me )?deja|no puedo) (entrar|pagar|iniciar|acceder|hacer el pedido)\b",
+    ],
+}
+
 _URGENCY_PATTERNS: dict[str, list[str]] = {
     "safety_health": [
         r"\b(food poisoning|got sick|made (me|us) sick|threw up|vomit(ed|ing)?|diarrh(o)?ea|allerg(y|ic)|hospital)\b",
         r"\b(cockroach|roach|rat|mouse|mice|mold|mould|hair in (my|the))\b",
         r"\b(burn(ed|t) (my|me)|injur(y|ed)|slipped|fire hazard|unsafe|dangerous)\b",
+        r"\b(intoxicaci[oó]n|me enferm[eé]|nos enfermamos|vomit(é|e|ando|amos)|diarrea|al[eé]rgic[oa])\b",
+        r"\bpelo en (la|mi)\b",
         r"食物中毒",
         r"拉肚子",
         r"过敏",
@@ -206,6 +269,7 @@ _URGENCY_PATTERNS: dict[str, list[str]] = {
     "legal_threat": [
         r"\b(lawyer|attorney|sue|suing|lawsuit|legal action|small claims|court)\b",
         r"\b(report(ing)? (you|this) to|health department|health inspector|bbb|trading standards)\b",
+        r"\b(abogad[oa]|demandar(los|les)?|denunciar(los|les)?|hoja de reclamaciones|profeco)\b",
         r"起诉",
         r"投诉到",
         r"律师",
@@ -216,13 +280,15 @@ _URGENCY_PATTERNS: dict[str, list[str]] = {
         r"\blast time i\b",
         r"\b(cancel(led|ing)? my|switching to|taking my business)\b",
         r"\bgoodbye\b",
+        r"\b(no (vuelvo|volvemos|volver[eé]|volveremos|regreso) (m[aá]s|nunca)|nunca m[aá]s|jam[aá]s volver[eé]?)\b",
+        r"\b(darme de baja|cancelar (mi|la) (cuenta|suscripci[oó]n))\b",
         r"再也不",
         r"不会再(来|去|买|点)",
     ],
 }
 
 _QUESTION = re.compile(
-    r"\?\s*$|\?\s|\b(does|do|is|are|can|could|will|when|what time|how (do|can|long|much))\b[^.!]*\?|吗[？?]|[？]"
+    r"\?\s*$|\?\s|¿|\b(does|do|is|are|can|could|will|when|what time|how (do|can|long|much))\b[^.!]*\?|吗[？?]|[？]"
 )
 
 
@@ -230,7 +296,9 @@ def _compile(patterns: dict[str, list[str]]) -> dict[str, re.Pattern[str]]:
     return {name: re.compile("|".join(f"(?:{p})" for p in pats), re.IGNORECASE) for name, pats in patterns.items()}
 
 
-_TOPIC_RE = _compile({t: pats + _SURE_PATTERNS.get(t, []) for t, pats in _TOPIC_PATTERNS.items()})
+_TOPIC_RE = _compile(
+    {t: pats + _SURE_PATTERNS.get(t, []) + _SPANISH_TOPIC_PATTERNS.get(t, []) for t, pats in _TOPIC_PATTERNS.items()}
+)
 _SURE_RE = _compile(_SURE_PATTERNS)
 _URGENCY_RE = _compile(_URGENCY_PATTERNS)
 
