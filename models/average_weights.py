@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data/sentiment/en"))
     parser.add_argument("--max-length", type=int, default=160)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--no-dev", action="store_true", help="skip the English dev sets (a multilingual soup: models/evaluate.py)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("the two models have different architectures")
     average(model, second, args.alpha)
     tokenizer = AutoTokenizer.from_pretrained(args.first)
-    results = evaluate_dev(model, tokenizer, args.data_dir, args.max_length)
+    results = {} if args.no_dev else evaluate_dev(model, tokenizer, args.data_dir, args.max_length)
     dev = {k: {m: v[m] for m in ("accuracy", "macro_recall", "macro_f1")} for k, v in results.items()}
     for name, figures in dev.items():
         print(f"{name}: " + " ".join(f"{m}={v:.4f}" for m, v in figures.items()))

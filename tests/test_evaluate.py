@@ -30,3 +30,23 @@ def test_evaluate_prints_ours_and_vader(tmp_path, tiny_model_dir, capsys):
     results = json.loads(out.read_text())
     assert set(results) == {"three.jsonl:ours", "three.jsonl:vader", "two.jsonl:ours", "two.jsonl:vader"}
     assert results["two.jsonl:ours"]["per_class"]["neutral"]["support"] == 0
+
+
+def test_evaluate_reads_texts_as_the_product_does(tmp_path, tiny_model_dir, monkeypatch):
+    # Dev figures are only honest at the length the product reads: [model] max_length unless told otherwise.
+    import monitor.classify.model as model_module
+    from monitor.config import ModelConfig
+
+    seen = []
+    real = model_module.SentimentModel
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs["max_length"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(model_module, "SentimentModel", recording)
+    data = tmp_path / "two.jsonl"
+    data.write_text(json.dumps({"text": "great", "label": "praise"}) + "\n")
+    assert evaluate_main([str(data), "--model", str(tiny_model_dir), "--no-vader"]) == 0
+    assert evaluate_main([str(data), "--model", str(tiny_model_dir), "--no-vader", "--max-length", "64"]) == 0
+    assert seen == [ModelConfig().max_length, 64]
