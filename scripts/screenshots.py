@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=Path("demo/config.toml"))
     parser.add_argument("--out", type=Path, default=Path("/tmp/shots"))
     parser.add_argument("--date", type=date.fromisoformat, default=None, help="digest day (default: yesterday)")
+    parser.add_argument("--item", type=int, default=None, help="queue item to shoot (default: the first in the queue)")
     args = parser.parse_args(argv)
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_port}"
     targets = [(p.strip("/") or "inbox", base + p) for p in PAGES]
-    item = first_item(config)
+    item = args.item if args.item is not None else first_item(config)
     if item is not None:
         targets.append(("item", f"{base}/items/{item}"))
     targets.append(("digest", write_digest(config, day, args.out).resolve().as_uri()))
