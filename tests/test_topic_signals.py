@@ -67,6 +67,8 @@ def test_airline_complaints_find_their_topic(texts, topic):
         ("申请了三次，商家就是不退款", "not_resolved"),
         ("服务员一问三不知，太不专业了", "staff_knowledge"),
         ("上错菜了还不承认", "staff_knowledge"),
+        ("排了半个小时才告诉我们只有滴滤咖啡。店员一句道歉都没有。", "staff_attitude"),
+        ("连个道歉都没有", "staff_attitude"),
     ],
 )
 def test_weak_signals(text, topic):
@@ -82,6 +84,7 @@ def test_weak_signals(text, topic):
         ("the waitress waited on us all night", "wait_time"),
         ("our server recommended the fish", "staff_attitude"),  # a person named, nothing wrong with them
         ("the bill came to $40 for two", "price_billing"),  # a price named, no complaint about it
+        ("快递小哥送来时连连道歉", "staff_attitude"),  # the courier apologised again and again
     ],
 )
 def test_bare_mentions_do_not_fire(text, topic):
