@@ -145,7 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-vader", action="store_true", help="skip the VADER baseline")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
-        "--max-length", type=int, default=None, help="tokens per text (default: the product's [model] max_length)"
+        "--max-length",
+        type=int,
+        default=None,
+        help="tokens per text (default: --config's [model] max_length, else the product's)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     args = parser.parse_args(argv)
@@ -155,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     from monitor.classify.model import SentimentModel
     from monitor.config import ModelConfig
 
-    max_length = args.max_length or ModelConfig().max_length
+    max_length = args.max_length if args.max_length is not None else ModelConfig().max_length
     tmp = Path(tempfile.mkdtemp(prefix="evaluate-"))
     datasets = list(args.datasets) + (dev_sets(args.data, tmp) if args.all else [])
     if not datasets:
@@ -170,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         from monitor.config import load_config
 
         model_config = load_config(args.config).model if args.config else ModelConfig()
+        if args.max_length is None:  # the configured reading length, as the product would use it
+            max_length = model_config.max_length
         model_config.max_length, model_config.batch_size, model_config.threads = max_length, 64, args.threads
         model_config.quantize = args.quantize
         classifier = Classifier(model_config, base_dir=args.config.parent if args.config else None)

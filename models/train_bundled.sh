@@ -97,16 +97,20 @@ if [ -n "${GPU_OUT:-}" ]; then    # where the GPU run's files were copied back t
     $PY models/gpu_unpack.py --base models/sentiment-multi --trained "$GPU_OUT" --output .train/multi-gpu
 fi
 
-# Passes 6 and 7 (2026-11-27, 2 CPU cores, ~20 minutes each): from pass 5, every UMSAB tweet and 4,000 reviews per
-# Chinese corpus, seeds 20 and 21, averaged. Each step was bundled by a rule fixed before it was scored (models/README.md).
-# The word embeddings stay frozen, so only model.safetensors changes.
-mkdir -p .train/multi-pass5 && cp models/sentiment-multi/* .train/multi-pass5/
-for SEED in 20 21; do
-    $PY models/train_multilingual.py --data "${DATA%/en}" --base .train/multi-pass5 --output ".train/multi-seed$SEED" \
-        --checkpoint-dir ".train/multi-ckpt-seed$SEED" --epochs 1 --lr 2e-5 --warmup 0.05 --max-length 128 \
-        --tweets-en 1500 --reviews-en-praise 150 --reviews-en-rest 200 --sst2 500 --zh-each 4000 --umsab-each 0 \
-        --seed "$SEED" --threads 2
-done
-$PY models/average_weights.py .train/multi-seed20 .train/multi-seed21 --alpha 0.5 --no-dev --output .train/multi-soup
-cp .train/multi-soup/{config.json,model.safetensors,tokenizer.json,tokenizer_config.json} models/sentiment-multi/
-$PY models/pack_embeddings.py models/sentiment-multi
+# Passes 6 and 7 (2026-11-27, 2 CPU cores, ~20 minutes each): from pass 5 (the GPU pass, .train/multi-gpu), every
+# UMSAB tweet and 4,000 reviews per Chinese corpus, seeds 20 and 21, averaged. Each step was bundled by a rule fixed
+# before it was scored (models/README.md). The word embeddings stay frozen, so only model.safetensors changes.
+if [ -d .train/multi-gpu ]; then
+    for SEED in 20 21; do
+        $PY models/train_multilingual.py --data "${DATA%/en}" --base .train/multi-gpu --output ".train/multi-seed$SEED" \
+            --checkpoint-dir ".train/multi-ckpt-seed$SEED" --epochs 1 --lr 2e-5 --warmup 0.05 --max-length 128 \
+            --tweets-en 1500 --reviews-en-praise 150 --reviews-en-rest 200 --sst2 500 --zh-each 4000 --umsab-each 0 \
+            --seed "$SEED" --threads 2
+    done
+    $PY models/average_weights.py .train/multi-seed20 .train/multi-seed21 --alpha 0.5 --no-dev --output .train/multi-soup
+    cp .train/multi-soup/{config.json,model.safetensors,tokenizer.json,tokenizer_config.json,training_meta.json} \
+        models/sentiment-multi/
+    $PY models/pack_embeddings.py models/sentiment-multi
+else
+    echo "passes 6-7 need pass 5's weights in .train/multi-gpu (run the GPU pass above with GPU_OUT set)" >&2
+fi

@@ -35,6 +35,7 @@ def test_evaluate_prints_ours_and_vader(tmp_path, tiny_model_dir, capsys):
 def test_evaluate_reads_texts_as_the_product_does(tmp_path, tiny_model_dir, monkeypatch):
     # Dev figures are only honest at the length the product reads: [model] max_length unless told otherwise.
     import monitor.classify.model as model_module
+    import monitor.classify.stage as stage_module
     from monitor.config import ModelConfig
 
     seen = []
@@ -45,8 +46,12 @@ def test_evaluate_reads_texts_as_the_product_does(tmp_path, tiny_model_dir, monk
         return real(*args, **kwargs)
 
     monkeypatch.setattr(model_module, "SentimentModel", recording)
+    monkeypatch.setattr(stage_module, "SentimentModel", recording)
     data = tmp_path / "two.jsonl"
     data.write_text(json.dumps({"text": "great", "label": "praise"}) + "\n")
     assert evaluate_main([str(data), "--model", str(tiny_model_dir), "--no-vader"]) == 0
     assert evaluate_main([str(data), "--model", str(tiny_model_dir), "--no-vader", "--max-length", "64"]) == 0
-    assert seen == [ModelConfig().max_length, 64]
+    config = tmp_path / "config.toml"
+    config.write_text(f'[model]\ndefault = "{tiny_model_dir}"\nmultilingual = ""\nmax_length = 48\n')
+    assert evaluate_main([str(data), "--config", str(config), "--no-vader"]) == 0  # routed, as configured
+    assert seen == [ModelConfig().max_length, 64, 48]

@@ -69,6 +69,7 @@ def test_airline_complaints_find_their_topic(texts, topic):
         ("上错菜了还不承认", "staff_knowledge"),
         ("排了半个小时才告诉我们只有滴滤咖啡。店员一句道歉都没有。", "staff_attitude"),
         ("连个道歉都没有", "staff_attitude"),
+        ("服务员没说一句道歉", "staff_attitude"),
     ],
 )
 def test_weak_signals(text, topic):
@@ -85,6 +86,7 @@ def test_weak_signals(text, topic):
         ("our server recommended the fish", "staff_attitude"),  # a person named, nothing wrong with them
         ("the bill came to $40 for two", "price_billing"),  # a price named, no complaint about it
         ("快递小哥送来时连连道歉", "staff_attitude"),  # the courier apologised again and again
+        ("道歉都没用", "staff_attitude"),  # "even an apology won't help"
     ],
 )
 def test_bare_mentions_do_not_fire(text, topic):
@@ -121,6 +123,8 @@ SPANISH = [
     ("El baño estaba sucio y olía mal", "cleanliness_ambience"),
     ("El pedido nunca llegó y el repartidor no contesta", "delivery_logistics"),
     ("La aplicación se cuelga y no me deja pagar", "app_website"),
+    ("Literalmente esperamos 40 minutos", "wait_time"),
+    ("La comida llegó completamente fría", "product_quality"),
 ]
 
 
@@ -136,6 +140,11 @@ def test_spanish_signals(text, topic):
         ("Crudo has the best crudo in town", "product_quality"),  # an English menu word
         ("I'll give him Gucci Sosa", "product_quality"),
         ("Estoy esperando la nueva temporada", "wait_time"),
+        ("¡Os esperamos!", "wait_time"),
+        ("Esperamos que lo solucionen pronto", "wait_time"),  # "we hope"
+        ("Una Coca-Cola de 2 litros", "wait_time"),
+        ("Nada mejor que una cerveza bien fría", "product_quality"),
+        ("Hace mucho frío hoy", "product_quality"),
     ],
 )
 def test_spanish_lists_stay_quiet_on_look_alikes(text, topic):
@@ -147,3 +156,7 @@ def test_spanish_urgency_and_questions():
     assert "legal_threat" in urgency_flags("Voy a pedir la hoja de reclamaciones y hablar con mi abogado")
     assert "safety_health" in urgency_flags("Intoxicación alimentaria después de cenar aquí")
     assert "question" in urgency_flags("¿Alguien sabe si abren el domingo")
+    assert "churn_threat" in urgency_flags("No volveremos.")
+    assert "churn_threat" not in urgency_flags("No vuelvo a casa hasta tarde")
+    assert "safety_health" in urgency_flags("Pelo en el plato")
+    assert "legal_threat" in urgency_flags("Voy a poner una denuncia")
