@@ -156,9 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     import tempfile
 
     from monitor.classify.model import SentimentModel
-    from monitor.config import ModelConfig
+    from monitor.config import ModelConfig, load_config
 
-    max_length = args.max_length if args.max_length is not None else ModelConfig().max_length
+    model_config = load_config(args.config).model if args.config else ModelConfig()
+    # Read texts as the product would: the configured length unless --max-length says otherwise.
+    max_length = args.max_length if args.max_length is not None else model_config.max_length
     tmp = Path(tempfile.mkdtemp(prefix="evaluate-"))
     datasets = list(args.datasets) + (dev_sets(args.data, tmp) if args.all else [])
     if not datasets:
@@ -170,11 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         predict_main, main_name = (lambda t, tc: predict_ours(model, t, tc)), "ours"
     else:
         from monitor.classify.stage import Classifier
-        from monitor.config import load_config
 
-        model_config = load_config(args.config).model if args.config else ModelConfig()
-        if args.max_length is None:  # the configured reading length, as the product would use it
-            max_length = model_config.max_length
         model_config.max_length, model_config.batch_size, model_config.threads = max_length, 64, args.threads
         model_config.quantize = args.quantize
         classifier = Classifier(model_config, base_dir=args.config.parent if args.config else None)
