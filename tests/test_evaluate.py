@@ -55,3 +55,21 @@ def test_evaluate_reads_texts_as_the_product_does(tmp_path, tiny_model_dir, monk
     config.write_text(f'[model]\ndefault = "{tiny_model_dir}"\nmultilingual = ""\nmax_length = 48\n')
     assert evaluate_main([str(data), "--config", str(config), "--no-vader"]) == 0  # routed, as configured
     assert seen == [ModelConfig().max_length, 64, 48]
+
+
+def test_audit_labels_counts_agreement_where_the_model_is_sure(tiny_model_dir):
+    from models.audit_labels import LABELS, audit
+    from monitor.classify.stage import Classifier
+    from monitor.config import ModelConfig
+
+    classifier = Classifier(ModelConfig(default=str(tiny_model_dir), multilingual=str(tiny_model_dir)))
+    texts = ["I love it", "awful, hate it", "it opens at 9", "ok"]
+    preds = [p for _, p, _ in classifier.classify(texts)]
+    agreeing = [LABELS.index(p.label) for p in preds]
+    flipped = [(label + 1) % 3 for label in agreeing]
+    surest = max(p.score for p in preds)
+    name = tiny_model_dir.name
+    assert audit(classifier, texts, agreeing, 0.0) == {name: (4, 4, 4, 4)}
+    assert audit(classifier, texts, flipped, 0.0) == {name: (4, 0, 4, 0)}
+    sure = sum(p.score >= surest for p in preds)
+    assert audit(classifier, texts, agreeing, surest) == {name: (4, 4, sure, sure)}

@@ -7,6 +7,7 @@ common label sets, automatically.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from dataclasses import dataclass
@@ -199,17 +200,31 @@ class SentimentModel:
                 self.topic_head.attach(self.model)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise ModelLoadError(f"model.default: cannot load the topic head in {self.name}: {exc}") from None
+        self.branch: str | None = None  # the language branch a view runs (for_language)
+        self._views: dict[str, SentimentModel] = {}
+        self._branch_of: dict[str, str] = {}
+        from safetensors import SafetensorError
+
+        try:
+            # Before quantisation and the device move: a language branch shares this model's lower layers.
+            self.language_models = self._language_models()
+        except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
+            raise ModelLoadError(f"model: cannot load the language branches in {self.name}: {exc}") from None
         self.quantized = False
         branch = self.topic_head.layers if self.topic_head is not None else None
         if self.device.type == "cuda":
             # Length-sorted batches in fp16: the GPU's fast path (bench/classify.py).
             self.model.half().to(self.device)
+            for language_model in self.language_models.values():
+                language_model.half().to(self.device)
             if branch is not None:
                 branch.half().to(self.device)
         else:
             if self.model.dtype != torch.float32:
                 # fp16 is only a storage format here: CPU matmuls want fp32.
                 self.model.float()
+            for language_model in self.language_models.values():
+                language_model.float()
             if branch is not None:
                 branch.float()
             if quantize == "int8":
@@ -217,9 +232,14 @@ class SentimentModel:
 
                 with warnings.catch_warnings():  # torch 2.13 calls its own quantized tensor helpers deprecated
                     warnings.simplefilter("ignore", UserWarning)
+                    # In place: a language branch's model holds this model's lower layers, which stay shared.
                     self.model = torch.ao.quantization.quantize_dynamic(
-                        self.model, {torch.nn.Linear}, dtype=torch.qint8
+                        self.model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
                     )
+                    for language_model in self.language_models.values():
+                        torch.ao.quantization.quantize_dynamic(
+                            language_model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True
+                        )
                 self.quantized = True
         self.index_labels = build_label_map(self.model.config.id2label, label_map)
         self.max_length = min(max_length, getattr(self.tokenizer, "model_max_length", max_length) or max_length)
@@ -233,6 +253,35 @@ class SentimentModel:
         self.logit_offsets = torch.tensor(offsets) if offsets else None
         if self.topic_head is not None and self.topic_head.weight.shape[1] != self.model.config.hidden_size:
             raise ModelLoadError(f"model.default: the topic head in {self.name} does not fit this model's hidden size")
+
+    def _language_models(self) -> dict:
+        """Per branch in the model directory (``language_branch.py``), the model its languages read with."""
+        from monitor.classify.calibration import offsets_by_index
+        from monitor.classify.language_branch import branched_model, read_branches
+
+        branches = read_branches(self.name) if Path(self.name).is_dir() else {}
+        if branches and (
+            self.topic_head is not None or offsets_by_index(self.name, ["complaint", "neutral", "praise"])
+        ):
+            raise ValueError("a model with language branches cannot also have a topic head or class offsets")
+        self._branch_of = {lang: name for name, meta in branches.items() for lang in meta["languages"]}
+        return {name: branched_model(self.model, self.name, name) for name in branches}
+
+    def for_language(self, language: str) -> SentimentModel:
+        """This model as it reads ``language``: itself, or a view that runs the language's branch (same tokenizer,
+        batching and device; the branch has its own classifier, so no class offsets or topic head). Languages that
+        share a branch share its view, so their texts share batches."""
+        name = self._branch_of.get(language)
+        if name is None:
+            return self
+        if name not in self._views:
+            view = copy.copy(self)
+            view.model = self.language_models[name]
+            view.language_models, view._views, view._branch_of = {}, {}, {}
+            view.topic_head, view.logit_offsets, view.branch = None, None, name
+            view.name = f"{self.name}#{name}"  # stored with each classification: which branch read it
+            self._views[name] = view
+        return self._views[name]
 
     def _special_tokens(self) -> tuple[list[int], list[int]]:
         """The ids this tokenizer puts before and after a text (e.g. [CLS] ... [SEP], <s> ... </s>)."""

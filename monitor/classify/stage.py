@@ -78,7 +78,8 @@ class Classifier:
                 device=self.config.device,
                 quantize=self.config.quantize,
             )
-        self._models[lang] = self._by_spec[spec]
+        # A language with its own branch in that model gets a view that runs it (language_branch.py).
+        self._models[lang] = self._by_spec[spec].for_language(lang)
         return self._models[lang]
 
     def detect(self, text: str) -> str:
