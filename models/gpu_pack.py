@@ -54,11 +54,11 @@ def training_rows(data: Path, seed: int, caps: dict[str, int]) -> list[tuple[str
         if reviews_split(r["text"]) == "train"
     ]
     take(reviews, caps["reviews_en"])
-    sst_dev = {r["text"].lower() for r in read_jsonl(en / "sst2_dev.jsonl")}
+    sst_dev = {dedup_key(r["text"]) for r in read_jsonl(en / "sst2_dev.jsonl")}  # as in train.py
     sst = [
         (r["text"], DATASET_LABELS[r["label"]], "sst2")
         for r in read_jsonl(en / "sst2_train.jsonl")
-        if len(r["text"].split()) >= 6 and r["text"].lower() not in sst_dev
+        if len(r["text"].split()) >= 6 and dedup_key(r["text"]) not in sst_dev
     ]
     take(sst, caps["sst2"])
 

@@ -87,12 +87,15 @@ def build_training_set(
     if tweet_cap:
         rng.shuffle(tweets)
         tweets = tweets[:tweet_cap]
-    sst_dev = {r["text"].lower() for r in read_jsonl(data_dir / "sst2_dev.jsonl")}
+    # Matched as training de-duplicates (case, spaces, punctuation ignored): 1,224 longer SST-2 training rows
+    # repeat a dev text that way but not letter for letter (models/dev_overlap.py); stages before 2026-11-27
+    # evening matched letters only.
+    sst_dev = {dedup_key(r["text"]) for r in read_jsonl(data_dir / "sst2_dev.jsonl")}
     # Full sentences and long phrases only: 2-word fragments carry little signal.
     sst = [
         (r["text"], DATASET_LABELS[r["label"]], True)
         for r in read_jsonl(data_dir / "sst2_train.jsonl")
-        if len(r["text"].split()) >= 6 and r["text"].lower() not in sst_dev
+        if len(r["text"].split()) >= 6 and dedup_key(r["text"]) not in sst_dev
     ]
     rng.shuffle(sst)
     sst = sst[:sst2_cap]
