@@ -49,6 +49,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from models.metrics import classification_report  # noqa: E402
+from models.topic_branch import pad_batch  # noqa: E402
 from models.train import DATASET_LABELS, LABELS, dedup_key, read_jsonl  # noqa: E402
 from models.train_multilingual import UMSAB_LANGUAGES, english_tweets  # noqa: E402
 from monitor.classify.language_branch import LanguageBranch, branch_file, read_branches, write_branch  # noqa: E402
@@ -159,28 +160,16 @@ def cache(model: SentimentModel, texts: list[str], from_layer: int) -> tuple[lis
     return hidden, logits
 
 
-def pad(hidden: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(h.shape[0] for h in hidden)
-    x = torch.zeros(len(hidden), width, hidden[0].shape[1])
-    mask = torch.zeros(len(hidden), width, dtype=torch.long)
-    for row, h in enumerate(hidden):
-        x[row, : len(h)] = h.float()
-        mask[row, : len(h)] = 1
-    return x, mask
-
-
 def branch_logits(branch: LanguageBranch, hidden: list[torch.Tensor]) -> torch.Tensor:
     branch.eval()
-    out = []
+    logits = torch.zeros(len(hidden), 3)
     with torch.inference_mode():
         order = sorted(range(len(hidden)), key=lambda i: hidden[i].shape[0])
-        logits = torch.zeros(len(hidden), 3)
         for start in range(0, len(order), 64):
             idx = order[start : start + 64]
-            logits[idx] = branch(*pad([hidden[i] for i in idx]))
-        out.append(logits)
+            logits[idx] = branch(*pad_batch([hidden[i] for i in idx]))
     branch.train()
-    return out[0]
+    return logits
 
 
 def length_buckets(hidden: list[torch.Tensor], batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -270,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     for epoch in range(epochs):
         began = time.monotonic()
         for n, idx in enumerate(length_buckets(hidden, args.batch_size, rng)):
-            logits = branch(*pad([hidden[i] for i in idx]))
+            logits = branch(*pad_batch([hidden[i] for i in idx]))
             y, pair_only = labels[idx], two_class[idx]
             log_probs = torch.log_softmax(logits, dim=-1)
             three = -log_probs.gather(1, y[:, None]).squeeze(1) * class_weights[y]
