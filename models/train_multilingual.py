@@ -80,7 +80,8 @@ def english_tweets(en: Path) -> list[tuple[str, int, str]]:
 def build_mix(data: Path, seed: int, caps: dict[str, int], keep_dev: bool = False) -> list[tuple[str, int, str]]:
     """(text, label, group) triples; group names the corpus, which sets the loss (two-class or not).
 
-    ``keep_dev`` rebuilds the mix of a pass run before ChnSentiCorp dev texts were filtered out (dev_overlap.py)."""
+    ``keep_dev`` rebuilds the mix of a pass run before dev texts were filtered out (dev_overlap.py): its filters
+    too, since a pool of another size shuffles differently and every later corpus would be drawn otherwise."""
     rng = random.Random(seed)
     out: list[tuple[str, int, str]] = []
 
@@ -100,11 +101,13 @@ def build_mix(data: Path, seed: int, caps: dict[str, int], keep_dev: bool = Fals
     for label, rows in by_label.items():
         take(rows, caps["reviews_en_praise"] if label == 2 else caps.get("reviews_en_rest", 0))
 
-    sst_dev = {dedup_key(r["text"]) for r in read_jsonl(en / "sst2_dev.jsonl")}  # as in train.py
+    # As in train.py; passes before 2026-11-27 evening matched SST-2 dev by lower case only.
+    sst_key = str.lower if keep_dev else dedup_key
+    sst_dev = {sst_key(r["text"]) for r in read_jsonl(en / "sst2_dev.jsonl")}
     sst = [
         (r["text"], DATASET_LABELS[r["label"]], "sst2")
         for r in read_jsonl(en / "sst2_train.jsonl")
-        if len(r["text"].split()) >= 6 and dedup_key(r["text"]) not in sst_dev
+        if len(r["text"].split()) >= 6 and sst_key(r["text"]) not in sst_dev
     ]
     take(sst, caps["sst2"])
 

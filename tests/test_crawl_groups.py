@@ -28,8 +28,15 @@ from .test_workers import count, processes, stop, wait_for, worker  # noqa: F401
 
 def sources_config(tmp_path, group: int, extra: str = "") -> str:
     body = f'[storage]\npath = "{tmp_path / "g.db"}"\n[schedule]\ncrawl_group = {group}\n{extra}'
-    for name, schedule in [("a", 'every = "15m"'), ("b", 'every = "15m"'), ("c", 'cron = "0 * * * *"'),
-                           ("d", 'every = "15m"'), ("e", ""), ("f", 'every = "15m"'), ("g", 'cron = "0 * * * *"')]:
+    for name, schedule in [
+        ("a", 'every = "15m"'),
+        ("b", 'every = "15m"'),
+        ("c", 'cron = "0 * * * *"'),
+        ("d", 'every = "15m"'),
+        ("e", ""),
+        ("f", 'every = "15m"'),
+        ("g", 'cron = "0 * * * *"'),
+    ]:
         body += f'[[sources]]\nname = "{name}"\ntype = "schema_org"\n{schedule}\nurls = ["http://127.0.0.1:9/r"]\n'
     return body  # fmt: skip
 

@@ -34,6 +34,26 @@ def test_sst2_training_rows_that_repeat_a_dev_text_are_dropped(tmp_path):
     caps = {"tweets_en": 0, "reviews_en_praise": 0, "reviews_en_rest": 0, "sst2": 10, "zh_each": 0, "umsab_each": 0}
     mixed = {t for t, _, _ in build_mix(data, 1, caps)}
     assert TRAIN_OTHER in mixed and TRAIN_REPEAT not in mixed
+    # An old pass is rebuilt with its own filter (lower case only): a pool of another size would shuffle
+    # differently and draw every later corpus otherwise, so dev_overlap.py would count the wrong texts.
+    old = {t for t, _, _ in build_mix(data, 1, caps, keep_dev=True)}
+    assert TRAIN_REPEAT in old
+
+
+def test_an_old_pass_is_rebuilt_exactly_as_it_ran(tmp_path):
+    """Every row of a pass run before the dev filter, in its order, even where the new filter changes a pool."""
+    import random
+
+    from models.train_multilingual import build_mix
+
+    data = with_english(tiny_corpus(tmp_path / "data"))
+    caps = {"tweets_en": 0, "reviews_en_praise": 0, "reviews_en_rest": 0, "sst2": 1, "zh_each": 2, "umsab_each": 0}
+    rebuilt = build_mix(data, 7, caps, keep_dev=True)
+    # The same draw with the old filter written out: SST-2 dev matched by lower case, nothing Chinese dropped.
+    rng = random.Random(7)
+    sst = [(TRAIN_REPEAT, 2, "sst2"), (TRAIN_OTHER, 0, "sst2")]
+    rng.shuffle(sst)
+    assert [r for r in rebuilt if r[2] == "sst2"] == sst[:1]
 
 
 def test_chinese_rows_that_repeat_a_chnsenticorp_dev_text_are_dropped_unless_kept(tmp_path):

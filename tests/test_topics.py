@@ -317,6 +317,23 @@ def test_average_weights_is_the_midpoint(tmp_path):
         assert torch.allclose(a.state_dict()[name], value)
 
 
+def test_average_weights_of_three_seeds_is_their_plain_mean(tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    from models.average_weights import average_all, main
+
+    labels = ["negative", "neutral", "positive"]
+    paths = [build_tiny_model(tmp_path / n, labels, seed=s) for n, s in zip("abc", (1, 2, 3), strict=True)]
+    models = [AutoModelForSequenceClassification.from_pretrained(p) for p in paths]
+    states = [m.state_dict() for m in models]
+    expected = {k: sum(s[k] for s in states) / 3 for k, v in states[0].items() if v.is_floating_point()}
+    average_all(models)
+    for name, value in expected.items():
+        assert torch.allclose(models[0].state_dict()[name], value, atol=1e-6)
+    with pytest.raises(SystemExit):
+        main([*map(str, paths), "--alpha", "0.3", "--output", str(tmp_path / "soup")])
+
+
 def test_encoder_topic_training_never_sees_held_out_or_unseen_sentences(tmp_path):
     """models/train.py --aspects trains the encoder on a part; train_topics --fit-unseen-only fits on the rest."""
     import argparse
