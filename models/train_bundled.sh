@@ -99,7 +99,8 @@ fi
 
 # Passes 6 and 7 (2026-11-27, 2 CPU cores, ~20 minutes each): from pass 5 (the GPU pass, .train/multi-gpu), every
 # UMSAB tweet and 4,000 reviews per Chinese corpus, seeds 20 and 21, averaged. Each step was bundled by a rule fixed
-# before it was scored (models/README.md). The word embeddings stay frozen, so only model.safetensors changes.
+# before it was scored (models/README.md). The mixes hold no ChnSentiCorp or SST-2 dev text: the bundled soup is the
+# rerun of 2026-11-27 17:01 UTC on them. The word embeddings stay frozen, so only model.safetensors changes.
 if [ -d .train/multi-gpu ]; then
     for SEED in 20 21; do
         $PY models/train_multilingual.py --data "${DATA%/en}" --base .train/multi-gpu --output ".train/multi-seed$SEED" \
