@@ -3,6 +3,8 @@
     python models/dev_overlap.py                       # dev texts found in each training corpus
     python models/dev_overlap.py --score                # and accuracy apart for the dev texts found
     python models/dev_overlap.py --passes --compare .train/multi-pass5
+    git show 6a51aac:models/sentiment-multi/training_meta.json > /tmp/old.json
+    python models/dev_overlap.py --passes --meta /tmp/old.json      # the soup bundled before 2026-11-27 17:01 UTC
 
 A dev figure is only a figure on unseen text if no training row repeats a dev text. Texts are matched the way
 training de-duplicates them (``models.train.dedup_key``: case, spaces and punctuation ignored). ``--passes``
@@ -47,18 +49,36 @@ def overlap(dev: Path, train: Path) -> tuple[int, int]:
     return len(set(hits)), len(hits)
 
 
-def passes_seen(data: Path, meta_path: Path) -> set[str]:
-    """Chinese texts the bundled model's recorded CPU passes read (their mixes rebuilt from their arguments)."""
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    seen: set[str] = set()
+def recorded_passes(meta: dict, where: Path) -> list[dict]:
+    """The arguments of every CPU pass (``train_multilingual.py``) a ``training_meta.json`` records: keys named
+    ``cpu_pass…``, a pass's own top-level ``args``, and the parents of a soup (``average_weights.py``) whose
+    directories are still there."""
+    found = [meta["args"]] if isinstance(meta.get("args"), dict) and all(c in meta["args"] for c in CAPS) else []
     for name, record in meta.items():
         args = record.get("args", {}) if isinstance(record, dict) else {}
         if name.startswith("cpu_pass") and all(c in args for c in CAPS):
-            # A pass recorded without the option ran before dev texts were filtered, so it kept them.
-            keep = args.get("keep_chnsenticorp_dev", "True") == "True"
-            mix = build_mix(data, int(args["seed"]), {c: int(args[c]) for c in CAPS}, keep_dev=keep)
-            seen |= {dedup_key(t) for t, _, group in mix if group == "zh"}
-    return seen
+            found.append(args)
+    averaged = meta.get("averaged", {})
+    for parent in averaged.get("models", [averaged.get("first"), averaged.get("second")]):
+        parent_meta = (where / parent / "training_meta.json") if parent else None
+        if parent_meta and parent_meta.is_file():
+            found += recorded_passes(json.loads(parent_meta.read_text(encoding="utf-8")), where)
+    unique = {json.dumps(a, sort_keys=True): a for a in found}
+    return list(unique.values())
+
+
+def passes_seen(data: Path, meta_path: Path) -> tuple[set[str], int]:
+    """Chinese texts a model's recorded CPU passes read (their mixes rebuilt from their arguments), and how many
+    passes were found. Earlier passes (the GPU pass, passes 1-4) are not counted."""
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    seen: set[str] = set()
+    passes = recorded_passes(meta, Path.cwd())
+    for args in passes:
+        # A pass recorded without the option ran before dev texts were filtered, so it kept them.
+        keep = args.get("keep_chnsenticorp_dev", "True") == "True"
+        mix = build_mix(data, int(args["seed"]), {c: int(args[c]) for c in CAPS}, keep_dev=keep)
+        seen |= {dedup_key(t) for t, _, group in mix if group == "zh"}
+    return seen, len(passes)
 
 
 def split_accuracy(spec: str, texts: list[str], gold: list[str], seen: list[bool]) -> tuple[float, float, float]:
@@ -88,10 +108,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--passes", action="store_true", help="score ChnSentiCorp dev apart for texts passes read")
     parser.add_argument("--score", action="store_true", help="score the two-class dev sets apart for texts found")
     parser.add_argument("--compare", nargs="*", default=[], help="more multilingual model directories to score")
+    parser.add_argument(
+        "--meta",
+        type=Path,
+        default=None,
+        help="whose passes --passes rebuilds (a training_meta.json; default: the bundled multilingual model's)",
+    )
     args = parser.parse_args(argv)
     print("| dev set | training file | dev texts found | training rows repeating one |\n|---|---|---:|---:|")
     for dev, trains in pairs(args.data):
         for train in trains:
+            if not (dev.is_file() and train.is_file()):
+                print(f"| {dev.stem} | {train.stem} | (file missing) | |", flush=True)
+                continue
             found, rows = overlap(dev, train)
             print(f"| {dev.stem} | {train.stem} | {found} | {rows} |", flush=True)
     if args.score:
@@ -109,9 +138,14 @@ def main(argv: list[str] | None = None) -> int:
         from monitor.classify.model import BUNDLED_MULTILINGUAL
 
         dev = read_jsonl(args.data / "zh" / "chnsenticorp_dev.jsonl")
-        seen_keys = passes_seen(args.data, BUNDLED_MULTILINGUAL / "training_meta.json")
+        meta = args.meta or BUNDLED_MULTILINGUAL / "training_meta.json"
+        seen_keys, passes = passes_seen(args.data, meta)
+        if not passes:
+            print(f"\n{meta} records no CPU pass (train_multilingual.py args): nothing to rebuild", file=sys.stderr)
+            return 1
         seen = [dedup_key(r["text"]) in seen_keys for r in dev]
-        print(f"\nChnSentiCorp dev texts the bundled model's CPU passes read: {sum(seen)} of {len(dev)}\n")
+        print(f"\nChnSentiCorp dev texts read by the {passes} CPU passes {meta} records: {sum(seen)} of {len(dev)}")
+        print("(earlier passes, the GPU pass included, are not rebuilt)\n")
         print(f"| model | all {len(dev)} | read in training ({sum(seen)}) | never read ({len(dev) - sum(seen)}) |")
         print("|---|---:|---:|---:|")
         for spec in ["bundled", *args.compare]:

@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--keep-chnsenticorp-dev",
         action="store_true",
-        help="also train on Chinese rows that repeat a ChnSentiCorp dev text (as passes before 2026-11-27 did)",
+        help="rebuild a pass run before dev texts were filtered (2026-11-27 evening): keep Chinese rows that repeat a "
+        "ChnSentiCorp dev text and match SST-2 dev by lower case only, as those passes did",
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--checkpoint-every", type=int, default=100)

@@ -332,6 +332,14 @@ def test_average_weights_of_three_seeds_is_their_plain_mean(tmp_path):
         assert torch.allclose(models[0].state_dict()[name], value, atol=1e-6)
     with pytest.raises(SystemExit):
         main([*map(str, paths), "--alpha", "0.3", "--output", str(tmp_path / "soup")])
+    # The command writes the mean of all three (fp16) and names every parent.
+    (tmp_path / "c" / "training_meta.json").write_text("{}")
+    assert main([*map(str, paths), "--no-dev", "--output", str(tmp_path / "soup")]) == 0
+    soup = AutoModelForSequenceClassification.from_pretrained(tmp_path / "soup", dtype=torch.float32).state_dict()
+    for name, value in expected.items():
+        assert torch.allclose(soup[name], value, atol=2e-3), name
+    meta = json.loads((tmp_path / "soup" / "training_meta.json").read_text())
+    assert meta["averaged"]["models"] == [str(p) for p in paths]
 
 
 def test_encoder_topic_training_never_sees_held_out_or_unseen_sentences(tmp_path):
