@@ -67,11 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     kinds = {str(m.config.to_dict().get("architectures")) for m in models}
     if len(kinds) != 1:
         raise SystemExit("the models have different architectures")
-    alpha = 0.5 if args.alpha is None else args.alpha
-    if len(models) == 2:
-        average(models[0], models[1], alpha)
+    if args.alpha is None:
+        average_all(models)  # two models: alpha 0.5
     else:
-        average_all(models)
+        average(models[0], models[1], args.alpha)
+    alpha = 0.5 if args.alpha is None else args.alpha
     model = models[0]
     tokenizer = AutoTokenizer.from_pretrained(args.models[0])
     results = {} if args.no_dev else evaluate_dev(model, tokenizer, args.data_dir, args.max_length)
