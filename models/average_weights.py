@@ -24,9 +24,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
-from transformers import AutoModelForSequenceClassification, AutoTokenizer  # noqa: E402
+from transformers import AutoTokenizer  # noqa: E402
 
-from models.train import evaluate_dev  # noqa: E402
+from models.train import evaluate_dev, load_for_training  # noqa: E402
 
 
 def average(first, second, alpha: float) -> None:
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give two or more model directories")
     if args.alpha is not None and len(args.models) != 2:
         parser.error("--alpha weighs the second of two models; three or more are averaged equally")
-    models = [AutoModelForSequenceClassification.from_pretrained(m, dtype=torch.float32) for m in args.models]
+    models = [load_for_training(m) for m in args.models]
     kinds = {str(m.config.to_dict().get("architectures")) for m in models}
     if len(kinds) != 1:
         raise SystemExit("the models have different architectures")

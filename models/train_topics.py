@@ -43,7 +43,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from monitor.classify.model import ModelLoadError, SentimentModel  # noqa: E402
+from monitor.classify.model import INT8_EMBEDDINGS, ModelLoadError, SentimentModel  # noqa: E402
 from monitor.classify.topic_head import DECISION_SCORE, POOLING, TopicHead, pack_branch, unpack_branch  # noqa: E402
 from monitor.classify.topics import phrase_topics, sure_phrase_topics, tag_topics  # noqa: E402
 
@@ -337,14 +337,17 @@ def markdown_table(results: dict[str, dict[str, dict[str, float]]], topics: list
 
 
 def encoder_fingerprint(model_dir: Path) -> str | None:
-    """sha256 of the model's weights file, or None when it is not a single safetensors file."""
+    """sha256 of the model's weights file, then of its int8 word embeddings when it has them (a packed directory),
+    or None when the weights are not a single safetensors file."""
     weights = model_dir / "model.safetensors"
     if not weights.is_file():
         return None
     digest = hashlib.sha256()
-    with weights.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+    for path in (weights, model_dir / INT8_EMBEDDINGS):
+        if path.is_file():
+            with path.open("rb") as fh:
+                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    digest.update(block)
     return digest.hexdigest()
 
 
@@ -648,15 +651,15 @@ def command_line(args: argparse.Namespace) -> str:
     return " \\\n    ".join(lines)
 
 
-BRANCH_INTRO = """Complaint topics are the union of curated phrase lists (`monitor/classify/topics.py`, English and
-Chinese) and a **topic branch** of the English sentiment model (`monitor/classify/topic_head.py`, saved as
+BRANCH_INTRO = """Complaint topics are the union of curated phrase lists (`monitor/classify/topics.py`, English,
+Chinese and Spanish) and a **topic branch** of the English sentiment model (`monitor/classify/topic_head.py`, saved as
 `topic_head.safetensors` / `topic_head.json` next to the model): copies of the encoder's top {layers} layers,
 fine-tuned for topics, run on its hidden state {from_layer} from the sentiment forward pass, mean-pooled into a
 per-topic logistic output. Those {layers} layers run only on texts whose complaint probability is at least
 `BRANCH_MIN_COMPLAINT` (`monitor/classify/model.py`), since only complaints carry topics.
 Texts classified by a model without a head (Chinese and the other languages) get phrase-list topics."""
-LINEAR_INTRO = """Complaint topics are the union of curated phrase lists (`monitor/classify/topics.py`, English and
-Chinese) and a linear topic head over the English sentiment model's mean-pooled last hidden state
+LINEAR_INTRO = """Complaint topics are the union of curated phrase lists (`monitor/classify/topics.py`, English,
+Chinese and Spanish) and a linear topic head over the English sentiment model's mean-pooled last hidden state
 (`monitor/classify/topic_head.py`, saved as `topic_head.safetensors` / `topic_head.json` next to
 the model). The head is computed in the same forward pass as sentiment, so it costs nothing extra.
 Texts classified by a model without a head (Chinese and the other languages) get phrase-list topics."""

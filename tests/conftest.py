@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -137,7 +138,8 @@ def build_tiny_model(path: Path, labels: list[str], seed: int = 0) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     vocab = path / "vocab.txt"
     vocab.write_text("\n".join(TINY_VOCAB) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+    # transformers 5 takes the vocabulary itself (it ignores vocab_file, leaving only the special tokens).
+    tokenizer = BertTokenizerFast(vocab={token: i for i, token in enumerate(TINY_VOCAB)}, do_lower_case=True)
     torch.manual_seed(seed)
     config = BertConfig(
         vocab_size=len(TINY_VOCAB),
@@ -188,3 +190,43 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
         yield chromium
         chromium.close()
+
+
+TINY_UMSAB = ("arabic", "french", "german", "hindi", "italian", "portuguese", "spanish")
+
+
+def _write_jsonl(path: Path, rows: list[tuple[str, str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps({"text": t, "label": y}, ensure_ascii=False) + "\n" for t, y in rows), "utf-8")
+
+
+@pytest.fixture
+def tiny_sentiment_data(tmp_path: Path) -> Path:
+    """Every corpus the multilingual training scripts read, a few rows each, under the layout of ../shared/data."""
+    data = tmp_path / "data"
+    en = [
+        ("the service was awful and slow", "negative"),
+        ("it is a tuesday", "neutral"),
+        ("loved it, great staff", "positive"),
+    ]
+    _write_jsonl(data / "en" / "semeval2017_4a_train.jsonl", en * 2)
+    _write_jsonl(data / "en" / "tweeteval_val.jsonl", en[:1])
+    _write_jsonl(
+        data / "en" / "reviews_stars_train.jsonl",
+        [("terrible food, cold and late", "negative"), ("fine place", "neutral")],
+    )
+    _write_jsonl(
+        data / "en" / "sst2_train.jsonl",
+        [("a dull , lifeless and tiresome film", "negative"), ("a warm , funny and moving story", "positive")],
+    )
+    _write_jsonl(data / "en" / "sst2_dev.jsonl", [("bad", "negative")])
+    zh = [("服务员态度很差，等了一个小时", "negative"), ("房间干净，早餐很好吃", "positive")]
+    for name in ("chnsenticorp_train", "chnsenticorp_htl_all", "waimai_train", "online_shopping_10_cats"):
+        _write_jsonl(data / "zh" / f"{name}.jsonl", zh)
+    zh_dev = [("太吵了，不会再来", "negative"), ("位置好，服务周到", "positive")]
+    _write_jsonl(data / "zh" / "chnsenticorp_dev.jsonl", zh_dev)
+    for lang in TINY_UMSAB:
+        rows = [("muy malo, nunca más", "negative"), ("hoy es lunes", "neutral"), ("me encanta", "positive")]
+        _write_jsonl(data / "multi" / f"umsab_{lang}_train.jsonl", rows)
+        _write_jsonl(data / "multi" / f"umsab_{lang}_val.jsonl", rows)
+    return data

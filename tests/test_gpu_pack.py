@@ -10,47 +10,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "models" / "sentiment-multi"
-UMSAB = ("arabic", "french", "german", "hindi", "italian", "portuguese", "spanish")
-
-
-def _write(path: Path, rows: list[tuple[str, str]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps({"text": t, "label": y}, ensure_ascii=False) + "\n" for t, y in rows), "utf-8")
-
-
-@pytest.fixture
-def tiny_data(tmp_path: Path) -> Path:
-    data = tmp_path / "data"
-    en = [
-        ("the service was awful and slow", "negative"),
-        ("it is a tuesday", "neutral"),
-        ("loved it, great staff", "positive"),
-    ]
-    _write(data / "en" / "semeval2017_4a_train.jsonl", en * 2)
-    _write(data / "en" / "tweeteval_val.jsonl", en[:1])
-    _write(
-        data / "en" / "reviews_stars_train.jsonl",
-        [("terrible food, cold and late", "negative"), ("fine place", "neutral")],
-    )
-    _write(
-        data / "en" / "sst2_train.jsonl",
-        [("a dull , lifeless and tiresome film", "negative"), ("a warm , funny and moving story", "positive")],
-    )
-    _write(data / "en" / "sst2_dev.jsonl", [("bad", "negative")])
-    zh = [("服务员态度很差，等了一个小时", "negative"), ("房间干净，早餐很好吃", "positive")]
-    for name in ("chnsenticorp_train", "chnsenticorp_htl_all", "waimai_train", "online_shopping_10_cats"):
-        _write(data / "zh" / f"{name}.jsonl", zh)
-    _write(data / "zh" / "chnsenticorp_dev.jsonl", [("太吵了，不会再来", "negative"), ("位置好，服务周到", "positive")])
-    for lang in UMSAB:
-        rows = [("muy malo, nunca más", "negative"), ("hoy es lunes", "neutral"), ("me encanta", "positive")]
-        _write(data / "multi" / f"umsab_{lang}_train.jsonl", rows)
-        _write(data / "multi" / f"umsab_{lang}_val.jsonl", rows)
-    return data
 
 
 def _run(*args: str) -> str:
@@ -59,10 +22,10 @@ def _run(*args: str) -> str:
     return done.stdout
 
 
-def test_pack_train_unpack_round_trip(tiny_data: Path, tmp_path: Path) -> None:
+def test_pack_train_unpack_round_trip(tiny_sentiment_data: Path, tmp_path: Path) -> None:
     pack, out, model = tmp_path / "pack", tmp_path / "out", tmp_path / "model"
     meta = json.loads(
-        _run("models/gpu_pack.py", "--model", str(BUNDLED), "--data", str(tiny_data), "--out", str(pack))
+        _run("models/gpu_pack.py", "--model", str(BUNDLED), "--data", str(tiny_sentiment_data), "--out", str(pack))
         .strip()
         .splitlines()[-1]
     )

@@ -248,6 +248,47 @@ def test_bundled_head_matches_bundled_model():
     )
 
 
+def test_fingerprint_covers_packed_word_embeddings(tmp_path):
+    import hashlib
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from models.pack_embeddings import pack
+    from models.train_topics import encoder_fingerprint
+    from monitor.classify.model import INT8_EMBEDDINGS
+
+    plain = build_tiny_model(tmp_path / "plain", ["negative", "neutral", "positive"])
+    weights = (plain / "model.safetensors").read_bytes()
+    assert encoder_fingerprint(plain) == hashlib.sha256(weights).hexdigest()
+    packed = tmp_path / "packed"
+    shutil.copytree(plain, packed)
+    pack(packed)
+    before = encoder_fingerprint(packed)
+    rows = load_file(packed / INT8_EMBEDDINGS)
+    rows["rows"][5] = -rows["rows"][5]  # retrained embeddings, the rest of the weights unchanged
+    save_file(rows, packed / INT8_EMBEDDINGS)
+    assert encoder_fingerprint(packed) != before
+
+
+@pytest.mark.parametrize("matches", [True, False])
+def test_packing_restamps_a_topic_head_that_matched_its_encoder(tmp_path, matches):
+    from models.pack_embeddings import pack
+    from models.train_topics import encoder_fingerprint
+
+    model_dir = build_tiny_model(tmp_path / "model", ["negative", "neutral", "positive"])
+    before = encoder_fingerprint(model_dir)
+    recorded = before if matches else "0" * 64  # a head trained on other weights
+    (model_dir / "topic_head.json").write_text(json.dumps({"encoder_sha256": recorded}))
+    pack(model_dir)
+    meta = json.loads((model_dir / "topic_head.json").read_text())
+    if matches:
+        assert meta["encoder_sha256"] == encoder_fingerprint(model_dir) != before
+        assert meta["encoder_packed"]["sha256_trained_on"] == before
+    else:  # still stale, so test_bundled_head_matches_bundled_model would catch it
+        assert meta == {"encoder_sha256": recorded}
+
+
 def test_phrase_floor_lets_the_head_veto_a_phrase_match():
     # A waiting phrase in a sentence the head is sure is not about waiting: the head vetoes it.
     assert "wait_time" in tag_topics("we waited 40 minutes", "complaint", {"wait_time": 0.01})
