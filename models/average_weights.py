@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 from transformers import AutoTokenizer  # noqa: E402
 
-from models.train import evaluate_dev, load_for_training  # noqa: E402
+from models.train import evaluate_dev, export, load_for_training  # noqa: E402
 
 
 def average(first, second, alpha: float) -> None:
@@ -79,17 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     for name, figures in dev.items():
         print(f"{name}: " + " ".join(f"{m}={v:.4f}" for m, v in figures.items()))
 
-    args.output.mkdir(parents=True, exist_ok=True)
-    half = model.half()
-    half.config.dtype = "float16"
-    half.save_pretrained(args.output, safe_serialization=True)
-    tokenizer.save_pretrained(args.output)
     meta = json.loads((Path(args.models[-1]) / "training_meta.json").read_text(encoding="utf-8"))
     if len(args.models) == 2:
         meta["averaged"] = {"first": args.models[0], "second": args.models[1], "alpha": alpha, "dev": dev}
     else:
         meta["averaged"] = {"models": args.models, "weights": "equal", "dev": dev}
-    (args.output / "training_meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    export(model, tokenizer, args.output, meta)
     print(f"wrote {args.output}")
     return 0
 

@@ -31,7 +31,9 @@ def pack(directory: Path) -> dict:
     fingerprint_before = encoder_fingerprint(directory)
     model_file = directory / "model.safetensors"
     state = load_file(str(model_file))
-    name = next(k for k in state if k.endswith(EMBEDDING_SUFFIX))
+    name = next((k for k in state if k.endswith(EMBEDDING_SUFFIX)), None)
+    if name is None:
+        raise SystemExit(f"{model_file}: no word embeddings to pack (already packed?)")
     weight = state.pop(name)
     rows, scales = quantize_rows(weight)
     restored = dequantize_rows(rows, scales)

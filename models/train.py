@@ -225,7 +225,9 @@ def load_for_training(path: str | Path):
     directory. A bundled one stores its word embeddings as int8 rows (models/pack_embeddings.py), which
     ``from_pretrained`` would silently leave random."""
     if (Path(path) / INT8_EMBEDDINGS).exists():
-        return load_classifier(str(path))
+        # from_config draws random initial weights: keep the seeded stream as from_pretrained would leave it.
+        with torch.random.fork_rng():
+            return load_classifier(str(path)).eval()
     return AutoModelForSequenceClassification.from_pretrained(
         path,
         dtype=torch.float32,  # the bundled export is fp16 storage; train in fp32
@@ -236,7 +238,10 @@ def load_for_training(path: str | Path):
 
 
 def export(model, tokenizer, output: Path, meta: dict) -> None:
+    """Write ``model`` to ``output`` in fp16 with its tokenizer and ``meta`` as training_meta.json."""
     output.mkdir(parents=True, exist_ok=True)
+    # The export holds every weight; int8 rows packed from an earlier model would be stale (models/pack_embeddings.py).
+    (output / INT8_EMBEDDINGS).unlink(missing_ok=True)
     fp16 = AutoModelForSequenceClassification.from_config(model.config)
     fp16.load_state_dict(model.state_dict())
     fp16 = fp16.half()

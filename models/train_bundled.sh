@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Reproduce the bundled models from scratch: models/sentiment-en (four stages, two of them averaged, then the topic head)
-# and models/sentiment-multi (conversion, three passes). The bundled multilingual pass 3 started from the committed
-# pass-2 weights, whose frozen word embeddings were stored int8 (a rounding of at most half a step per value).
+# Reproduce the bundled models from scratch: models/sentiment-en (six stages, two pairs of them averaged, then the topic
+# head, then the word embeddings packed as int8 rows) and models/sentiment-multi (conversion, passes 1-7, packed too).
+# The bundled multilingual pass 3 started from the committed pass-2 weights, whose frozen word embeddings were
+# stored int8 (a rounding of at most half a step per value).
 # About 2 hours on 2 CPU cores. Checkpoints in .train/ make every stage resumable: re-run to continue.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,6 +58,9 @@ meta["topic_sentences"] = soup["topic_sentences"]
 json.dump(meta, open(".train/stage6-soup/training_meta.json", "w"), indent=2)
 PY
 mkdir -p models/sentiment-en
+# The copied model.safetensors holds every weight: int8 rows packed from the committed model would be stale (and
+# load_classifier refuses a directory holding both).
+rm -f models/sentiment-en/word_embeddings.int8.safetensors
 cp .train/stage6-soup/{config.json,model.safetensors,training_meta.json} models/sentiment-en/
 cp .train/soup-50/{tokenizer.json,tokenizer_config.json} models/sentiment-en/
 # The topic branch is trained on the final weights (it records their fingerprint): copies of the top 3 layers,
@@ -87,6 +91,7 @@ $PY models/train_multilingual.py --data "${DATA%/en}" --base .train/multi-model 
 $PY models/train_multilingual.py --data "${DATA%/en}" --base .train/multi-model-2 --output .train/multi-model-3 \
     --checkpoint-dir .train/multi-ckpt-3 --epochs 1 --lr 2e-5 --warmup 0.05 --max-length 128 --tweets-en 600 \
     --reviews-en-praise 100 --reviews-en-rest 200 --sst2 300 --zh-each 2500 --umsab-each 1000 --seed 15
+rm -f models/sentiment-multi/word_embeddings.int8.safetensors
 cp .train/multi-model-3/{config.json,model.safetensors,tokenizer.json,tokenizer_config.json,training_meta.json} \
     models/sentiment-multi/
 $PY models/pack_embeddings.py models/sentiment-multi     # int8 word embeddings: 100 MB → 70 MB
@@ -112,6 +117,7 @@ if [ -d .train/multi-gpu ]; then
             --seed "$SEED" --threads 2
     done
     $PY models/average_weights.py .train/multi-seed20 .train/multi-seed21 --alpha 0.5 --no-dev --output .train/multi-soup
+    rm -f models/sentiment-multi/word_embeddings.int8.safetensors
     cp .train/multi-soup/{config.json,model.safetensors,tokenizer.json,tokenizer_config.json,training_meta.json} \
         models/sentiment-multi/
     $PY models/pack_embeddings.py models/sentiment-multi

@@ -138,8 +138,11 @@ def build_tiny_model(path: Path, labels: list[str], seed: int = 0) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     vocab = path / "vocab.txt"
     vocab.write_text("\n".join(TINY_VOCAB) + "\n")
-    # transformers 5 takes the vocabulary itself (it ignores vocab_file, leaving only the special tokens).
-    tokenizer = BertTokenizerFast(vocab={token: i for i, token in enumerate(TINY_VOCAB)}, do_lower_case=True)
+    # transformers 5 takes the vocabulary itself and ignores vocab_file (leaving only the special tokens);
+    # 4.x reads the file.
+    tokenizer = BertTokenizerFast(
+        vocab_file=str(vocab), vocab={token: i for i, token in enumerate(TINY_VOCAB)}, do_lower_case=True
+    )
     torch.manual_seed(seed)
     config = BertConfig(
         vocab_size=len(TINY_VOCAB),

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from monitor.classify.model import BUNDLED_MODEL, SentimentModel
+from monitor.classify.model import BUNDLED_MODEL, BUNDLED_MULTILINGUAL, INT8_EMBEDDINGS, SentimentModel
 
 CLEAR_CASES = [
     ("The barista was rude and I waited 40 minutes for a cold latte.", "complaint"),
@@ -25,10 +25,16 @@ def bundled():
 
 def test_bundled_model_files_are_in_hugging_face_layout():
     files = {p.name for p in BUNDLED_MODEL.iterdir()}
-    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} <= files
+    assert {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", INT8_EMBEDDINGS} <= files
     assert (BUNDLED_MODEL / "model.safetensors").stat().st_size <= 50 * 1024 * 1024
     config = json.loads((BUNDLED_MODEL / "config.json").read_text())
     assert config["id2label"] == {"0": "complaint", "1": "neutral", "2": "praise"}
+
+
+def test_bundled_weights_stay_within_what_a_repository_should_hold():
+    # Every committed version stays in history: both bundled models together within ~120 MB.
+    total = sum(p.stat().st_size for d in (BUNDLED_MODEL, BUNDLED_MULTILINGUAL) for p in d.iterdir() if p.is_file())
+    assert total <= 120_000_000, f"bundled models take {total / 1e6:.1f} MB"
 
 
 def test_bundled_model_loads_offline(monkeypatch):

@@ -13,7 +13,7 @@ from transformers import AutoTokenizer
 
 from models.average_weights import main as average_main
 from models.pack_embeddings import pack
-from models.train import load_for_training
+from models.train import export, load_for_training
 from models.train_multilingual import build_mix, main
 from monitor.classify.textprep import normalise_for_model
 from tests.conftest import TINY_VOCAB, build_tiny_model
@@ -82,3 +82,33 @@ def test_averaging_packed_directories_averages_their_embeddings(tmp_path):
     mean = sum(load_file(b / "model.safetensors")[WORD_EMBEDDINGS].float() for b in bases) / 2
     soup = load_for_training(tmp_path / "soup").get_input_embeddings().weight.detach()
     assert torch.allclose(soup, mean, atol=mean.abs().max().item() / 50)
+
+
+def test_a_directory_with_both_embeddings_is_refused_and_an_export_clears_stale_rows(tiny_base, tmp_path):
+    from monitor.classify.model import INT8_EMBEDDINGS, ModelLoadError, SentimentModel
+
+    packed = _packed_copy(tiny_base, tmp_path / "packed")
+    model = load_for_training(packed)
+    shutil.copy(tiny_base / "model.safetensors", packed / "model.safetensors")  # new weights copied over
+    with pytest.raises(ModelLoadError, match=INT8_EMBEDDINGS):
+        SentimentModel(str(packed), max_length=16)
+    export(model, AutoTokenizer.from_pretrained(tiny_base), packed, {})
+    assert not (packed / INT8_EMBEDDINGS).exists()
+    SentimentModel(str(packed), max_length=16)
+
+
+def test_packing_twice_says_so(tiny_base, tmp_path):
+    packed = _packed_copy(tiny_base, tmp_path / "packed")
+    with pytest.raises(SystemExit, match="already packed"):
+        pack(packed)
+
+
+def test_loading_a_packed_directory_leaves_the_seeded_random_stream_alone(tiny_base, tmp_path):
+    packed = _packed_copy(tiny_base, tmp_path / "packed")
+    draws = []
+    for directory in (tiny_base, packed):
+        torch.manual_seed(0)
+        model = load_for_training(directory)
+        draws.append(torch.rand(3))
+        assert not model.training
+    assert torch.equal(draws[0], draws[1])

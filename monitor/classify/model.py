@@ -121,6 +121,12 @@ def load_classifier(path: str):
     packed = load_file(str(int8_file))
     embedding = model.get_input_embeddings()
     name = next(n for n, p in model.named_parameters() if p is embedding.weight)
+    if name in state:
+        # A training script wrote new weights over a packed directory: which embeddings are meant is unknowable.
+        raise ValueError(
+            f"{path}: model.safetensors holds word embeddings and {INT8_EMBEDDINGS} holds them too; "
+            f"delete {INT8_EMBEDDINGS} if the model was retrained, then run models/pack_embeddings.py"
+        )
     state[name] = dequantize_rows(packed["rows"], packed["scales"])
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     return model
