@@ -28,12 +28,13 @@ EMBEDDING_SUFFIX = "embeddings.word_embeddings.weight"
 
 
 def pack(directory: Path) -> dict:
-    fingerprint_before = encoder_fingerprint(directory)
     model_file = directory / "model.safetensors"
     state = load_file(str(model_file))
     name = next((k for k in state if k.endswith(EMBEDDING_SUFFIX)), None)
     if name is None:
         raise SystemExit(f"{model_file}: no word embeddings to pack (already packed?)")
+    # Only a topic head reads the fingerprint; hashing ~100 MB for nothing would double the I/O.
+    fingerprint_before = encoder_fingerprint(directory) if (directory / HEAD_META).exists() else None
     weight = state.pop(name)
     rows, scales = quantize_rows(weight)
     restored = dequantize_rows(rows, scales)
@@ -57,7 +58,7 @@ def restamp_topic_head(directory: Path, fingerprint_before: str | None) -> None:
     files' fingerprint and keeps the old one under ``encoder_packed``. A head that was already stale stays stale,
     for the test that compares them to catch."""
     meta_file = directory / HEAD_META
-    if not meta_file.exists():
+    if fingerprint_before is None or not meta_file.exists():
         return
     meta = json.loads(meta_file.read_text(encoding="utf-8"))
     if meta.get("encoder_sha256") != fingerprint_before:
