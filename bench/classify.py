@@ -1,6 +1,6 @@
 """Classify-stage throughput: ours vs a plain ``transformers.pipeline`` on the same models and mentions.
 
-    python bench/classify.py [--n 5000] [--repeats 3] [--device cpu|cuda] [--branch-cost]
+    python bench/classify.py [--n 5000] [--repeats 3] [--device cpu|cuda] [--branch-cost] [--prior-cost]
 
 The corpus mixes languages as a crawl of an international business delivers them, in shuffled order: English
 tweets (SemEval-2017), short sentences (SST-2) and restaurant reviews (whole SemEval-2016 reviews, some joined
@@ -98,6 +98,18 @@ def bench_ours_without_branch(texts: list[str], config) -> tuple[float, int]:
         model.BRANCH_MIN_COMPLAINT = saved
 
 
+def bench_ours_without_priors(texts: list[str], config) -> tuple[float, int]:
+    """Ours with no model reading its n-gram priors (the transformers alone): what the priors cost."""
+    from monitor.classify import ngram_prior
+
+    saved = ngram_prior.read_priors
+    ngram_prior.read_priors = lambda directory: {}
+    try:
+        return bench_ours(texts, config)
+    finally:
+        ngram_prior.read_priors = saved
+
+
 def routed_groups(texts: list[str], config) -> dict[str, list[str]]:
     """Model directory → the texts our routing sends to it (computed once, untimed)."""
     from monitor.classify.model import resolve_model
@@ -146,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--branch-cost", action="store_true", help="also time ours with the topic branch off (what it costs)"
     )
+    parser.add_argument(
+        "--prior-cost", action="store_true", help="also time ours with the n-gram priors off (what they cost)"
+    )
     args = parser.parse_args(argv)
 
     texts = build_corpus(args.n)
@@ -159,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
              lambda: bench_ours(texts, config))]  # fmt: skip
     if args.branch_cost:
         runs.append(("ours, topic branch off", lambda: bench_ours_without_branch(texts, config)))
+    if args.prior_cost:
+        runs.append(("ours, n-gram priors off", lambda: bench_ours_without_priors(texts, config)))
     if not args.no_int8 and not args.device.startswith("cuda"):
         int8 = model_config(args.threads, args.max_length, args.device, "int8")
         runs.append(("ours, quantize = int8", lambda: bench_ours(texts, int8)))

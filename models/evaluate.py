@@ -126,7 +126,8 @@ def topic_report(aspects: Path, model_spec: str, threads: int, max_length: int) 
     if model.topic_head is None:
         return {}
     sentences = load_aspects(aspects)
-    predictions, x = model.predict_and_embed([s.text for s in sentences])
+    # Labelled as the product labels them: English, so the model's English n-gram prior (if any) joins in.
+    predictions, x = model.predict_and_embed([s.text for s in sentences], ["en"] * len(sentences))
     results = evaluate(HeldOut(aspects.name, sentences, x, [p.label for p in predictions]), model.topic_head, True)
     return {method: r["micro"]["f1"] for method, r in results.items()}
 

@@ -124,3 +124,10 @@ if [ -d .train/multi-gpu ]; then
 else
     echo "passes 6-7 need pass 5's weights in .train/multi-gpu (run the GPU pass above with GPU_OUT set)" >&2
 fi
+
+# N-gram priors (2026-11-27, ~3 and ~6 minutes): one TF-IDF logistic regression per UMSAB language, trained on its
+# own tweets, and one for English (tweets, star-rated reviews, SST-2); their log-probabilities join the models'
+# logits. Each weight is chosen on held-out halves of the dev sets against the weights bundled above, and the
+# priors are written only when both halves gain (models/README.md, "N-gram priors").
+$PY models/train_ngram_priors.py --data "${DATA%/en}" --model models/sentiment-multi --write
+$PY models/train_ngram_priors.py --data "${DATA%/en}" --model models/sentiment-en --languages en --write

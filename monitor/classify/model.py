@@ -182,6 +182,7 @@ class SentimentModel:
         from transformers.utils import logging as hf_logging
 
         from monitor.classify.calibration import offsets_by_index
+        from monitor.classify.ngram_prior import read_priors
         from monitor.classify.topic_head import TopicHead
 
         # Progress bars and load reports would pollute `monitor sentiment` output.
@@ -216,6 +217,14 @@ class SentimentModel:
             self.language_models = self._language_models()
         except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as exc:
             raise ModelLoadError(f"model: cannot load the language branches in {self.name}: {exc}") from None
+        try:
+            # Per language, an n-gram classifier whose log-probabilities join the logits (ngram_prior.py).
+            self.ngram_priors = read_priors(self.name) if Path(self.name).is_dir() else {}
+        except ValueError as exc:
+            raise ModelLoadError(f"model: {exc}") from None
+        shared = sorted(set(self.ngram_priors) & set(self._branch_of))
+        if shared:
+            raise ModelLoadError(f"model: {self.name} has both a language branch and an n-gram prior for {shared}")
         self.quantized = False
         branch = self.topic_head.layers if self.topic_head is not None else None
         if self.device.type == "cuda":
@@ -285,6 +294,7 @@ class SentimentModel:
             view.model = self.language_models[name]
             view.language_models, view._views, view._branch_of = {}, {}, {}
             view.topic_head, view.logit_offsets, view.branch = None, None, name
+            view.ngram_priors = {}
             view.name = f"{self.name}#{name}"  # stored with each classification: which branch read it
             self._views[name] = view
         return self._views[name]
@@ -326,14 +336,18 @@ class SentimentModel:
                 out = self.model(input_ids=input_ids, attention_mask=attention, output_hidden_states=hidden)
                 yield idx, out.logits.float().cpu(), (out.hidden_states if hidden else None), attention
 
-    def predict(self, texts: list[str]) -> list[Prediction]:
-        """Classify texts (and score topics when the model has a topic head)."""
-        return self._run(texts, embed=False)[0]
+    def predict(self, texts: list[str], languages: list[str] | None = None) -> list[Prediction]:
+        """Classify texts (and score topics when the model has a topic head). ``languages`` (one code per text, as
+        routing identified it) lets the model's n-gram priors join in; without it the transformer reads alone."""
+        if languages is not None and len(languages) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(languages)} languages")
+        return self._run(texts, embed=False, languages=languages)[0]
 
-    def predict_and_embed(self, texts: list[str]):
+    def predict_and_embed(self, texts: list[str], languages: list[str] | None = None):
         """Predictions plus, per text, what the topic head's linear part reads [len(texts), hidden] (for training it):
-        the branch's pooled output when the head has a branch, else the mean-pooled last hidden state."""
-        return self._run(texts, embed=True)
+        the branch's pooled output when the head has a branch, else the mean-pooled last hidden state.
+        ``languages`` as for ``predict``."""
+        return self._run(texts, embed=True, languages=languages)
 
     def _topic_rows(self, probs, embed: bool) -> list[int]:
         """Rows of a batch that get topic scores: all of them for a linear head (free) or when embedding; for a
@@ -346,7 +360,24 @@ class SentimentModel:
             return list(range(len(probs)))
         return [row for row, p in enumerate(probs) if sum(p[i] for i in complaint) >= BRANCH_MIN_COMPLAINT]
 
-    def _run(self, texts: list[str], embed: bool):
+    def _prior_logits(self, texts: list[str], languages: list[str], idx: list[int]):
+        """Each batch row's weighted n-gram log-probabilities in the model's output order (0 without a prior)."""
+        torch = self._torch
+        extra = torch.zeros((len(idx), len(self.index_labels)))
+        columns = [OUR_LABELS.index(label) if label in OUR_LABELS else None for label in self.index_labels]
+        rows_by_language: dict[str, list[int]] = {}
+        for row, i in enumerate(idx):
+            if languages[i] in self.ngram_priors:
+                rows_by_language.setdefault(languages[i], []).append(row)
+        for language, rows in rows_by_language.items():
+            prior = self.ngram_priors[language]
+            log_probs = prior.log_probs([texts[idx[row]] for row in rows])
+            for out, column in enumerate(columns):
+                if column is not None:
+                    extra[rows, out] = torch.from_numpy(prior.weight * log_probs[:, column]).float()
+        return extra
+
+    def _run(self, texts: list[str], embed: bool, languages: list[str] | None = None):
         from monitor.classify.topic_head import mean_pool
 
         torch = self._torch
@@ -357,6 +388,8 @@ class SentimentModel:
         for idx, logits, hidden_states, attention in self._forward(texts, hidden=embed or head is not None):
             if self.logit_offsets is not None:
                 logits = logits.float() + self.logit_offsets
+            if languages is not None and self.ngram_priors:
+                logits = logits.float() + self._prior_logits(texts, languages, idx)
             probs = torch.softmax(logits.float(), dim=-1).tolist()
             topic_scores: list[dict[str, float] | None] = [None] * len(idx)
             scored = self._topic_rows(probs, embed)

@@ -95,7 +95,8 @@ class Classifier:
             if model is not None:
                 by_model.setdefault(id(model), (model, []))[1].append(i)
         for model, idx in by_model.values():
-            for i, pred in zip(idx, model.predict([texts[i] for i in idx]), strict=True):
+            preds = model.predict([texts[i] for i in idx], [langs[i] for i in idx])
+            for i, pred in zip(idx, preds, strict=True):
                 out[i] = (langs[i], pred, model.name)
         return out
 
