@@ -49,6 +49,7 @@ from transformers import (  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from models.metrics import classification_report  # noqa: E402
 from monitor.classify.model import INT8_EMBEDDINGS, load_classifier  # noqa: E402
+from monitor.classify.ngram_prior import remove_priors  # noqa: E402
 from monitor.classify.textprep import normalise_for_model  # noqa: E402
 from monitor.classify.topic_head import mean_pool  # noqa: E402
 
@@ -242,6 +243,8 @@ def export(model, tokenizer, output: Path, meta: dict) -> None:
     output.mkdir(parents=True, exist_ok=True)
     # The export holds every weight; int8 rows packed from an earlier model would be stale (models/pack_embeddings.py).
     (output / INT8_EMBEDDINGS).unlink(missing_ok=True)
+    # So would n-gram priors weighed against it (models/train_ngram_priors.py).
+    remove_priors(output)
     fp16 = AutoModelForSequenceClassification.from_config(model.config)
     fp16.load_state_dict(model.state_dict())
     fp16 = fp16.half()

@@ -60,7 +60,7 @@ PY
 mkdir -p models/sentiment-en
 # The copied model.safetensors holds every weight: int8 rows packed from the committed model would be stale (and
 # load_classifier refuses a directory holding both).
-rm -f models/sentiment-en/word_embeddings.int8.safetensors
+rm -f models/sentiment-en/word_embeddings.int8.safetensors models/sentiment-en/ngram*   # stale once the weights change
 cp .train/stage6-soup/{config.json,model.safetensors,training_meta.json} models/sentiment-en/
 cp .train/soup-50/{tokenizer.json,tokenizer_config.json} models/sentiment-en/
 # The topic branch is trained on the final weights (it records their fingerprint): copies of the top 3 layers,
@@ -91,7 +91,7 @@ $PY models/train_multilingual.py --data "${DATA%/en}" --base .train/multi-model 
 $PY models/train_multilingual.py --data "${DATA%/en}" --base .train/multi-model-2 --output .train/multi-model-3 \
     --checkpoint-dir .train/multi-ckpt-3 --epochs 1 --lr 2e-5 --warmup 0.05 --max-length 128 --tweets-en 600 \
     --reviews-en-praise 100 --reviews-en-rest 200 --sst2 300 --zh-each 2500 --umsab-each 1000 --seed 15
-rm -f models/sentiment-multi/word_embeddings.int8.safetensors
+rm -f models/sentiment-multi/word_embeddings.int8.safetensors models/sentiment-multi/ngram*
 cp .train/multi-model-3/{config.json,model.safetensors,tokenizer.json,tokenizer_config.json,training_meta.json} \
     models/sentiment-multi/
 $PY models/pack_embeddings.py models/sentiment-multi     # int8 word embeddings: 100 MB → 70 MB
@@ -117,7 +117,7 @@ if [ -d .train/multi-gpu ]; then
             --seed "$SEED" --threads 2
     done
     $PY models/average_weights.py .train/multi-seed20 .train/multi-seed21 --alpha 0.5 --no-dev --output .train/multi-soup
-    rm -f models/sentiment-multi/word_embeddings.int8.safetensors
+    rm -f models/sentiment-multi/word_embeddings.int8.safetensors models/sentiment-multi/ngram*
     cp .train/multi-soup/{config.json,model.safetensors,tokenizer.json,tokenizer_config.json,training_meta.json} \
         models/sentiment-multi/
     $PY models/pack_embeddings.py models/sentiment-multi

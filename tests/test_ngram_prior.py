@@ -10,7 +10,15 @@ import pytest
 
 from models.train_ngram_priors import choose, mean_score, set_score, train_prior
 from monitor.classify.model import ModelLoadError, SentimentModel
-from monitor.classify.ngram_prior import PRIORS_FILE, NgramPrior, prepare, prior_file, read_priors, write_priors
+from monitor.classify.ngram_prior import (
+    PRIORS_FILE,
+    NgramPrior,
+    prepare,
+    prior_file,
+    read_priors,
+    remove_priors,
+    write_priors,
+)
 from monitor.classify.stage import Classifier
 from monitor.config import ModelConfig
 from tests.conftest import build_tiny_model
@@ -97,6 +105,73 @@ def test_a_broken_prior_file_is_named_at_load(prior, tmp_path):
         read_priors(tmp_path)
 
 
+def _tamper(directory, change) -> None:
+    from safetensors.numpy import load_file, save_file
+
+    path = prior_file(directory, "es")
+    tensors = load_file(str(path))
+    change(tensors)
+    save_file(tensors, str(path))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda t: t.update({"coef.scale": t["coef.scale"][:2]}), "do not fit 3 classes"),
+        (lambda t: t.update({"intercept": np.array([0.0, np.nan, 0.0], dtype=np.float32)}), "not finite"),
+        (lambda t: t.update({"coef.scale": np.array([1, np.inf, 1], dtype=np.float16)}), "not finite"),
+        (lambda t: t.update({"word.idf.uint8": t["word.idf.uint8"][:-1]}), "idf weights"),
+        (lambda t: t.update({"char.idf.range": np.zeros(3, dtype=np.float32)}), "3 bounds"),
+        (lambda t: t.update({"coef.int8": t["coef.int8"].astype(np.float32)}), "not int8"),
+        (lambda t: t.pop("intercept"), "no 'intercept' tensor"),
+        (lambda t: t.update({"word.vocab.xz": np.frombuffer(b"not xz", dtype=np.uint8)}), "ngram-es.safetensors"),
+    ],
+)
+def test_a_tampered_prior_file_fails_at_load_naming_the_file(prior, tmp_path, change, message):
+    write_priors(tmp_path, {"es": prior})
+    _tamper(tmp_path, change)
+    with pytest.raises(ValueError, match="ngram-es.safetensors") as err:
+        read_priors(tmp_path)
+    assert message in str(err.value)
+
+
+def test_a_duplicated_term_fails_at_load(prior, tmp_path):
+    import lzma
+
+    write_priors(tmp_path, {"es": prior})
+    terms = prior.word.get_feature_names_out().tolist()
+    terms[1] = terms[0]
+    blob = lzma.compress("\n".join(terms).encode())
+    _tamper(tmp_path, lambda t: t.update({"word.vocab.xz": np.frombuffer(blob, dtype=np.uint8)}))
+    with pytest.raises(ValueError, match="listed twice"):
+        read_priors(tmp_path)
+
+
+def test_a_listed_code_is_a_language_code_not_a_path(prior, tmp_path):
+    write_priors(tmp_path, {"es": prior})
+    (tmp_path / PRIORS_FILE).write_text('{"languages": {"../es": {"weight": 1}}}')
+    with pytest.raises(ValueError, match="not a language code"):
+        read_priors(tmp_path)
+
+
+def test_writing_leaves_no_temporary_files_and_removing_leaves_nothing(prior, tmp_path):
+    write_priors(tmp_path, {"es": prior})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ngram-es.safetensors", PRIORS_FILE]
+    remove_priors(tmp_path)
+    assert not list(tmp_path.iterdir()) and read_priors(tmp_path) == {}
+
+
+def test_an_export_clears_priors_weighed_against_other_weights(tmp_path, prior):
+    from transformers import AutoTokenizer
+
+    from models.train import export, load_for_training
+
+    path = build_tiny_model(tmp_path / "model", ["complaint", "neutral", "praise"])
+    write_priors(path, {"es": prior})
+    export(load_for_training(path), AutoTokenizer.from_pretrained(path), path, {})
+    assert read_priors(path) == {} and not list(path.glob("ngram*"))
+
+
 @pytest.fixture
 def model_with_prior(tmp_path, prior):
     path = build_tiny_model(tmp_path / "multi", ["negative", "neutral", "positive"])
@@ -176,15 +251,27 @@ def test_training_needs_all_three_classes():
 # ------------------------------------------------------------------ the bundled priors
 
 
-def test_bundled_multilingual_model_carries_a_prior_per_umsab_language():
-    from models.train_ngram_priors import UMSAB_CODES
+def test_bundled_multilingual_model_carries_a_prior_per_umsab_language_but_hindi():
+    from models.train_ngram_priors import DEFAULT_LANGUAGES
     from monitor.classify.model import BUNDLED_MULTILINGUAL
 
     priors = read_priors(BUNDLED_MULTILINGUAL)
-    assert set(priors) == set(UMSAB_CODES)
+    assert set(priors) == set(DEFAULT_LANGUAGES) and "hi" not in priors
     assert len({p.weight for p in priors.values()}) == 1  # one weight, chosen for them all
     listing = json.loads((BUNDLED_MULTILINGUAL / PRIORS_FILE).read_text())
     assert "train_ngram_priors.py" in listing["trained"]["command"]
+
+
+@pytest.mark.parametrize("which", ["BUNDLED_MODEL", "BUNDLED_MULTILINGUAL"])
+def test_bundled_priors_were_weighed_against_the_bundled_weights(which):
+    from models.train_topics import encoder_fingerprint
+    from monitor.classify import model
+
+    directory = getattr(model, which)
+    listing = json.loads((directory / PRIORS_FILE).read_text())
+    assert listing["trained"]["encoder_sha256"] == encoder_fingerprint(directory), (
+        f"{directory.name} changed after its n-gram priors were weighed: re-run models/train_ngram_priors.py"
+    )
 
 
 def test_bundled_english_model_carries_an_english_prior_and_reads_clear_cases_with_it():

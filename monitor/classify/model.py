@@ -339,8 +339,6 @@ class SentimentModel:
     def predict(self, texts: list[str], languages: list[str] | None = None) -> list[Prediction]:
         """Classify texts (and score topics when the model has a topic head). ``languages`` (one code per text, as
         routing identified it) lets the model's n-gram priors join in; without it the transformer reads alone."""
-        if languages is not None and len(languages) != len(texts):
-            raise ValueError(f"{len(texts)} texts but {len(languages)} languages")
         return self._run(texts, embed=False, languages=languages)[0]
 
     def predict_and_embed(self, texts: list[str], languages: list[str] | None = None):
@@ -378,6 +376,8 @@ class SentimentModel:
         return extra
 
     def _run(self, texts: list[str], embed: bool, languages: list[str] | None = None):
+        if languages is not None and len(languages) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(languages)} languages")
         from monitor.classify.topic_head import mean_pool
 
         torch = self._torch

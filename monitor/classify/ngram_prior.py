@@ -9,7 +9,8 @@ writes a language only when the combination gains on held-out halves of the dev 
 
 Why: a TF-IDF logistic regression trained on a language's own tweets makes different mistakes from a transformer
 fine-tuned on a mix of languages, and on UMSAB it is nearly as good alone (``models/README.md``), so the two
-together beat either. It costs a few milliseconds per hundred tweets.
+together beat either. It costs about 50 ms per hundred tweets on 2 CPU cores, 2–3 % of the classify stage
+(``docs/benchmarks.md``).
 
 The file holds no pickle: the vocabularies (xz-compressed, one term per line, in column order), the idf weights
 (uint8 steps) and the coefficients (int8 rows, one fp16 scale per class) are plain tensors, read back into
@@ -21,6 +22,8 @@ from __future__ import annotations
 import json
 import lzma
 import math
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +37,9 @@ CHAR_SETTINGS = {"analyzer": "char_wb", "ngram_range": (2, 5)}
 # Tweets and short reviews are what the priors learnt; a long text is read by its head and tail, as the
 # transformer reads it, and a hostile megabyte costs no more than this.
 MAX_CHARS = 2000
+# A vocabulary of a few hundred thousand n-grams takes a few MB; a file that inflates past this is not one of ours.
+MAX_VOCABULARY_BYTES = 64 * 1024 * 1024
+LANGUAGE_CODE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?")
 
 
 def prior_file(directory: str | Path, language: str) -> Path:
@@ -94,7 +100,8 @@ class NgramPrior:
         scores -= scores.max(axis=1, keepdims=True)
         return scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
 
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | Path, path: Path | None = None) -> Path:
+        """Write this prior to ``path`` (default: its file in ``directory``)."""
         import torch
         from safetensors.numpy import save_file
 
@@ -112,12 +119,14 @@ class NgramPrior:
             blob = lzma.compress("\n".join(terms).encode("utf-8"), preset=9 | lzma.PRESET_EXTREME)
             tensors[f"{name}.vocab.xz"] = np.frombuffer(blob, dtype=np.uint8)
             tensors[f"{name}.idf.uint8"], tensors[f"{name}.idf.range"] = quantize_idf(vectorizer.idf_)
-        path = prior_file(directory, self.language)
+        path = path or prior_file(directory, self.language)
         save_file(tensors, str(path))
         return path
 
     @classmethod
     def load(cls, directory: str | Path, language: str, weight: float) -> NgramPrior:
+        """Read one language's file; ValueError (without the file's name: ``read_priors`` adds it) when any part
+        is missing, of the wrong type or shape, or not finite."""
         import torch
         from safetensors.numpy import load_file
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -127,16 +136,48 @@ class NgramPrior:
         tensors = load_file(str(prior_file(directory, language)))
         featurisers = []
         for name, settings in (("word", WORD_SETTINGS), ("char", CHAR_SETTINGS)):
-            terms = lzma.decompress(tensors[f"{name}.vocab.xz"].tobytes()).decode("utf-8").split("\n")
+            terms = _vocabulary(_tensor(tensors, f"{name}.vocab.xz", np.uint8, 1))
+            steps = _tensor(tensors, f"{name}.idf.uint8", np.uint8, 1)
+            bounds = _tensor(tensors, f"{name}.idf.range", np.float32, 1)
+            if len(steps) != len(terms) or bounds.shape != (2,):
+                raise ValueError(f"{name}: {len(terms)} terms, {len(steps)} idf weights, {len(bounds)} bounds")
+            if len(set(terms)) != len(terms):
+                raise ValueError(f"{name}: a term is listed twice")
             vectorizer = TfidfVectorizer(**settings, sublinear_tf=True, vocabulary=terms)
-            vectorizer.idf_ = dequantize_idf(tensors[f"{name}.idf.uint8"], tensors[f"{name}.idf.range"])
+            vectorizer.idf_ = dequantize_idf(steps, bounds)
             featurisers.append(vectorizer)
-        coef = dequantize_rows(torch.from_numpy(tensors["coef.int8"]), torch.from_numpy(tensors["coef.scale"]))
-        coef = coef.float().numpy()
+        rows = _tensor(tensors, "coef.int8", np.int8, 2)
+        scales = _tensor(tensors, "coef.scale", np.float16, 1)
+        intercept = _tensor(tensors, "intercept", np.float32, 1)
         width = sum(len(v.vocabulary) for v in featurisers)
-        if coef.shape != (len(LABELS), width) or tensors["intercept"].shape != (len(LABELS),):
-            raise ValueError(f"{prior_file(directory, language)}: coefficients do not fit its vocabularies")
-        return cls(language, weight, *featurisers, coef=coef, intercept=tensors["intercept"].astype(np.float64))
+        if rows.shape != (len(LABELS), width) or scales.shape != (len(LABELS),) or intercept.shape != (len(LABELS),):
+            raise ValueError(f"coefficients {rows.shape}, scales {scales.shape} and intercept {intercept.shape} do "
+                             f"not fit {len(LABELS)} classes of {width} n-grams")  # fmt: skip
+        coef = dequantize_rows(torch.from_numpy(rows), torch.from_numpy(scales)).float().numpy()
+        return cls(language, weight, *featurisers, coef=coef, intercept=intercept.astype(np.float64))
+
+
+def _tensor(tensors: dict, name: str, dtype, ndim: int) -> np.ndarray:
+    if name not in tensors:
+        raise ValueError(f"no {name!r} tensor")
+    value = tensors[name]
+    if value.dtype != dtype or value.ndim != ndim:
+        raise ValueError(f"{name!r} is {value.dtype} with {value.ndim} dimensions, not {np.dtype(dtype)} with {ndim}")
+    if value.dtype.kind == "f" and not np.isfinite(value).all():
+        raise ValueError(f"{name!r} holds a value that is not finite")
+    return value
+
+
+def _vocabulary(blob: np.ndarray) -> list[str]:
+    """The terms, one per line; a file that would inflate past ``MAX_VOCABULARY_BYTES`` is refused."""
+    inflate = lzma.LZMADecompressor()
+    text = inflate.decompress(blob.tobytes(), max_length=MAX_VOCABULARY_BYTES)
+    if not inflate.eof:
+        raise ValueError(f"the vocabulary is larger than {MAX_VOCABULARY_BYTES} bytes")
+    terms = text.decode("utf-8").split("\n")
+    if terms == [""]:
+        raise ValueError("an empty vocabulary")
+    return terms
 
 
 def read_priors(directory: str | Path) -> dict[str, NgramPrior]:
@@ -153,6 +194,8 @@ def read_priors(directory: str | Path) -> dict[str, NgramPrior]:
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ValueError(f"{path}: not an n-gram prior list ({exc})") from None
     for code, weight in weights.items():
+        if not LANGUAGE_CODE.fullmatch(code):
+            raise ValueError(f"{path}: {code!r} is not a language code")
         if not (math.isfinite(weight) and 0 < weight <= 10):
             raise ValueError(f"{path}: the weight for {code!r} must be a number in (0, 10]")
         if not prior_file(directory, code).is_file():
@@ -163,21 +206,39 @@ def read_priors(directory: str | Path) -> dict[str, NgramPrior]:
     for code, weight in weights.items():
         try:
             priors[code] = NgramPrior.load(directory, code, weight)
-        except (OSError, KeyError, EOFError, UnicodeDecodeError, lzma.LZMAError, SafetensorError) as exc:
+        except (OSError, KeyError, EOFError, UnicodeDecodeError, lzma.LZMAError, SafetensorError, ValueError,
+                RuntimeError, TypeError) as exc:  # fmt: skip
             raise ValueError(f"{prior_file(directory, code)}: not an n-gram prior ({exc})") from None
     return priors
 
 
 def write_priors(directory: str | Path, priors: dict[str, NgramPrior], meta: dict | None = None) -> Path:
-    """Save each prior and list them (replacing any list already there; files of unlisted languages go)."""
+    """Save each prior and list them, replacing what the directory held: files of languages no longer listed go.
+
+    Each file is written under a temporary name and renamed, and the list last, so an interrupted write leaves a
+    list whose files are all there."""
     directory = Path(directory)
-    for old in directory.glob("ngram-*.safetensors"):
-        old.unlink()
     for prior in priors.values():
-        prior.save(directory)
+        final = prior_file(directory, prior.language)
+        temporary = prior.save(directory, final.with_name(final.name + ".tmp"))
+        os.replace(temporary, final)
     listing = {"languages": {code: {"weight": prior.weight} for code, prior in sorted(priors.items())}}
     if meta:
         listing["trained"] = meta
     path = directory / PRIORS_FILE
-    path.write_text(json.dumps(listing, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(listing, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(temporary, path)
+    keep = {prior_file(directory, code).name for code in priors}
+    for old in directory.glob("ngram-*.safetensors"):
+        if old.name not in keep:
+            old.unlink()
     return path
+
+
+def remove_priors(directory: str | Path) -> None:
+    """Remove a directory's priors (the list first, so no load ever finds a list without its files)."""
+    directory = Path(directory)
+    (directory / PRIORS_FILE).unlink(missing_ok=True)
+    for old in directory.glob("ngram-*.safetensors*"):
+        old.unlink()
