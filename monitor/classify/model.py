@@ -257,6 +257,8 @@ class SentimentModel:
                         )
                 self.quantized = True
         self.index_labels = build_label_map(self.model.config.id2label, label_map)
+        # Which prior column (OUR_LABELS order) each model output reads; None for an output of no label of ours.
+        self._prior_columns = [OUR_LABELS.index(x) if x in OUR_LABELS else None for x in self.index_labels]
         self.max_length = min(max_length, getattr(self.tokenizer, "model_max_length", max_length) or max_length)
         self.batch_size = batch_size
         self._specials = self._special_tokens()
@@ -362,7 +364,6 @@ class SentimentModel:
         """Each batch row's weighted n-gram log-probabilities in the model's output order (0 without a prior)."""
         torch = self._torch
         extra = torch.zeros((len(idx), len(self.index_labels)))
-        columns = [OUR_LABELS.index(label) if label in OUR_LABELS else None for label in self.index_labels]
         rows_by_language: dict[str, list[int]] = {}
         for row, i in enumerate(idx):
             if languages[i] in self.ngram_priors:
@@ -370,7 +371,7 @@ class SentimentModel:
         for language, rows in rows_by_language.items():
             prior = self.ngram_priors[language]
             log_probs = prior.log_probs([texts[idx[row]] for row in rows])
-            for out, column in enumerate(columns):
+            for out, column in enumerate(self._prior_columns):
                 if column is not None:
                     extra[rows, out] = torch.from_numpy(prior.weight * log_probs[:, column]).float()
         return extra

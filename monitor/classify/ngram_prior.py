@@ -29,8 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
+from monitor.classify.calibration import LABELS  # the columns of every prior, in this order
+from monitor.classify.textprep import normalise_for_model
+
 PRIORS_FILE = "ngram_priors.json"
-LABELS = ("complaint", "neutral", "praise")
 # The featurisers, fixed: the weights in a file are only meaningful with the settings they were trained with.
 WORD_SETTINGS = {"analyzer": "word", "ngram_range": (1, 2), "token_pattern": r"(?u)\b\w+\b|[^\w\s]"}
 CHAR_SETTINGS = {"analyzer": "char_wb", "ngram_range": (2, 5)}
@@ -48,8 +50,6 @@ def prior_file(directory: str | Path, language: str) -> Path:
 
 def prepare(text: str) -> str:
     """The text as both featurisers read it: model normalisation, lower case, head and tail of long text."""
-    from monitor.classify.textprep import normalise_for_model
-
     text = normalise_for_model(text).lower()
     if len(text) > MAX_CHARS:
         text = text[: MAX_CHARS // 2] + " " + text[-MAX_CHARS // 2 :]
