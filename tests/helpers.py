@@ -28,3 +28,14 @@ def add_classified(db, source, external_id, text, label, probs=None, rating=None
         replace=True,
     )  # fmt: skip
     return mention_id
+
+
+def sla_allowances(db) -> dict:
+    """Each queue item's SLA allowance (due time minus post time), by mention id.
+
+    Compare allowances, not due times: each ``add_classified`` call stamps its own "now", so two
+    mentions added in a row can be a second apart on a slow store.
+    """
+    posted = {r["id"]: datetime.fromisoformat(r["posted_at"]) for r in db["mentions"].rows}
+    return {r["mention_id"]: datetime.fromisoformat(r["sla_due_at"]) - posted[r["mention_id"]]
+            for r in db["queue_items"].rows}  # fmt: skip
