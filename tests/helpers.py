@@ -11,9 +11,10 @@ XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
 
 
 def add_classified(db, source, external_id, text, label, probs=None, rating=None, kind="review", hours_ago=1.0,
-                   urgency=(), topics=(), url=None, reach=None):  # fmt: skip
-    """Store a mention with a given classification (bypassing the model)."""
-    posted = (datetime.now(UTC) - timedelta(hours=hours_ago)).replace(microsecond=0).isoformat()
+                   urgency=(), topics=(), url=None, reach=None, posted_at=None):  # fmt: skip
+    """Store a mention with a given classification (bypassing the model); ``posted_at`` (a datetime) overrides
+    ``hours_ago``."""
+    posted = (posted_at or datetime.now(UTC) - timedelta(hours=hours_ago)).replace(microsecond=0).isoformat()
     [mention_id] = record_mentions(
         db,
         source,

@@ -1,4 +1,4 @@
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta
 
 from monitor.config import QueueConfig
 from monitor.digest.build import gather_digest, markdown_escape, render_digest, write_digest
@@ -9,21 +9,26 @@ from .helpers import XSS, add_classified
 
 
 def seed(db):
+    """Three mentions posted today (UTC), even just after midnight; returns that day."""
+    now = datetime.now(UTC)
+    older = max(now - timedelta(minutes=12), datetime.combine(now.date(), time(0, 0, 1), UTC))
+    newer = older + (now - older) / 2
     add_classified(db, "reviews", "1", f"Waited an hour {XSS}", "complaint", rating=1, topics=["wait_time"],
-                   url="javascript:alert(1)", hours_ago=0.1)  # fmt: skip
+                   url="javascript:alert(1)", posted_at=newer)  # fmt: skip
     add_classified(db, "reviews", "2", "Best flat white in town [click](http://evil.example)", "praise",
-                   probs={"complaint": 0.01, "neutral": 0.04, "praise": 0.95}, hours_ago=0.1)  # fmt: skip
-    add_classified(db, "reddit", "3", "overdue thing", "complaint", kind="post", hours_ago=0.2)
+                   probs={"complaint": 0.01, "neutral": 0.04, "praise": 0.95}, posted_at=newer)  # fmt: skip
+    add_classified(db, "reddit", "3", "overdue thing", "complaint", kind="post", posted_at=older)
     # Make one queue item overdue regardless of when the test runs.
     refresh_queue(db, QueueConfig())
     db.execute("update queue_items set sla_due_at = '2000-01-01T00:00:00+00:00' where mention_id = 3")
     run = start_crawl_run(db, "reviews")
     finish_crawl_run(db, run, record_mentions(db, "reviews", []), [])
+    return now.date()
 
 
 def test_digest_data(fresh_db):
-    seed(fresh_db)
-    data = gather_digest(fresh_db, datetime.now(UTC).date(), brand="Acme")
+    day = seed(fresh_db)
+    data = gather_digest(fresh_db, day, brand="Acme")
     assert data["counts"] == {"complaint": 2, "praise": 1}
     assert data["topics"] == [{"topic": "wait_time", "name": "Waiting time", "count": 1}]
     assert [o["excerpt"] for o in data["overdue"]] == ["overdue thing"]
@@ -34,15 +39,15 @@ def test_digest_data(fresh_db):
 def test_digest_reports_the_teams_replies(fresh_db):
     from monitor.queue.items import mark_replied
 
-    seed(fresh_db)
+    day = seed(fresh_db)
     mark_replied(fresh_db, 1, "Sorry!")
-    md = render_digest(gather_digest(fresh_db, datetime.now(UTC).date()), "md")
+    md = render_digest(gather_digest(fresh_db, day), "md")
     assert "1 of 2 items answered (50 %). Median first response: " in md and "1 SLA breach (1 still open)." in md
 
 
 def test_html_digest_escapes_mention_text_and_unsafe_links(fresh_db):
-    seed(fresh_db)
-    html = render_digest(gather_digest(fresh_db, datetime.now(UTC).date()), "html")
+    day = seed(fresh_db)
+    html = render_digest(gather_digest(fresh_db, day), "html")
     assert "<script>alert" not in html and "<img src=x" not in html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
     assert "javascript:" not in html
@@ -50,8 +55,8 @@ def test_html_digest_escapes_mention_text_and_unsafe_links(fresh_db):
 
 
 def test_markdown_digest_escapes_markup(fresh_db, tmp_path):
-    seed(fresh_db)
-    path = write_digest(fresh_db, tmp_path / "d.md", datetime.now(UTC).date(), "Acme")
+    day = seed(fresh_db)
+    path = write_digest(fresh_db, tmp_path / "d.md", day, "Acme")
     text = path.read_text()
     assert "<script>" not in text and "[click](http" not in text
     assert "\\[click\\](http://evil.example)" in text  # the brackets escaped: no link

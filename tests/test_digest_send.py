@@ -30,7 +30,6 @@ from .helpers import XSS, add_classified
 
 USER, PASSWORD = "digest-bot", "s3cret-Pa55word"
 TODAY = dt.datetime.now(dt.UTC).date()
-YESTERDAY = TODAY - dt.timedelta(days=1)  # what `monitor digest` covers without --date
 
 
 # ----------------------------------------------------------------- fixtures
@@ -152,9 +151,12 @@ def smtp_server():
 @pytest.fixture
 def db(tmp_path):
     db = open_db(tmp_path / "m.db")
-    add_classified(db, "reviews", "1", f"Waited an hour {XSS}", "complaint", rating=1, hours_ago=0.1)
-    add_classified(db, "reviews", "2", "cold coffee", "complaint", rating=2, hours_ago=0.1)
-    add_classified(db, "reviews", "3", "Lovely staff", "praise", hours_ago=0.1)
+    # Posted on TODAY (UTC) even when the tests run just after a midnight that followed collection.
+    start_of_today = dt.datetime.combine(TODAY, dt.time(0, 0, 1), dt.UTC)
+    posted = max(start_of_today, dt.datetime.now(dt.UTC) - dt.timedelta(minutes=6))
+    add_classified(db, "reviews", "1", f"Waited an hour {XSS}", "complaint", rating=1, posted_at=posted)
+    add_classified(db, "reviews", "2", "cold coffee", "complaint", rating=2, posted_at=posted)
+    add_classified(db, "reviews", "3", "Lovely staff", "praise", posted_at=posted)
     refresh_queue(db, QueueConfig())
     db.execute("update queue_items set sla_due_at = '2000-01-01T00:00:00+00:00' where mention_id = 2")
     db.conn.commit()
@@ -440,9 +442,10 @@ def test_cli_digest_send(tmp_path, db, smtp_server):
 def test_cli_send_failure_keeps_the_file(tmp_path, db):
     port = free_port()
     path = write_config(tmp_path, '[storage]\npath = "m.db"\n' + digest_config(port))
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)  # what `monitor digest` covers without --date
     result = CliRunner().invoke(cli, ["--config", str(path), "digest", "--send"])
     assert result.exit_code == 1
-    written = tmp_path / "out" / f"digest-{YESTERDAY}.html"
+    written = tmp_path / "out" / f"digest-{yesterday}.html"
     assert f"digest written to {written} (not sent)" in result.output
     assert f"Error: cannot connect to SMTP server 127.0.0.1:{port}" in result.output and written.exists()
 

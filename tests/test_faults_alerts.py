@@ -61,7 +61,7 @@ def test_two_passes_at_once_send_each_alert_once(tmp_path, db, slow_webhook):
     def one_pass() -> None:
         conn = open_db(config.storage_path, migrate=False)
         try:
-            barrier.wait(5)
+            barrier.wait(60)
             results.append(run_alerts(config, conn))
         finally:
             conn.conn.close()

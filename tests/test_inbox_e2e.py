@@ -187,7 +187,8 @@ def _serve(config_path: Path, port: int, env: dict[str, str]) -> subprocess.Pope
 
 
 def _wait_up(url: str, proc: subprocess.Popen) -> None:
-    for _ in range(100):
+    deadline = time.monotonic() + 60  # a cold start on a loaded 2-core machine (and a PostgreSQL store) is slow
+    while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(proc.stdout.read())
         try:

@@ -142,7 +142,8 @@ def test_second_scheduler_waits_then_takes_over_from_a_killed_one(tmp_path: Path
         assert wait_for(lambda: any(pid == second.pid for pid, _ in beats(config.storage_path)), 15)
         seen = beats(config.storage_path)
         took_over = min(at for pid, at in seen if pid == second.pid)
-        assert took_over - killed_at < 3 + 1.5  # within the lease (3 s) and one poll
+        # Within the lease (3 s), one poll, the first beat and a connection: 3 s of slack for a loaded machine.
+        assert took_over - killed_at < 3 + 3
         assert max(at for pid, at in seen if pid == first.pid) < took_over  # never both at once
         assert "holding the scheduler lease" in (tmp_path / "second.log").read_text()
 

@@ -6,6 +6,7 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -79,10 +80,12 @@ def test_process_and_digest_jobs(tmp_path, tiny_model_dir):
     config = make_config(tmp_path, tiny_model_dir)
     db = open_db(config.storage_path)
     add_classified(db, "reviews", "1", "cold coffee", "complaint", rating=1, hours_ago=20)
+    posted = datetime.fromisoformat(db.execute("select posted_at from mentions").fetchone()[0])
     db.conn.close()
     counts = process_job(str(config.path))
     assert counts["queued"] == 1
-    day = (datetime.now(UTC) - timedelta(hours=20)).date().isoformat()
+    # The digest's day is the config's (London) day of the post, not its UTC day: they differ in summer evenings.
+    day = posted.astimezone(ZoneInfo("Europe/London")).date().isoformat()
     [path] = digest_job(str(config.path), day)
     assert path.endswith(f"digest-{day}.html") and "cold coffee" in Path(path).read_text(encoding="utf-8")
 
@@ -144,8 +147,6 @@ def test_digest_job_keeps_the_file_when_sending_fails(tmp_path, tiny_model_dir, 
 
 
 def test_digest_job_catches_up_missed_days_once(tmp_path, tiny_model_dir):
-    from zoneinfo import ZoneInfo
-
     config = make_config(tmp_path, tiny_model_dir)
     db = open_db(config.storage_path)
     yesterday = datetime.now(ZoneInfo("Europe/London")).date() - timedelta(days=1)

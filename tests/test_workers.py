@@ -182,7 +182,7 @@ def test_two_worker_processes_classify_at_once_each_mention_exactly_once(process
     config = write_config(tmp_path, broker)
     texts = seed(config, 120)
     log = tmp_path / "w.log"
-    supervisor = worker(processes, config, log, pause=0.15, chunk=10, extra=("--processes", "2"))
+    supervisor = worker(processes, config, log, pause=0.4, chunk=10, extra=("--processes", "2"))
     enqueue_classify(load_config(config))
     db = tmp_path / "m.db"
     wait_for(lambda: count(db, "select count(*) from classifications") == 120, 40, "120 classifications", [log])
