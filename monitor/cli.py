@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import json
 import sys
-import unicodedata
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -13,6 +12,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from monitor.config import Config, ConfigError, ModelConfig, find_config_path, load_config
+from monitor.terminal import local_time, shorten, sla_words, terminal_safe
 
 EXIT_CONFIG = 2
 
@@ -267,66 +267,6 @@ def queue_list(ctx, state, source, label, assignee, location, brand, topic, sla,
         text = shorten(it["text"] or it["title"], 60)
         click.echo(f"#{it['id']:<5} {it['priority']:>8.2f} {it['state']:<9} {shorten(it['source'], 18):<18} "
                    f"{shorten(it['location'] or '-', 12):<12} {sla_words(it, now):<15} {text}")  # fmt: skip
-
-
-# Bidi overrides and isolates: they reorder what the terminal shows after them.
-_BIDI = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
-def terminal_safe(text: str | None) -> str:
-    """Mention text fit for a terminal: control characters (escape sequences), other than line breaks and
-    tabs, and bidi overrides removed. Mention text comes from strangers."""
-    return "".join(ch for ch in (text or "") if ch in "\n\t" or (unicodedata.category(ch) != "Cc" and ch not in _BIDI))
-
-
-def _columns(ch: str) -> int:
-    if unicodedata.combining(ch):
-        return 0
-    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1  # Chinese takes two terminal columns
-
-
-def shorten(text: str | None, width: int) -> str:
-    """One line of at most ``width`` terminal columns, cut at a word boundary and marked with "…"."""
-    line = " ".join(terminal_safe(text).split())
-    if sum(map(_columns, line)) <= width:
-        return line
-    end = used = 0
-    while used + _columns(line[end]) <= width - 1:  # room for the "…"
-        used += _columns(line[end])
-        end += 1
-    cut = line[:end]
-    space = cut.rfind(" ")
-    # Back to the last word boundary, unless the cut already is one, or going back would throw away
-    # most of the line (a long URL, or Chinese text, which has no spaces).
-    if line[end] != " " and space >= len(cut) // 2:
-        cut = cut[:space]
-    return cut.rstrip() + "…"
-
-
-def sla_words(item: dict, now: datetime) -> str:
-    """The item's SLA clock in words: "due in 25 min", "3.5 h overdue", "no clock" (untimed), "-" (closed).
-
-    The words come from ``sla_clock``, which the inbox also uses, so the two never drift apart."""
-    from monitor.queue.items import sla_clock
-
-    status, words = sla_clock(item, now)
-    if status == "closed":
-        return "-"
-    if status == "no_clock":
-        return "?" if item.get("sla_due_at") else "no clock"  # a damaged row costs only its own column
-    return words
-
-
-def local_time(value: str | datetime | None, zone_name: str) -> str:
-    """A stored UTC time as local wall time with the zone's abbreviation, e.g. "2026-11-26 08:12 EST"."""
-    if not value:
-        return "-"
-    try:
-        moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    except ValueError:
-        return terminal_safe(str(value))
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return moment.astimezone(ZoneInfo(zone_name)).strftime("%Y-%m-%d %H:%M %Z")
 
 
 @queue.command("show")
@@ -702,6 +642,7 @@ def alerts(ctx, dry_run: bool, fmt: str) -> None:
         monitor alerts --dry-run
         MONITOR_ALERT_WEBHOOK_URL=https://hooks.slack.com/services/... monitor alerts
     """
+    from monitor.alerts.render import no_channel_reason, no_channel_summary
     from monitor.alerts.run import run_alerts
     from monitor.store import open_db
 
@@ -712,7 +653,7 @@ def alerts(ctx, dry_run: bool, fmt: str) -> None:
     finally:
         db.close()
     # Without a channel nothing can go, but a dry run still lists what would: that is how one tries alerts out.
-    no_channel = "" if config.alerts.channels else _no_channel_reason(config)
+    no_channel = "" if config.alerts.channels else no_channel_reason(config)
     if fmt == "json":
         payload = {"dry_run": dry_run, "alerts": [a.as_dict() for a in result.alerts],
                    "channels": {name: {**r.as_dict(), "pending_keys": [[a.kind, a.key] for a in r.pending]}
@@ -732,70 +673,13 @@ def alerts(ctx, dry_run: bool, fmt: str) -> None:
             state = ", ".join(states) or "would send (no channel)"
             click.echo(f"{alert.kind:<11} {state:<36} {terminal_safe(alert.title)}")
         if no_channel:
-            click.echo(_no_channel_summary(config, no_channel, len(result.alerts), dry_run))
+            click.echo(no_channel_summary(config, no_channel, len(result.alerts), dry_run))
         for name, r in result.channels.items():
             verb = "would send" if dry_run else "sent"
             click.echo(f"{name}: {verb} {len(r.pending) if dry_run else r.sent} of {len(r.pending)} pending"
                        + "".join(f"\n  error: {e}" for e in r.errors))  # fmt: skip
     if not result.ok:
         sys.exit(1)
-
-
-def _no_channel_reason(config: Config) -> str:
-    if not config.alerts.enabled:
-        return "alerts are switched off ([alerts] enabled = false)"
-    return "no alert channel is configured (set [alerts] recipients or webhook_url_env)"
-
-
-def _no_channel_summary(config: Config, reason: str, count: int, dry_run: bool) -> str:
-    from monitor.queue.metrics import human_minutes
-
-    if not dry_run:
-        return f"nothing sent: {reason}; `monitor alerts --dry-run` lists what would go"
-    if count:
-        return f"{count} alert(s) would be sent, but {reason}"
-    window = human_minutes(config.alerts.max_age.total_seconds() / 60)
-    return f"nothing would be sent now (no alert in the last {window}, [alerts] max_age); and {reason}"
-
-
-def _every(interval: timedelta) -> str:
-    seconds = int(interval.total_seconds())
-    if seconds % 3600 == 0:
-        return f"{seconds // 3600} h"
-    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
-
-
-def schedule_listing(config: Config, scheduler, now: datetime) -> list[dict[str, str]]:
-    """Each job of a (not started) scheduler: its schedule in words and next run in ``[schedule] timezone``,
-    and why it runs early when it does (the digest's catch-up run, first crawls at start)."""
-    from apscheduler.triggers.interval import IntervalTrigger
-
-    tz = config.schedule.timezone
-    crons = {s.name: s.cron for s in config.sources if s.cron}
-    digest_at = "{:02d}:{:02d}".format(*divmod(config.schedule.digest_at, 60))
-    rows = []
-    for job in scheduler.get_jobs():
-        natural = job.trigger.get_next_fire_time(None, now)
-        next_run = getattr(job, "next_run_time", None) or natural
-        if isinstance(job.trigger, IntervalTrigger):
-            schedule = f"every {_every(job.trigger.interval)}"
-        elif job.id == "digest":
-            schedule = f"daily at {digest_at} {tz}"
-        else:
-            first = job.args[1][0] if job.id.startswith("crawl:") else None  # a crawl job's (first) source
-            schedule = f"cron {crons.get(first, str(job.trigger))} (UTC)"
-        note = ""
-        if next_run and natural and next_run < natural:
-            if job.id == "digest":
-                yesterday = now.astimezone(ZoneInfo(tz)).date() - timedelta(days=1)
-                note = (f"catch-up run: started after today's {digest_at} digest time, so the digest for {yesterday} "
-                        "(and any missed day before it) is written now, unless it already was")  # fmt: skip
-            else:
-                note = "first run at start, then on schedule"
-        rows.append({"id": job.id, "name": job.name, "schedule": schedule, "trigger": str(job.trigger),
-                     "next_run": next_run.astimezone(ZoneInfo(tz)).isoformat() if next_run else None,
-                     "next_run_local": local_time(next_run, tz), "timezone": tz, "note": note})  # fmt: skip
-    return rows
 
 
 @cli.command()
@@ -819,7 +703,7 @@ def run(ctx, list_only: bool, fmt: str, verbose: bool) -> None:
     """
     import logging
 
-    from monitor.scheduler import build_scheduler, run_daemon
+    from monitor.scheduler import build_scheduler, run_daemon, schedule_listing
     from monitor.store import open_db
 
     config = get_config(ctx)

@@ -52,6 +52,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from monitor.config import Config, SourceConfig, load_config
+from monitor.terminal import local_time
 
 log = logging.getLogger("monitor.scheduler")
 
@@ -344,6 +345,46 @@ def describe_schedule(scheduler: BaseScheduler) -> list[dict[str, str]]:
         out.append({"id": job.id, "name": job.name, "trigger": str(job.trigger),
                     "next_run": next_run.isoformat() if next_run else ""})  # fmt: skip
     return out
+
+
+def _every(interval: timedelta) -> str:
+    seconds = int(interval.total_seconds())
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 60} min" if seconds % 60 == 0 else f"{seconds} s"
+
+
+def schedule_listing(config: Config, scheduler, now: datetime) -> list[dict[str, str]]:
+    """Each job of a (not started) scheduler: its schedule in words and next run in ``[schedule] timezone``,
+    and why it runs early when it does (the digest's catch-up run, first crawls at start)."""
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    tz = config.schedule.timezone
+    crons = {s.name: s.cron for s in config.sources if s.cron}
+    digest_at = "{:02d}:{:02d}".format(*divmod(config.schedule.digest_at, 60))
+    rows = []
+    for job in scheduler.get_jobs():
+        natural = job.trigger.get_next_fire_time(None, now)
+        next_run = getattr(job, "next_run_time", None) or natural
+        if isinstance(job.trigger, IntervalTrigger):
+            schedule = f"every {_every(job.trigger.interval)}"
+        elif job.id == "digest":
+            schedule = f"daily at {digest_at} {tz}"
+        else:
+            first = job.args[1][0] if job.id.startswith("crawl:") else None  # a crawl job's (first) source
+            schedule = f"cron {crons.get(first, str(job.trigger))} (UTC)"
+        note = ""
+        if next_run and natural and next_run < natural:
+            if job.id == "digest":
+                yesterday = now.astimezone(ZoneInfo(tz)).date() - timedelta(days=1)
+                note = (f"catch-up run: started after today's {digest_at} digest time, so the digest for {yesterday} "
+                        "(and any missed day before it) is written now, unless it already was")  # fmt: skip
+            else:
+                note = "first run at start, then on schedule"
+        rows.append({"id": job.id, "name": job.name, "schedule": schedule, "trigger": str(job.trigger),
+                     "next_run": next_run.astimezone(ZoneInfo(tz)).isoformat() if next_run else None,
+                     "next_run_local": local_time(next_run, tz), "timezone": tz, "note": note})  # fmt: skip
+    return rows
 
 
 def close_interrupted_crawls(config: Config) -> int:

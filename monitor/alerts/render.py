@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment
 
 from monitor.alerts.detect import Alert
+
+if TYPE_CHECKING:
+    from monitor.config import Config
 
 KIND_LABELS = {"urgent_item": "Urgent", "incident": "Incident", "spike": "Spike", "sla_breach": "SLA"}
 
@@ -106,3 +109,22 @@ def webhook_payload(alert: Alert, fmt: str = "text") -> dict[str, Any]:
     if fmt == "full":
         payload["alert"] = alert.as_dict()
     return payload
+
+
+def no_channel_reason(config: Config) -> str:
+    """Why no alert can go: alerts off, or no channel configured."""
+    if not config.alerts.enabled:
+        return "alerts are switched off ([alerts] enabled = false)"
+    return "no alert channel is configured (set [alerts] recipients or webhook_url_env)"
+
+
+def no_channel_summary(config: Config, reason: str, count: int, dry_run: bool) -> str:
+    """The line `monitor alerts` prints when no channel is configured."""
+    from monitor.queue.metrics import human_minutes
+
+    if not dry_run:
+        return f"nothing sent: {reason}; `monitor alerts --dry-run` lists what would go"
+    if count:
+        return f"{count} alert(s) would be sent, but {reason}"
+    window = human_minutes(config.alerts.max_age.total_seconds() / 60)
+    return f"nothing would be sent now (no alert in the last {window}, [alerts] max_age); and {reason}"
