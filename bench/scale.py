@@ -469,7 +469,7 @@ def inbox_part(args: argparse.Namespace, server: Any) -> list[str]:
 
     from bench import inbox as ib
     from monitor.config import loads_config
-    from monitor.queue.items import InboxFilter, list_items
+    from monitor.queue.listing import InboxFilter, list_items
     from monitor.store import open_db
     from monitor.web.app import create_app
 

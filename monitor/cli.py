@@ -248,7 +248,7 @@ def queue_list(ctx, state, source, label, assignee, location, brand, topic, sla,
         monitor queue list --format csv --limit 100000 > queue.csv
     """
     from monitor.queue.export import queue_csv
-    from monitor.queue.items import OPEN_STATES, InboxFilter, list_items
+    from monitor.queue.listing import OPEN_STATES, InboxFilter, list_items
     from monitor.store import open_db
 
     config = get_config(ctx)
@@ -281,7 +281,7 @@ def queue_show(ctx, item_id: int, fmt: str) -> None:
     Example:
         monitor queue show 12
     """
-    from monitor.queue.items import item_detail
+    from monitor.queue.listing import item_detail
     from monitor.shifts.stage import mention_shift
     from monitor.store import open_db
 

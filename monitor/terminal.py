@@ -44,7 +44,7 @@ def sla_words(item: dict, now: datetime) -> str:
     """The item's SLA clock in words: "due in 25 min", "3.5 h overdue", "no clock" (untimed), "-" (closed).
 
     The words come from ``sla_clock``, which the inbox also uses, so the two never drift apart."""
-    from monitor.queue.items import sla_clock
+    from monitor.queue.listing import sla_clock
 
     status, words = sla_clock(item, now)
     if status == "closed":

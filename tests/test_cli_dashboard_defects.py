@@ -16,7 +16,8 @@ from click.testing import CliRunner
 
 from monitor.cli import cli, shorten, terminal_safe
 from monitor.config import QueueConfig, load_config
-from monitor.queue.items import InboxFilter, list_items, mark_replied, refresh_queue
+from monitor.queue.items import mark_replied, refresh_queue
+from monitor.queue.listing import InboxFilter, list_items
 from monitor.queue.metrics import human_minutes, response_metrics
 from monitor.shifts import png
 from monitor.shifts.stage import estimate_and_attribute

@@ -17,17 +17,8 @@ from monitor.cli import cli
 from monitor.config import QueueConfig, TeamMember, loads_config
 from monitor.cycle import process_new_mentions
 from monitor.queue import team as team_module
-from monitor.queue.items import (
-    InboxFilter,
-    assign,
-    clock_start,
-    due_at,
-    get_item,
-    list_items,
-    refresh_queue,
-    transition,
-    untimed_sql,
-)
+from monitor.queue.items import assign, clock_start, due_at, get_item, refresh_queue, transition, untimed_sql
+from monitor.queue.listing import InboxFilter, list_items
 from monitor.queue.metrics import response_metrics
 from monitor.shifts import stage as shifts_stage
 from monitor.shifts.estimate import estimate_incident

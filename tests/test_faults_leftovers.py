@@ -20,7 +20,8 @@ import pytest
 from monitor.config import QueueConfig, loads_config
 from monitor.escaping import csv_cell
 from monitor.queue.export import formula_safe
-from monitor.queue.items import _fts_query, list_items, refresh_queue
+from monitor.queue.items import refresh_queue
+from monitor.queue.listing import _fts_query, list_items
 from monitor.shifts import stage as shifts_stage
 from monitor.shifts.stage import estimate_and_attribute
 from monitor.store import open_db, record_mentions

@@ -23,7 +23,8 @@ import pytest
 
 from monitor.config import QueueConfig, loads_config
 from monitor.queue.export import formula_safe, queue_csv
-from monitor.queue.items import add_note, list_items, refresh_queue
+from monitor.queue.items import add_note, refresh_queue
+from monitor.queue.listing import list_items
 from monitor.store import open_db, record_mentions, set_source_state
 from monitor.web.app import create_app
 from monitor.web.auth import LoginThrottle, hash_password

@@ -11,18 +11,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitor.config import loads_config
-from monitor.queue.items import (
-    Budget,
-    InboxFilter,
-    QueueError,
-    author_mentions,
-    bulk_change,
-    inbox_counts,
-    list_items,
-    mark_replied,
-    refresh_queue,
-    sla_clock,
-)
+from monitor.queue.items import QueueError, bulk_change, mark_replied, refresh_queue
+from monitor.queue.listing import Budget, InboxFilter, author_mentions, inbox_counts, list_items, sla_clock
 from monitor.store import open_db
 from monitor.web.app import create_app
 from monitor.web.inbox_view import time_filter
@@ -150,16 +140,16 @@ def test_counts_per_state_and_sla_apply_the_other_filters(store):
 
 
 def test_handled_counts_are_capped_and_bounded_in_time(store, monkeypatch):
-    import monitor.queue.items as items
+    import monitor.queue.listing as listing
 
     _config, db = store
     for item_id in (1, 2, 3):
         mark_replied(db, item_id, "Thanks")
-    monkeypatch.setattr(items, "COUNT_CAP", 2)
+    monkeypatch.setattr(listing, "COUNT_CAP", 2)
     counts = inbox_counts(db, InboxFilter())
     assert counts.states["replied"] == 2 and counts.capped == {"replied"}
-    monkeypatch.setattr(items, "COUNT_BUDGET", 0.0)  # no time at all: no number, but the page still renders
-    monkeypatch.setattr(items, "BUDGET_STEPS", 1)
+    monkeypatch.setattr(listing, "COUNT_BUDGET", 0.0)  # no time at all: no number, but the page still renders
+    monkeypatch.setattr(listing, "BUDGET_STEPS", 1)
     assert inbox_counts(db, InboxFilter()).states["replied"] is None
 
 

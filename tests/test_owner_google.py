@@ -16,7 +16,8 @@ import pytest
 
 import spiders.google_owner
 from monitor.config import QueueConfig, load_config
-from monitor.queue.items import get_item, item_detail, refresh_queue
+from monitor.queue.items import get_item, refresh_queue
+from monitor.queue.listing import item_detail
 from monitor.queue.replying import ReplyFailed, delete_reply, edit_reply, post_reply_now
 from monitor.store import open_db, set_source_state
 from tests import google_owner_apis as g

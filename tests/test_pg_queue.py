@@ -19,23 +19,18 @@ import pytest
 
 from monitor.config import QueueConfig, TeamMember
 from monitor.db import dialect_of
-from monitor.queue import items as queue_items
+from monitor.queue import listing
 from monitor.queue.items import (
-    Budget,
-    InboxFilter,
     QueueError,
     assign,
-    author_mentions,
     bulk_change,
     dismiss,
     get_item,
-    inbox_counts,
-    item_detail,
-    list_items,
     mark_replied,
     refresh_queue,
     set_state,
 )
+from monitor.queue.listing import Budget, InboxFilter, author_mentions, inbox_counts, item_detail, list_items
 from monitor.queue.metrics import response_metrics
 from monitor.store import open_db, record_mentions
 
@@ -296,8 +291,8 @@ def test_both_postgres_search_plans_find_what_sqlite_finds(both, monkeypatch, qu
     """PostgreSQL matches a small queue set item by item (``ts_match_vq``) and a large one through the GIN index
     (``@@``): the same items, pages and counts either way, and the same as SQLite's."""
     sqlite, pg = both
-    monkeypatch.setattr(queue_items, "PG_QUEUE_SET_MAX", queue_set_max)
-    monkeypatch.setattr(queue_items, "COUNT_BUDGET", 30.0)  # the numbers, not the speed: no "—" on a busy machine
+    monkeypatch.setattr(listing, "PG_QUEUE_SET_MAX", queue_set_max)
+    monkeypatch.setattr(listing, "COUNT_BUDGET", 30.0)  # the numbers, not the speed: no "—" on a busy machine
     for search in SEARCHES:
         for filters in (InboxFilter(search=search), InboxFilter(search=search, states=ALL_STATES),
                         InboxFilter(search=search, label="complaint")):  # fmt: skip
@@ -306,11 +301,11 @@ def test_both_postgres_search_plans_find_what_sqlite_finds(both, monkeypatch, qu
             counts = [inbox_counts(db, filters, NOW) for db in both]
             assert counts[0] == counts[1], (queue_set_max, filters)
             # The inbox page finds the open matches once for its list and counts (None on SQLite: not used).
-            matched = queue_items.open_matches(pg, filters)
+            matched = listing.open_matches(pg, filters)
             assert matched is None if queue_set_max == 0 else matched is not None
             assert list_items(pg, filters=filters, now=NOW, matched=matched) == lists[0], filters
             assert inbox_counts(pg, filters, NOW, matched) == counts[0], filters
-            assert queue_items.open_matches(sqlite, filters) is None
+            assert listing.open_matches(sqlite, filters) is None
 
 
 @pytest.mark.parametrize("group_by", [None, "assignee", "source", "location"])
@@ -357,12 +352,12 @@ def test_author_and_detail_look_ups_are_the_same(both):
 
 
 def test_handled_counts_are_capped_on_both(both, monkeypatch):
-    monkeypatch.setattr(queue_items, "COUNT_CAP", 1)
+    monkeypatch.setattr(listing, "COUNT_CAP", 1)
     counts = [inbox_counts(db, InboxFilter(), NOW) for db in both]
     assert counts[0] == counts[1]
     assert counts[1].states["replied"] == 1 and counts[1].capped == {"replied", "dismissed"}
-    monkeypatch.setattr(queue_items, "COUNT_BUDGET", 0.0)
-    monkeypatch.setattr(queue_items, "BUDGET_STEPS", 1)
+    monkeypatch.setattr(listing, "COUNT_BUDGET", 0.0)
+    monkeypatch.setattr(listing, "BUDGET_STEPS", 1)
     for db in both:  # no time at all: no number, and the page still renders
         assert inbox_counts(db, InboxFilter(), NOW).states["replied"] is None
 
@@ -463,7 +458,7 @@ def test_author_look_up_out_of_time_is_none_on_postgres(pg_url: str, monkeypatch
     db = open_db(pg_url)
     try:
         _fill(db)
-        monkeypatch.setattr(queue_items, "AUTHOR_LOOKUP_BUDGET", 0.0)
+        monkeypatch.setattr(listing, "AUTHOR_LOOKUP_BUDGET", 0.0)
         assert author_mentions(db, ["reddit"], "spud", 0) is None
     finally:
         db.conn.close()

@@ -3,17 +3,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitor.config import QueueConfig
-from monitor.queue.items import (
-    QueueError,
-    assign,
-    dismiss,
-    item_detail,
-    list_items,
-    mark_replied,
-    priority,
-    refresh_queue,
-    severity,
-)
+from monitor.queue.items import QueueError, assign, dismiss, mark_replied, priority, refresh_queue, severity
+from monitor.queue.listing import item_detail, list_items
 from monitor.store import record_mentions
 
 from .helpers import add_classified, sla_allowances

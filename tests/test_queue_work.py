@@ -8,18 +8,8 @@ import pytest
 
 from monitor.config import QueueConfig, TeamMember, loads_config
 from monitor.queue.export import queue_csv
-from monitor.queue.items import (
-    QueueError,
-    add_note,
-    assign,
-    dismiss,
-    get_item,
-    item_detail,
-    list_items,
-    mark_replied,
-    refresh_queue,
-    sla_for,
-)
+from monitor.queue.items import QueueError, add_note, assign, dismiss, get_item, mark_replied, refresh_queue, sla_for
+from monitor.queue.listing import item_detail, list_items
 from monitor.queue.metrics import response_metrics
 from monitor.queue.recovery import recovery_outcome
 from monitor.queue.replying import reply_page_url
@@ -263,7 +253,7 @@ def test_inbox_filters(fresh_db):
     fresh_db.execute("update mentions set location = 'downtown', brand = 'Acme' where id = 1")
     refresh_queue(fresh_db, QueueConfig())
     assign(fresh_db, 2, "sam")
-    from monitor.queue.items import InboxFilter
+    from monitor.queue.listing import InboxFilter
 
     def ids(**kw):
         return [r["mention_id"] for r in list_items(fresh_db, filters=InboxFilter(**kw))]
@@ -289,8 +279,8 @@ def test_reply_page_urls():
                                              (2, 3, "queue_probe")])  # fmt: skip
 @pytest.mark.sqlite_only(reason="SQLite's FTS5 search plans (PostgreSQL has one: tests/test_pg_queue.py)")
 def test_every_search_plan_gives_the_same_page(fresh_db, monkeypatch, few, many, plan):
-    import monitor.queue.items as items
-    from monitor.queue.items import InboxFilter, choose_search_plan
+    import monitor.queue.listing as listing
+    from monitor.queue.listing import InboxFilter, choose_search_plan
 
     for n in range(30):
         text = ("cold latte again" if n % 3 == 0 else "slow service") + (" downtown" if n % 2 else "")
@@ -298,14 +288,14 @@ def test_every_search_plan_gives_the_same_page(fresh_db, monkeypatch, few, many,
     refresh_queue(fresh_db, QueueConfig())
     dismiss(fresh_db, 1)
     expected = [r["id"] for r in list_items(fresh_db, filters=InboxFilter(search="latte"), limit=100)]
-    monkeypatch.setattr(items, "FEW_MATCHES", few)
-    monkeypatch.setattr(items, "MANY_MATCHES", many)
+    monkeypatch.setattr(listing, "FEW_MATCHES", few)
+    monkeypatch.setattr(listing, "MANY_MATCHES", many)
     assert choose_search_plan(fresh_db, "latte") == plan
     for filters in (InboxFilter(search="latte"), InboxFilter(search="cold downtown", states=("new", "dismissed"))):
         page = [r["id"] for r in list_items(fresh_db, filters=filters, limit=5, offset=1)]
-        monkeypatch.setattr(items, "FEW_MATCHES", 10**9)
+        monkeypatch.setattr(listing, "FEW_MATCHES", 10**9)
         reference = [r["id"] for r in list_items(fresh_db, filters=filters, limit=5, offset=1)]
-        monkeypatch.setattr(items, "FEW_MATCHES", few)
+        monkeypatch.setattr(listing, "FEW_MATCHES", few)
         assert page == reference and page
     assert len(expected) == 9  # ten "cold latte" mentions, one dismissed
 

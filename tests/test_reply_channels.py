@@ -17,7 +17,8 @@ from monitor.cli import cli
 from monitor.config import QueueConfig, loads_config
 from monitor.queue import channels
 from monitor.queue.channels import ChannelError, PostedReply, channel_for
-from monitor.queue.items import QueueError, dismiss, get_item, item_detail, mark_replied, refresh_queue, transition
+from monitor.queue.items import QueueError, dismiss, get_item, mark_replied, refresh_queue, transition
+from monitor.queue.listing import item_detail
 from monitor.queue.replying import (
     PENDING_KEY,
     ReplyFailed,

@@ -6,7 +6,8 @@ import json
 import re
 
 from monitor.config import QueueConfig
-from monitor.queue.items import item_detail, refresh_queue
+from monitor.queue.items import refresh_queue
+from monitor.queue.listing import item_detail
 from monitor.queue.templates import PLACEHOLDERS, candidates, load_templates, placeholder_values, suggest_reply
 
 from .helpers import add_classified

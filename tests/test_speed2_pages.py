@@ -10,8 +10,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from monitor.queue import items
-from monitor.queue.items import OPEN_STATES, STATES, InboxFilter, inbox_counts, list_items, sla_clock
+from monitor.queue import listing
+from monitor.queue.listing import OPEN_STATES, STATES, InboxFilter, inbox_counts, list_items, sla_clock
 from monitor.store import open_db
 from monitor.web import charts
 
@@ -110,7 +110,7 @@ def _brute_force(db, filters: InboxFilter, now: datetime) -> tuple[dict, dict]:
                            else filters.sla})  # fmt: skip
         states[state] = len(list_items(db, filters=f, limit=10_000, now=now))
     shown = set(filters.states) & set(OPEN_STATES) or set(OPEN_STATES)
-    sla = dict.fromkeys(items.SLA_BUCKETS, 0)
+    sla = dict.fromkeys(listing.SLA_BUCKETS, 0)
     for item in list_items(db, filters=InboxFilter(**{**filters.__dict__, "states": tuple(shown), "sla": None}),
                            limit=10_000, now=now):  # fmt: skip
         sla[sla_clock(item, now)[0]] += 1
@@ -124,12 +124,12 @@ FILTERS = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("ratio", [items.PROBE_RATIO, 0])  # 0: always probe the index per open item
+@pytest.mark.parametrize("ratio", [listing.PROBE_RATIO, 0])  # 0: always probe the index per open item
 @pytest.mark.parametrize("fields", FILTERS)
 def test_counts_with_a_search_match_the_listed_items(queue, monkeypatch, fields, ratio):
     db, now = queue
-    monkeypatch.setattr(items, "PROBE_RATIO", ratio)
-    monkeypatch.setattr(items, "COUNT_BUDGET", 30.0)  # the counts' correctness, not their speed (bench/inbox.py)
+    monkeypatch.setattr(listing, "PROBE_RATIO", ratio)
+    monkeypatch.setattr(listing, "COUNT_BUDGET", 30.0)  # the counts' correctness, not their speed (bench/inbox.py)
     filters = InboxFilter(**fields)
     counts = inbox_counts(db, filters, now)
     states, sla = _brute_force(db, filters, now)
@@ -144,7 +144,7 @@ def test_counts_do_not_plan_the_search_again(queue, monkeypatch):
     def planned(*_args):
         raise AssertionError("inbox_counts asked choose_search_plan")
 
-    monkeypatch.setattr(items, "choose_search_plan", planned)
+    monkeypatch.setattr(listing, "choose_search_plan", planned)
     counts = inbox_counts(db, InboxFilter(search="latte"), now)
     assert counts.states["new"] and counts.states["replied"]
 

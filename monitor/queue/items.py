@@ -17,19 +17,14 @@ from typing import Any
 import sqlite_utils
 
 from monitor.config import QueueConfig
-from monitor.db import dialect_of
-from monitor.db.dialect import SQLITE, Dialect
 from monitor.shifts.localtime import EARLIEST
 from monitor.store import queue_items as queue_store
-from monitor.store import queue_search, utcnow, write_transaction
-from monitor.store.mentions import mention_revisions
+from monitor.store import utcnow, write_transaction
 
 # The states, the SQL fragments for a mention's location and an untimed item, and the time budget live with the
 # queue's SQL (monitor/store/queue_items.py); LOCATION_SQL and untimed_sql are still imported from here.
-from monitor.store.queue_items import BUDGET_STEPS, OPEN_STATES, STATES, Budget
 from monitor.store.queue_items import LOCATION_SQL as LOCATION_SQL
 from monitor.store.queue_items import untimed_sql as untimed_sql
-from monitor.store.queue_search import DUE_SOON
 
 TRANSITIONS = {
     "new": {"assigned", "replied", "dismissed"},
@@ -46,7 +41,7 @@ class QueueError(ValueError):
     pass
 
 
-def _parse(ts: str | None) -> datetime | None:
+def parse_stored_time(ts: str | None) -> datetime | None:
     """A stored timestamp → aware datetime; None when missing or not a timestamp (a source's junk)."""
     if not ts:
         return None
@@ -68,7 +63,7 @@ def clock_start(posted_at: str | None, first_seen_at: str | None, now: datetime)
     A post time before 1970 or far after we first saw the post is junk (or hostile: an item "posted"
     in year 1 would be overdue for ever and top the queue), so the clock starts when we saw it.
     """
-    posted, seen = _parse(posted_at), _parse(first_seen_at)
+    posted, seen = parse_stored_time(posted_at), parse_stored_time(first_seen_at)
     try:
         if posted is not None and (posted < EARLIEST or (seen is not None and posted - POST_TIME_SLACK > seen)):
             posted = None
@@ -196,7 +191,7 @@ def recompute_priorities(db: sqlite_utils.Database, config: QueueConfig, now: da
     for row in queue_store.open_item_signals(db):
         probs, flags = _signals(row)
         sev = severity(probs.get("complaint") if row["label"] == "complaint" else 0.0, row["rating"], flags)
-        due = None if row["untimed"] else _parse(row["sla_due_at"])  # None: no clock to climb with
+        due = None if row["untimed"] else parse_stored_time(row["sla_due_at"])  # None: no clock to climb with
         if row["untimed"] and row["sla_due_at"]:
             unclocked.append(row["id"])
         sla = sla_for(row["kind"], config, row["source"], flags)
@@ -327,206 +322,6 @@ def add_note(db: sqlite_utils.Database, item_id: int, text: str, author: str) ->
         _log(db, item_id, author, "note", "")
 
 
-SLA_STATUSES = ("overdue", "due_soon", "on_time")
-SLA_BUCKETS = (*SLA_STATUSES, "no_clock")  # what the inbox counts: the statuses, and items with no clock
-
-
-def _check_states(states: tuple[str, ...]) -> None:
-    bad = queue_search.unknown_state(states)
-    if bad is not None:
-        raise QueueError(f"unknown queue state {bad}")
-
-
-@dataclass
-class InboxFilter(queue_search.QueueFilter):
-    """What the inbox (or ``monitor queue list``) shows; every field narrows the list. The fields are
-    ``QueueFilter``'s: ``states``, ``source``, ``location``, ``brand``, ``label``, ``topic``, ``assignee``, ``sla``
-    (one of SLA_BUCKETS) and ``search``."""
-
-    def where(
-        self, now: datetime, search_plan: str = "matches", dialect: Dialect = SQLITE, matched: list[int] | None = None
-    ) -> tuple[str, list[Any]]:
-        """SQL conditions and parameters. ``search_plan`` says how the full-text condition is written (SQLite: see
-        ``choose_search_plan``; PostgreSQL: ``matches`` or ``queue_set``). ``matched``: the open items matching the
-        search, from :func:`open_matches`, stand in for the search when only open states are asked for."""
-        _check_states(self.states)
-        return queue_search.filter_where(self, now, search_plan, dialect, matched)
-
-
-# Thresholds on the number of mentions a search matches, measured with bench/inbox.py on 1M mentions:
-# reading the matches costs ~1.3 µs each, building a match set ~0.15 µs each, probing the index ~25 µs
-# per queue row (and a common word fills the first page after a few hundred rows).
-FEW_MATCHES = 30_000
-MANY_MATCHES = 300_000
-
-
-def choose_search_plan(db: sqlite_utils.Database, search: str) -> str:
-    """Pick how a search meets the queue from a capped count of its matches (a few ms at most)."""
-    if queue_search.count_matches(db, search, FEW_MATCHES) < FEW_MATCHES:
-        return "matches"
-    if queue_search.count_matches(db, search, MANY_MATCHES) < MANY_MATCHES:
-        return "queue_set"
-    return "queue_probe"
-
-
-def list_items(
-    db: sqlite_utils.Database,
-    states: tuple[str, ...] = OPEN_STATES,
-    source: str | None = None,
-    label: str | None = None,
-    assignee: str | None = None,
-    search: str | None = None,
-    limit: int = 50,
-    offset: int = 0,
-    filters: InboxFilter | None = None,
-    now: datetime | None = None,
-    matched: list[int] | None = None,
-) -> list[dict[str, Any]]:
-    """Queue items, most urgent first. Pass ``filters`` for the full set of narrowing options, and ``matched`` from
-    :func:`open_matches` when the page's counts use the same search."""
-    filters = filters or InboxFilter(states=states, source=source, label=label, assignee=assignee, search=search)
-    postgres = dialect_of(db).postgres
-    # The plans exist because FTS5 cannot be combined with other indexes. PostgreSQL's planner combines the GIN
-    # index with the queue's own, but it guesses a search of several words from each word's frequency alone and,
-    # for words that go together ("rude kid": 55,916 matches guessed as 3,077 on 1,000,000 mentions), reads every
-    # match (160 ms) rather than the few thousand open items (30 ms): a small queue set is matched item by item.
-    if filters.search and postgres:
-        plan = "queue_set" if matched is not None or _small_queue_set(db, filters) else "matches"
-    else:
-        plan = choose_search_plan(db, filters.search) if filters.search else "matches"
-    _check_states(filters.states)
-    return queue_search.list_page(
-        db, filters, now or datetime.now(UTC), plan, matched if postgres else None, limit, offset
-    )
-
-
-# PostgreSQL: up to this many queued items in the filtered states are matched one by one (~6 µs an item).
-PG_QUEUE_SET_MAX = 20_000
-
-
-def open_matches(db: sqlite_utils.Database, filters: InboxFilter) -> list[int] | None:
-    """PostgreSQL, a search over a small open queue: the ids of the open items whose mention matches ``filters``'
-    search, found once for a page's list and its tab counts, which would otherwise each match every open item
-    again (~6 µs an item). None where that does not apply (SQLite, no search, a queue past PG_QUEUE_SET_MAX)."""
-    if not (filters.search and dialect_of(db).postgres):
-        return None
-    if not _small_queue_set(db, InboxFilter(states=OPEN_STATES)):
-        return None
-    return queue_search.open_matching_ids(db, filters.search)
-
-
-def _small_queue_set(db: sqlite_utils.Database, filters: InboxFilter) -> bool:
-    """Whether the items in ``filters``' states number at most PG_QUEUE_SET_MAX (an index-only count, stopped there)."""
-    return queue_search.count_in_states(db, filters.states, PG_QUEUE_SET_MAX + 1) <= PG_QUEUE_SET_MAX
-
-
-def _search_text(text: str) -> str:
-    """The PostgreSQL search parameter (``Dialect.fts_match``): plain words, nothing quoted (SQLite: ``_fts_query``)."""
-    return queue_search.search_text(text)
-
-
-def _fts_query(text: str) -> str:
-    """The SQLite FTS5 query for what a person typed: each term quoted, so user input cannot use FTS syntax."""
-    return queue_search.fts_query(text)
-
-
-def item_detail(db: sqlite_utils.Database, item_id: int) -> dict[str, Any]:
-    item = queue_search.listed_item(db, item_id)
-    if item is None:
-        raise QueueError(f"no queue item {item_id}")
-    item["events"] = queue_store.item_events(db, item_id)
-    item["replies"] = queue_store.item_replies(db, item_id)
-    item["revisions"] = mention_revisions(db, item["mention_id"])
-    item["notes"] = queue_store.item_notes(db, item_id)
-    item["recovery"] = queue_store.item_recovery(db, item_id)
-    item["thread"] = thread_context(db, item["source"], item["external_id"], item["parent_id"])
-    return item
-
-
-def thread_context(
-    db: sqlite_utils.Database, source: str, external_id: str, parent_id: str | None, limit: int = 20
-) -> dict[str, Any]:
-    """The post a comment answers, and the replies under this mention, as stored."""
-    parent = queue_store.thread_parent(db, source, parent_id) if parent_id else None
-    children = queue_store.thread_children(db, source, external_id, limit)
-    return {"parent": parent, "children": children}
-
-
-# ---------------------------------------------------------------- the inbox's counts, bulk actions, authors
-
-
-def sla_clock(item: dict[str, Any], now: datetime) -> tuple[str, str]:
-    """An item's SLA clock as (status, words): ("overdue", "3.5 h overdue"), ("due_soon", "due in 25 min"),
-    ("on_time", "due in 5.0 h"), ("no_clock", "no SLA clock") for an untimed item, ("closed", "") once
-    handled. The words use ``human_minutes``, the duration format of the CLI and the digest."""
-    from monitor.queue.metrics import human_minutes  # late: metrics builds on this module
-
-    if item.get("state") not in OPEN_STATES:
-        return "closed", ""
-    due = _parse(item.get("sla_due_at"))
-    if due is None:
-        return "no_clock", "no SLA clock"
-    minutes = (due - now).total_seconds() / 60
-    if minutes < 0:
-        return "overdue", f"{human_minutes(-minutes)} overdue"
-    return ("due_soon" if minutes < DUE_SOON.total_seconds() / 60 else "on_time"), f"due in {human_minutes(minutes)}"
-
-
-COUNT_CAP = 1000  # handled items are counted up to this ("1000+"): a store keeps years of them
-COUNT_BUDGET = 0.03  # seconds for all the handled-state counts of one page
-
-
-@dataclass
-class InboxCounts:
-    """What the inbox's tabs show: items per state and, among the open states shown, per SLA status.
-
-    Each facet applies every other filter: the state counts use the SLA filter, the SLA counts the state.
-    A handled state's count is capped at COUNT_CAP (``capped``) or None when it could not be counted in time.
-    """
-
-    states: dict[str, int | None]
-    sla: dict[str, int]
-    capped: set[str]
-
-
-# A full-text probe per queue row costs ~50 µs, reading a match into a set ~0.4 µs (bench/inbox.py, 1M mentions):
-# the open items' counts read the matches when fewer than this many per open item fall in their id range.
-PROBE_RATIO = 100
-
-
-def inbox_counts(
-    db: sqlite_utils.Database, filters: InboxFilter, now: datetime | None = None, matched: list[int] | None = None
-) -> InboxCounts:
-    """Counts per state and per SLA status for the inbox's tabs, under ``filters``' other conditions.
-
-    The open items (a few thousand) are counted in one GROUP BY over state and SLA status; with a search, against
-    the matches in their id range (SQLite; PROBE_RATIO). A handled state is counted up to COUNT_CAP within
-    COUNT_BUDGET; with a search, by reading the matches in index order and stopping at the cap, which a common
-    word reaches after a few thousand matches (driving from the queue would probe the index per handled item)."""
-    now = now or datetime.now(UTC)
-    per_item = False
-    if filters.search and dialect_of(db).postgres and matched is None:
-        # No id range: the open items are few by design (the inbox's work list), matched item by item as in
-        # list_items, unless a neglected queue has grown past PG_QUEUE_SET_MAX.
-        per_item = _small_queue_set(db, InboxFilter(states=OPEN_STATES))
-    grid = queue_search.open_sla_grid(db, filters, now, matched, per_item, PROBE_RATIO)
-    shown = set(filters.states) & set(OPEN_STATES) or set(OPEN_STATES)
-    sla_counts = {s: sum(n for (st, b), n in grid.items() if b == s and st in shown) for s in SLA_BUCKETS}
-    states: dict[str, int | None] = {
-        s: sum(n for (st, b), n in grid.items() if st == s and (filters.sla is None or b == filters.sla))
-        for s in OPEN_STATES
-    }
-    capped: set[str] = set()
-    with Budget(db, COUNT_BUDGET, BUDGET_STEPS) as budget:
-        for state in STATES:
-            if state in OPEN_STATES:
-                continue
-            states[state] = queue_search.handled_count(budget, filters, state, now, COUNT_CAP)
-            if states[state] == COUNT_CAP:
-                capped.add(state)
-    return InboxCounts(states=states, sla=sla_counts, capped=capped)
-
-
 BULK_ACTIONS = ("assign", "dismiss")
 BULK_LIMIT = 500
 
@@ -588,18 +383,3 @@ def bulk_change(
                     continue
             result.skipped.setdefault(why, []).append(item_id)
     return result
-
-
-ANONYMOUS_AUTHORS = {"", "[deleted]", "[removed]", "anonymous"}
-AUTHOR_LOOKUP_BUDGET = 0.05  # seconds; see Budget
-
-
-def author_mentions(
-    db: sqlite_utils.Database, sources: list[str], author: str | None, exclude_mention_id: int, limit: int = 10
-) -> list[dict[str, Any]] | None:
-    """The author's other mentions on the same platform (``sources``: its source names), newest first, with
-    their queue item if any. None when the look-up ran out of time (a large store without an author index)."""
-    if (author or "").strip().lower() in ANONYMOUS_AUTHORS or not sources:
-        return []
-    with Budget(db, AUTHOR_LOOKUP_BUDGET, BUDGET_STEPS) as budget:
-        return queue_store.author_other_mentions(budget, sources, author, exclude_mention_id, limit)

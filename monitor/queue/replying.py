@@ -28,7 +28,8 @@ from monitor.queue.channels import (
     check_reply,
     platform_name,
 )
-from monitor.queue.items import OPEN_STATES, QueueError, get_item, mark_replied, set_state
+from monitor.queue.items import QueueError, get_item, mark_replied, set_state
+from monitor.queue.listing import OPEN_STATES
 from monitor.store import get_mention, set_source_state, utcnow, write_transaction
 from monitor.store import replies as replies_store
 from monitor.store.queue_items import log_event

@@ -355,7 +355,7 @@ def _m008_dashboard_rollups(db: sqlite_utils.Database) -> None:
 
 def _m009_lookup_indexes(db: sqlite_utils.Database) -> None:
     """Indexes for look-ups that read every row without them on a large store (docs/benchmarks.md):
-    the item page's "author's other mentions" (``queue.items.author_mentions``: author on the same platform) and
+    the item page's "author's other mentions" (``queue.listing.author_mentions``: author on the same platform) and
     its thread (``thread_context``: replies under a post, oldest first: with ``posted_at`` in the index SQLite
     reads them in order, and never prefers walking every mention by date because most have no parent), and
     response metrics (``queue.metrics``), which read each item in a creation-time range for its state, reply

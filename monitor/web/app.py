@@ -23,25 +23,18 @@ from monitor.config import LABELS, Config
 from monitor.escaping import safe_url
 from monitor.queue.channels import channel_for, platform_name
 from monitor.queue.export import queue_csv
-from monitor.queue.items import (
-    BULK_LIMIT,
+from monitor.queue.items import BULK_LIMIT, QueueError, add_note, assign, bulk_change, dismiss, mark_replied, transition
+from monitor.queue.listing import (
     OPEN_STATES,
     SLA_BUCKETS,
     STATES,
     InboxFilter,
-    QueueError,
-    add_note,
-    assign,
     author_mentions,
-    bulk_change,
-    dismiss,
     inbox_counts,
     item_detail,
     list_items,
-    mark_replied,
     open_matches,
     sla_clock,
-    transition,
 )
 from monitor.queue.metrics import human_minutes, response_metrics
 from monitor.queue.replying import (

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from markupsafe import Markup
 
 from monitor.queue.channels import channel_for, platform_name
-from monitor.queue.items import STATES, InboxCounts
+from monitor.queue.listing import STATES, InboxCounts
 from monitor.web.dashboard_data import topic_name
 
 __all__ = [
