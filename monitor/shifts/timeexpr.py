@@ -18,12 +18,12 @@ the caller then falls back to the visit-to-post lag.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 import dateparser
 
-DAY = 1440  # minutes
+from monitor.shifts.timeclues import DAY, NIGHT, Clues, TextWindow
+from monitor.shifts.timeexpr_zh import HAS_CJK, read_chinese
 
 # Part-of-day ranges in minutes after midnight of the day they belong to; > DAY reaches into the next day.
 _PARTS_EN: list[tuple[str, tuple[int, int]]] = [
@@ -41,33 +41,14 @@ _PARTS_EN: list[tuple[str, tuple[int, int]]] = [
     (r"evening", (17 * 60, 22 * 60)),
     (r"night|overnight", (18 * 60, 26 * 60)),
 ]
-_PARTS_ZH: list[tuple[str, tuple[int, int]]] = [
-    (r"早午餐", (10 * 60, 14 * 60)),
-    (r"早餐|早饭", (6 * 60, 10 * 60 + 30)),
-    (r"午餐|午饭|中饭", (11 * 60 + 30, 14 * 60)),
-    (r"晚餐|晚饭", (17 * 60, 21 * 60)),
-    (r"凌晨", (0, 6 * 60)),
-    (r"早上|早晨|清晨|一早", (6 * 60, 10 * 60)),
-    (r"上午", (6 * 60, 12 * 60)),
-    (r"中午", (11 * 60 + 30, 14 * 60)),
-    (r"下午", (12 * 60, 18 * 60)),
-    (r"傍晚", (17 * 60, 19 * 60 + 30)),
-    (r"半夜|深夜", (23 * 60, 27 * 60)),
-    (r"晚上|夜里|夜间", (18 * 60, 24 * 60)),
-]
-_NIGHT = (18 * 60, 26 * 60)
-_MORNING = (6 * 60, 12 * 60)
 
 _WEEKDAYS_EN = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_WEEKDAYS_ZH = "一二三四五六日"
 _NUMBER_WORDS = {
     "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
     "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20, "thirty": 30, "forty": 40,
     "forty-five": 45, "fifty": 50, "a couple of": 2, "a couple": 2, "couple of": 2, "a few": 3, "few": 3,
 }  # fmt: skip
-_CN_DIGITS = {char: i for i, char in enumerate("零一二三四五六七八九")} | {"〇": 0, "两": 2}
 _NUM_EN = r"(\d{1,3}|" + "|".join(sorted(map(re.escape, _NUMBER_WORDS), key=len, reverse=True)) + r")"
-_NUM_ZH = r"(\d{1,2}|[零〇一二两三四五六七八九十]{1,3})"
 
 _MONTHS = r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"  # noqa: E501
 _DATE_CANDIDATES = [
@@ -75,55 +56,10 @@ _DATE_CANDIDATES = [
     re.compile(rf"\b\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTHS})\b(?:,?\s+\d{{4}})?"),
     re.compile(r"(?<![\d/])\d{1,2}/\d{1,2}(?:/(?:\d{4}|\d{2}))?(?![\d/])"),
 ]
-_DATE_ZH = re.compile(
-    r"(?:(\d{4})年)?(\d{1,2}|[一二三四五六七八九十]{1,3})月(\d{1,2}|[一二三四五六七八九十]{1,3})[日号號]"
-)
 
 
 def _number(word: str) -> int:
     return int(word) if word.isdigit() else _NUMBER_WORDS[word]
-
-
-def _cn_number(text: str) -> int:
-    if text.isdigit():
-        return int(text)
-    if "十" in text:
-        tens, _, ones = text.partition("十")
-        return (_CN_DIGITS[tens] if tens else 1) * 10 + (_CN_DIGITS[ones] if ones else 0)
-    return _CN_DIGITS[text]
-
-
-@dataclass(frozen=True)
-class TextWindow:
-    """A local (naive, wall-clock) window and the phrases it came from."""
-
-    start: datetime
-    end: datetime
-    detail: str
-    # For "2 hours ago" and the like: (start, end) as elapsed time before the post, so the caller
-    # can subtract real seconds (wall-clock arithmetic is wrong across a DST change).
-    before_post: tuple[timedelta, timedelta] | None = None
-
-
-@dataclass
-class _Clues:
-    relative: tuple[timedelta, timedelta] | None = None  # (before post, before post) for start and end
-    day: date | None = None
-    day_offset: int | None = None
-    weekday: tuple[int, bool] | None = None  # (Monday = 0, strictly before the post day)
-    weekend: bool = False
-    part: tuple[int, int] | None = None
-    clock: tuple[int, int, str | None, bool] | None = None  # hour, minute, "am"/"pm"/None, approximate
-    clock_range: tuple[int, int] | None = None
-    hints: list[int] = field(default_factory=list)  # minutes of other am/pm times in the text, to settle am/pm
-    phrases: list[tuple[int, str]] = field(default_factory=list)
-
-    def note(self, match: re.Match[str]) -> None:
-        self.phrases.append((match.start(), match.group(0).strip()))
-
-    @property
-    def found(self) -> bool:
-        return bool(self.phrases)
 
 
 # ------------------------------------------------------------------ English
@@ -177,7 +113,7 @@ def _meridiem(text: str | None) -> str | None:
     return "am" if text.startswith("a") else "pm"
 
 
-def _english(text: str, posted: datetime, clues: _Clues, date_order: str) -> None:
+def _english(text: str, posted: datetime, clues: Clues, date_order: str) -> None:
     if match := _RE_WAITING.search(text):
         amount = _number(match.group(1))
         unit = timedelta(hours=1) if match.group(2).startswith("h") else timedelta(minutes=1)
@@ -206,12 +142,12 @@ def _english(text: str, posted: datetime, clues: _Clues, date_order: str) -> Non
             clues.day_offset = 2
         elif phrase in ("yesterday", "last night"):
             clues.day_offset = 1
-            clues.part = _NIGHT if phrase == "last night" else None
+            clues.part = NIGHT if phrase == "last night" else None
         elif phrase.endswith("weekend"):
             clues.weekend = True
         elif phrase in ("today", "tonight") or phrase.startswith("this "):
             clues.day_offset = 0
-            clues.part = _NIGHT if phrase == "tonight" else None
+            clues.part = NIGHT if phrase == "tonight" else None
         else:
             clues.day_offset = _number(match.group(2))
     if clues.day_offset is None and not clues.weekend:
@@ -277,7 +213,7 @@ def _opening_hours(text: str, match: re.Match[str]) -> bool:
     return bool(_OPENING.search(text[max(0, match.start() - 20) : match.start()]))
 
 
-def _explicit_date(text: str, posted: datetime, clues: _Clues, date_order: str) -> None:
+def _explicit_date(text: str, posted: datetime, clues: Clues, date_order: str) -> None:
     """Calendar dates ("on March 3rd", "3/14") through dateparser, which knows the many spellings."""
     for pattern in _DATE_CANDIDATES:
         match = pattern.search(text)
@@ -308,99 +244,6 @@ def _explicit_date(text: str, posted: datetime, clues: _Clues, date_order: str) 
         return
 
 
-# ------------------------------------------------------------------ Chinese
-
-_RE_ZH_AGO_HOURS = re.compile(rf"{_NUM_ZH}\s*(?:个)?(?:小时|钟头)(?:之)?前")
-_RE_ZH_AGO_MINUTES = re.compile(rf"{_NUM_ZH}\s*分钟(?:之)?前")
-_RE_ZH_HALF_HOUR = re.compile(r"半(?:个)?(?:小时|钟头)(?:之)?前")
-_RE_ZH_NOW = re.compile(r"刚才|刚刚|正在排队|还在等")  # not 现在: "现在的服务" is "these days"
-_RE_ZH_WAITING = re.compile(rf"(?:已经)?等了{_NUM_ZH}\s*(分钟|个?小时)了")
-_RE_ZH_DAY = re.compile(rf"大前天|前天|昨晚|昨夜|昨天|昨日|今早|今晚|今天|今日|{_NUM_ZH}天前")
-_RE_ZH_WEEKDAY = re.compile(r"(上(?:个)?)?(?:周|星期|礼拜|禮拜)([一二三四五六日天])")
-_RE_ZH_PART = re.compile("|".join(f"({p})" for p, _ in _PARTS_ZH))
-_RE_ZH_CLOCK = re.compile(
-    rf"(大概|大约|约)?{_NUM_ZH}\s*[点點时時](?:\s*(半|一刻|三刻|{_NUM_ZH}\s*分?))?(左右|多|前后)?"
-)
-_HAS_CJK = re.compile(r"[\u4e00-\u9fff]")
-
-
-def _chinese(text: str, posted: datetime, clues: _Clues) -> None:
-    if match := _RE_ZH_WAITING.search(text):
-        amount = _cn_number(match.group(1))
-        unit = timedelta(minutes=1) if match.group(2) == "分钟" else timedelta(hours=1)
-        clues.relative = (amount * unit, timedelta(0))
-        clues.note(match)
-        return
-    for pattern, unit, slack in (
-        (_RE_ZH_AGO_HOURS, timedelta(hours=1), timedelta(minutes=30)),
-        (_RE_ZH_AGO_MINUTES, timedelta(minutes=1), timedelta(minutes=10)),
-    ):
-        if match := pattern.search(text):
-            delta = _cn_number(match.group(1)) * unit
-            clues.relative = (delta + slack, max(delta - slack, timedelta(0)))
-            clues.note(match)
-            return
-    if match := _RE_ZH_HALF_HOUR.search(text):
-        clues.relative = (timedelta(minutes=40), timedelta(minutes=20))
-        clues.note(match)
-        return
-    if match := _RE_ZH_NOW.search(text):
-        clues.relative = (timedelta(minutes=30), timedelta(0))
-        clues.note(match)
-        return
-
-    if match := _RE_ZH_DAY.search(text):
-        clues.note(match)
-        phrase = match.group(0)
-        offsets = {"大前天": 3, "前天": 2, "昨晚": 1, "昨夜": 1, "昨天": 1, "昨日": 1, "今早": 0, "今晚": 0}
-        clues.day_offset = offsets.get(phrase, 0) if match.group(1) is None else _cn_number(match.group(1))
-        if phrase in ("昨晚", "昨夜", "今晚"):
-            clues.part = _NIGHT
-        elif phrase == "今早":
-            clues.part = (6 * 60, 10 * 60)
-    elif match := _RE_ZH_WEEKDAY.search(text):
-        clues.note(match)
-        weekday = _WEEKDAYS_ZH.index("日" if match.group(2) == "天" else match.group(2))
-        if match.group(1):  # 上周X: that weekday in the previous Monday-to-Sunday week
-            clues.day = posted.date() - timedelta(days=posted.weekday() + 7 - weekday)
-        else:
-            clues.weekday = (weekday, False)
-    elif match := _DATE_ZH.search(text):
-        try:
-            year = int(match.group(1)) if match.group(1) else posted.year
-            day = date(year, _cn_number(match.group(2)), _cn_number(match.group(3)))
-        except (ValueError, KeyError):
-            day = None
-        if day is not None and day > posted.date() and not match.group(1):
-            try:  # a date without a year that has not come yet this year was last year's
-                day = day.replace(year=day.year - 1)
-            except ValueError:  # 29 February
-                day = None
-        if day is not None and day <= posted.date():
-            clues.day = day
-            clues.note(match)
-
-    if (match := _RE_ZH_PART.search(text)) and clues.part is None:
-        index = next(i for i, g in enumerate(match.groups()) if g is not None)
-        clues.part = _PARTS_ZH[index][1]
-        clues.note(match)
-
-    if match := _RE_ZH_CLOCK.search(text):
-        try:
-            hour = _cn_number(match.group(2))
-            extra = match.group(3)
-            if extra is None:
-                minute = 0
-            else:
-                minute = {"半": 30, "一刻": 15, "三刻": 45}.get(extra)
-                minute = _cn_number(match.group(4)) if minute is None else minute
-        except KeyError:
-            return
-        if hour <= 23 and minute < 60:
-            clues.clock = (hour, minute, None, bool(match.group(1) or match.group(5)))
-            clues.note(match)
-
-
 # ------------------------------------------------------------------ resolving
 
 # Greetings and habits name a part of the day without saying when anything happened.
@@ -414,7 +257,7 @@ def _normalise(text: str) -> str:
     return _NOT_A_TIME.sub(" ", re.sub(r"[’‘`]", "'", text.lower()))
 
 
-def _pick_minute(hour: int, minute: int, meridiem: str | None, clues: _Clues, after: int | None = None) -> int | None:
+def _pick_minute(hour: int, minute: int, meridiem: str | None, clues: Clues, after: int | None = None) -> int | None:
     """Minutes after the day's midnight for a clock time whose am/pm may be unknown.
 
     Candidates include the next day's early hours (25:00 = 01:00 the day after) so
@@ -450,7 +293,7 @@ def _pick_minute(hour: int, minute: int, meridiem: str | None, clues: _Clues, af
     return (hour if 7 <= hour <= 11 else hour % 12 + 12) * 60 + minute
 
 
-def _resolve(clues: _Clues, posted: datetime) -> tuple[datetime, datetime] | None:
+def _resolve(clues: Clues, posted: datetime) -> tuple[datetime, datetime] | None:
     if clues.relative is not None:
         before_start, before_end = clues.relative
         return posted - before_start, posted - before_end
@@ -511,10 +354,10 @@ def find_time_window(text: str, posted: datetime, date_order: str = "MDY") -> Te
     """
     if not text:
         return None
-    clues = _Clues()
+    clues = Clues()
     lowered = _normalise(text)
-    if _HAS_CJK.search(lowered):
-        _chinese(lowered, posted, clues)
+    if HAS_CJK.search(lowered):
+        read_chinese(lowered, posted, clues)
     if not clues.found:
         _english(lowered, posted, clues, date_order)
     if not clues.found:
@@ -535,9 +378,9 @@ def find_time_of_day(text: str) -> tuple[tuple[int, int], str] | None:
         return None
     lowered = _normalise(text)
     probe = datetime(2000, 1, 3, 23, 59)  # the day is ignored below; only the clues matter
-    clues = _Clues()
-    if _HAS_CJK.search(lowered):
-        _chinese(lowered, probe, clues)
+    clues = Clues()
+    if HAS_CJK.search(lowered):
+        read_chinese(lowered, probe, clues)
     if not clues.found:
         _english(lowered, probe, clues, "MDY")
     if clues.relative is not None or clues.day is not None or clues.weekday is not None or clues.weekend:
