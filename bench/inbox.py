@@ -45,7 +45,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor.config import loads_config  # noqa: E402
-from monitor.queue.listing import InboxFilter, list_items
+from monitor.queue.listing import InboxFilter, list_items  # noqa: E402
 from monitor.store import open_db  # noqa: E402
 
 CACHE = Path(__file__).resolve().parent / ".cache"

@@ -151,9 +151,11 @@ def smtp_server():
 @pytest.fixture
 def db(tmp_path):
     db = open_db(tmp_path / "m.db")
-    # Posted on TODAY (UTC) even when the tests run just after a midnight that followed collection.
+    # Posted on TODAY (UTC, fixed at collection) even when a midnight falls between collection and this test,
+    # or just before it.
     start_of_today = dt.datetime.combine(TODAY, dt.time(0, 0, 1), dt.UTC)
-    posted = max(start_of_today, dt.datetime.now(dt.UTC) - dt.timedelta(minutes=6))
+    end_of_today = dt.datetime.combine(TODAY, dt.time(23, 59, 59), dt.UTC)
+    posted = min(max(start_of_today, dt.datetime.now(dt.UTC) - dt.timedelta(minutes=6)), end_of_today)
     add_classified(db, "reviews", "1", f"Waited an hour {XSS}", "complaint", rating=1, posted_at=posted)
     add_classified(db, "reviews", "2", "cold coffee", "complaint", rating=2, posted_at=posted)
     add_classified(db, "reviews", "3", "Lovely staff", "praise", posted_at=posted)

@@ -70,7 +70,8 @@ def test_sqlite_only_processes_never_import_psycopg():
     # The error tuples are read at the except clause; building them must not load the driver (~0.1 s).
     code = (
         "import sys\n"
-        "import monitor.cli, monitor.lease, monitor.queue.items, monitor.shifts.report, monitor.trends.series\n"
+        "import monitor.cli, monitor.lease, monitor.queue.items, monitor.queue.listing, monitor.shifts.report\n"
+        "import monitor.trends.series\n"
         "from monitor.db import errors\n"
         "assert errors.BUSY_ERRORS == (__import__('sqlite3').OperationalError,)\n"
         "assert errors.connect_errors() == ()\n"
